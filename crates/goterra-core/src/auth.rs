@@ -1,0 +1,219 @@
+//! Authentication done once, in extractors. A route states what it accepts by the extractor it
+//! takes: [`AuthUser`] (a user token or an API key), [`MaybeUser`] (the same, optional), or
+//! [`StoreCaller`] (additionally a store token scoped to one deployment).
+
+use crate::error::ApiError;
+use crate::identity::Identity;
+use crate::sensitive::Sensitive;
+use crate::token::{Claims, TokenCodec, TokenError, TokenScope};
+use async_trait::async_trait;
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use std::sync::Arc;
+
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+/// Turns an API key into the identity of its owner: the auth database in the all-in-one
+/// server, or auth's `/auth/api` over HTTP for a service running alone.
+#[async_trait]
+pub trait ApiKeyResolver: Send + Sync {
+    async fn resolve_api_key(&self, api_key: &Sensitive<String>) -> Result<Option<Identity>, ApiError>;
+}
+
+/// Verifies the credentials of a request.
+pub struct Authenticator {
+    tokens: Arc<TokenCodec>,
+    api_keys: Option<Arc<dyn ApiKeyResolver>>,
+}
+
+/// What a request presented, before it is checked.
+enum Presented {
+    Token(Sensitive<String>),
+    ApiKey(Sensitive<String>),
+    Nothing,
+}
+
+/// A verified caller that may be a user or a store token's holder.
+#[derive(Clone, Debug)]
+pub enum Caller {
+    User(Identity),
+    /// The holder of a token scoped to one store deployment, created by `uid`.
+    Deployment { uid: String, deployment: String },
+}
+
+impl Authenticator {
+    pub fn new(tokens: Arc<TokenCodec>, api_keys: Option<Arc<dyn ApiKeyResolver>>) -> Self {
+        Self { tokens, api_keys }
+    }
+
+    pub fn tokens(&self) -> &TokenCodec {
+        &self.tokens
+    }
+
+    /// The caller, or `None` when the request carries no credential at all.
+    pub async fn caller(&self, headers: &HeaderMap) -> Result<Option<Caller>, ApiError> {
+        match presented(headers) {
+            Presented::Nothing => Ok(None),
+            Presented::Token(token) => {
+                let claims = self.tokens.verify(token.expose()).map_err(|err| match err {
+                    TokenError::Expired => ApiError::unauthorized("token expired, log in again"),
+                    TokenError::Invalid => ApiError::unauthorized("invalid token"),
+                })?;
+                Ok(Some(caller_from_claims(claims)?))
+            }
+            Presented::ApiKey(key) => {
+                let resolver = self
+                    .api_keys
+                    .as_ref()
+                    .ok_or_else(|| ApiError::unauthorized("API keys are not accepted here, use a token"))?;
+                match resolver.resolve_api_key(&key).await? {
+                    Some(identity) => Ok(Some(Caller::User(identity))),
+                    None => Err(ApiError::unauthorized("invalid API key")),
+                }
+            }
+        }
+    }
+
+    /// A user (never a store token), or `None` without credentials.
+    pub async fn user(&self, headers: &HeaderMap) -> Result<Option<Identity>, ApiError> {
+        match self.caller(headers).await? {
+            None => Ok(None),
+            Some(Caller::User(identity)) => Ok(Some(identity)),
+            Some(Caller::Deployment { .. }) => Err(ApiError::unauthorized(
+                "this token is scoped to one store deployment and is not valid here",
+            )),
+        }
+    }
+}
+
+fn caller_from_claims(claims: Claims) -> Result<Caller, ApiError> {
+    match claims.scope() {
+        TokenScope::User if !claims.uid.is_empty() => Ok(Caller::User(claims.identity())),
+        TokenScope::User => Err(ApiError::unauthorized("invalid token")),
+        TokenScope::Store => match claims.deployment {
+            Some(deployment) => Ok(Caller::Deployment {
+                uid: claims.uid,
+                deployment,
+            }),
+            None => Err(ApiError::unauthorized("invalid token")),
+        },
+    }
+}
+
+/// A token from `Authorization: Bearer <t>`, a raw `<t>` (old clients) or the original deploy's
+/// `Bearer Bearer <t>`; otherwise an `X-API-Key`. A present token wins over an API key.
+fn presented(headers: &HeaderMap) -> Presented {
+    if let Some(value) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let mut token = value.trim();
+        while let Some(rest) = strip_scheme(token) {
+            token = rest.trim_start();
+        }
+        if !token.is_empty() && !token.eq_ignore_ascii_case("bearer") {
+            return Presented::Token(Sensitive::new(token.to_string()));
+        }
+    }
+    match headers.get(API_KEY_HEADER).and_then(|v| v.to_str().ok()).map(str::trim) {
+        Some(key) if !key.is_empty() => Presented::ApiKey(Sensitive::new(key.to_string())),
+        _ => Presented::Nothing,
+    }
+}
+
+fn strip_scheme(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.split_at_checked(6)?;
+    (scheme.eq_ignore_ascii_case("bearer") && rest.starts_with(char::is_whitespace)).then_some(rest)
+}
+
+fn missing_credentials() -> ApiError {
+    ApiError::unauthorized("missing credentials: send Authorization: Bearer <token> or X-API-Key")
+}
+
+/// A logged-in user, by token or API key. Store tokens are refused with 401.
+pub struct AuthUser(pub Identity);
+
+/// Like [`AuthUser`] but anonymous callers pass as `None`; invalid credentials are still 401.
+pub struct MaybeUser(pub Option<Identity>);
+
+/// Any verified caller, including a store token's holder. Only store routes take it.
+pub struct StoreCaller(pub Caller);
+
+impl<S> FromRequestParts<S> for AuthUser
+where
+    Arc<Authenticator>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let auth = Arc::<Authenticator>::from_ref(state);
+        auth.user(&parts.headers).await?.map(AuthUser).ok_or_else(missing_credentials)
+    }
+}
+
+impl<S> FromRequestParts<S> for MaybeUser
+where
+    Arc<Authenticator>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let auth = Arc::<Authenticator>::from_ref(state);
+        auth.user(&parts.headers).await.map(MaybeUser)
+    }
+}
+
+impl<S> FromRequestParts<S> for StoreCaller
+where
+    Arc<Authenticator>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let auth = Arc::<Authenticator>::from_ref(state);
+        auth.caller(&parts.headers).await?.map(StoreCaller).ok_or_else(missing_credentials)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(name: &str, value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
+        headers
+    }
+
+    fn token_of(presented: Presented) -> Option<String> {
+        match presented {
+            Presented::Token(token) => Some(token.into_inner()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn authorization_header_forms() {
+        for value in ["Bearer abc", "bearer abc", "abc", "Bearer Bearer abc", "  Bearer   abc  "] {
+            assert_eq!(token_of(presented(&headers("authorization", value))).as_deref(), Some("abc"), "{value}");
+        }
+        assert!(matches!(presented(&headers("authorization", "Bearer ")), Presented::Nothing));
+        assert!(matches!(presented(&headers("x-api-key", "k1")), Presented::ApiKey(_)));
+        assert!(matches!(presented(&HeaderMap::new()), Presented::Nothing));
+    }
+
+    #[tokio::test]
+    async fn store_tokens_never_pass_as_users() {
+        let codec = Arc::new(TokenCodec::new(&[Sensitive::new("secret-0123456789".into())], 24).unwrap());
+        let token = codec.issue(&Claims::for_store("alice", "dep", crate::token::unix_now() + 60));
+        let auth = Authenticator::new(codec, None);
+        let headers = headers("authorization", &format!("Bearer {token}"));
+        assert!(matches!(auth.user(&headers).await, Err(ApiError::Unauthorized(_))));
+        assert!(matches!(auth.caller(&headers).await, Ok(Some(Caller::Deployment { .. }))));
+    }
+}

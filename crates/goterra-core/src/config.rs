@@ -1,0 +1,568 @@
+//! Configuration: built-in defaults < `goterra.yml` < `GOT_*` environment < command-line flags.
+//!
+//! YAML keys follow the original `goterra.yml` where they still make sense (`url`, `fernet`,
+//! `web.listen`/`web.port`, `redis.*`, `amqp`, `acl.*`, `default_image`); `database.url`
+//! replaces `mongo.*`. A named file that cannot be read or parsed is an error naming the file
+//! and the key; unknown keys are reported as warnings.
+
+use crate::sensitive::Sensitive;
+use anyhow::{Context, anyhow, bail};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./goterra-data";
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Public base URL that clients and VMs use to reach the platform.
+    pub url: String,
+    /// `host:port` to listen on.
+    pub listen: Option<String>,
+    /// The original's split form of `listen`.
+    pub web: WebConfig,
+    pub data_dir: PathBuf,
+    /// Token secrets: the first signs, all verify.
+    pub fernet: Vec<Sensitive<String>>,
+    /// User token lifetime in hours; `<= 0` disables expiry.
+    pub token_ttl: i64,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    pub amqp: Option<Sensitive<String>>,
+    pub acl: AclConfig,
+    pub feature: FeatureConfig,
+    pub default_image: String,
+    /// Base URL where services reach each other (`GOT_PROXY`), and auth in particular.
+    pub proxy: Option<String>,
+    pub proxy_auth: Option<String>,
+    pub consul: Option<String>,
+    /// Key material for secrets encrypted at rest; derived from the token secret when unset.
+    pub secrets_key: Option<Sensitive<String>>,
+    pub admin_apikey: Option<Sensitive<String>>,
+    /// Browser origins allowed by CORS; empty allows none (the web UI is served same-origin).
+    pub cors_origins: Vec<String>,
+    pub store: StoreConfig,
+    pub git: Option<String>,
+    pub support: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    pub listen: Option<String>,
+    pub port: Option<u16>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://FILE` or `postgres://...`; defaults to a SQLite file in the data dir.
+    pub url: Option<Sensitive<String>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    pub url: Option<Sensitive<String>>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub prefix: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            host: None,
+            port: None,
+            prefix: "goterra".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AclConfig {
+    /// Lets any user create namespaces. The original's YAML spelling never worked; all three
+    /// spellings are read here.
+    #[serde(alias = "allowusercreatens", alias = "acl_user_createns")]
+    pub allow_user_create_ns: bool,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeatureConfig {
+    pub self_register: bool,
+    pub anonymous: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Largest value in bytes.
+    pub max_value: usize,
+    /// Most keys in one deployment.
+    pub max_keys: usize,
+    /// Hours a deployment lives after its last write.
+    pub ttl_hours: u64,
+    /// Hours a deployment-scoped token stays valid.
+    pub token_ttl_hours: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            max_value: 1024 * 1024,
+            max_keys: 10_000,
+            ttl_hours: 7 * 24,
+            token_ttl_hours: 7 * 24,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            listen: None,
+            web: WebConfig::default(),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            fernet: Vec::new(),
+            token_ttl: 24,
+            database: DatabaseConfig::default(),
+            redis: RedisConfig::default(),
+            amqp: None,
+            acl: AclConfig::default(),
+            feature: FeatureConfig::default(),
+            default_image: String::new(),
+            proxy: None,
+            proxy_auth: None,
+            consul: None,
+            secrets_key: None,
+            admin_apikey: None,
+            cors_origins: Vec::new(),
+            store: StoreConfig::default(),
+            git: None,
+            support: None,
+        }
+    }
+}
+
+/// Where the configuration came from, for the startup log.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    pub file: Option<PathBuf>,
+    pub warnings: Vec<String>,
+}
+
+/// Command-line values, the highest layer.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads every layer from the process environment.
+    pub fn load(overrides: &Overrides) -> anyhow::Result<(Self, LoadReport)> {
+        Self::load_with_env(overrides, |name| std::env::var(name).ok())
+    }
+
+    pub fn load_with_env(
+        overrides: &Overrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<(Self, LoadReport)> {
+        let mut report = LoadReport::default();
+        let named = overrides
+            .config_file
+            .clone()
+            .or_else(|| env("GOT_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from));
+        let mut config = match named {
+            Some(path) => {
+                let config = Self::from_file(&path, &mut report.warnings)?;
+                report.file = Some(path);
+                config
+            }
+            None if Path::new("goterra.yml").is_file() => {
+                let path = PathBuf::from("goterra.yml");
+                let config = Self::from_file(&path, &mut report.warnings)?;
+                report.file = Some(path);
+                config
+            }
+            None => Self::default(),
+        };
+        config.apply_env(&env)?;
+        if let Some(listen) = &overrides.listen {
+            config.listen = Some(listen.clone());
+        }
+        if let Some(dir) = &overrides.data_dir {
+            config.data_dir = dir.clone();
+        }
+        config.validate()?;
+        Ok((config, report))
+    }
+
+    fn from_file(path: &Path, warnings: &mut Vec<String>) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Self::from_yaml(&text, warnings).with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    /// Parses YAML, collecting unknown keys as warnings instead of failing on them.
+    pub fn from_yaml(text: &str, warnings: &mut Vec<String>) -> anyhow::Result<Self> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        let value: serde_yaml::Value = serde_yaml::from_str(text)?;
+        let lenient = strip_unknown(value, warnings);
+        let config: Config = serde_path_to_error::deserialize(lenient)
+            .map_err(|err| anyhow!("key `{}`: {}", err.path(), err.inner()))?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        let get = |name: &str| env(name).filter(|value| !value.is_empty());
+        if let Some(v) = get("GOT_URL") {
+            self.url = v;
+        }
+        if let Some(v) = get("GOT_LISTEN") {
+            self.listen = Some(v);
+        }
+        if let Some(v) = get("GOT_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("GOT_SECRET") {
+            self.fernet = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Sensitive::new(s.to_string()))
+                .collect();
+        }
+        if let Some(v) = get("GOT_TOKEN_TTL") {
+            self.token_ttl = parse_env("GOT_TOKEN_TTL", &v)?;
+        }
+        if let Some(v) = get("GOT_DATABASE_URL") {
+            self.database.url = Some(Sensitive::new(v));
+        }
+        if let Some(v) = get("GOT_REDIS_URL") {
+            self.redis.url = Some(Sensitive::new(v));
+        }
+        if let Some(v) = get("GOT_REDIS_PREFIX") {
+            self.redis.prefix = v;
+        }
+        if let Some(v) = get("GOT_AMQP") {
+            self.amqp = Some(Sensitive::new(v));
+        }
+        if let Some(v) = get("GOT_ACL_USER_CREATENS") {
+            self.acl.allow_user_create_ns = parse_flag("GOT_ACL_USER_CREATENS", &v)?;
+        }
+        for name in ["GOT_FEATURE_SELF_REGISTER", "GOT_FEAT_SELF_REGISTER"] {
+            if let Some(v) = get(name) {
+                self.feature.self_register = parse_flag(name, &v)?;
+            }
+        }
+        for name in ["GOT_FEAT_ANONYMOUS", "GOT_FEATURE_ANONYMOUS"] {
+            if let Some(v) = get(name) {
+                self.feature.anonymous = parse_flag(name, &v)?;
+            }
+        }
+        if let Some(v) = get("GOT_DEFAULT_IMAGE") {
+            self.default_image = v;
+        }
+        if let Some(v) = get("GOT_PROXY") {
+            self.proxy = Some(v);
+        }
+        if let Some(v) = get("GOT_PROXY_AUTH") {
+            self.proxy_auth = Some(v);
+        }
+        if let Some(v) = get("GOT_CONSUL") {
+            self.consul = Some(v);
+        }
+        if let Some(v) = get("GOT_SECRETS_KEY") {
+            self.secrets_key = Some(Sensitive::new(v));
+        }
+        if let Some(v) = get("GOT_ADMIN_APIKEY") {
+            self.admin_apikey = Some(Sensitive::new(v));
+        }
+        if let Some(v) = get("GOT_CORS_ORIGINS") {
+            self.cors_origins = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+        }
+        if let Some(v) = get("GOT_STORE_MAX_VALUE") {
+            self.store.max_value = parse_env("GOT_STORE_MAX_VALUE", &v)?;
+        }
+        if let Some(v) = get("GOT_STORE_MAX_KEYS") {
+            self.store.max_keys = parse_env("GOT_STORE_MAX_KEYS", &v)?;
+        }
+        if let Some(v) = get("GOT_STORE_TTL") {
+            self.store.ttl_hours = parse_env("GOT_STORE_TTL", &v)?;
+        }
+        if let Some(v) = get("GOT_STORE_TOKEN_TTL") {
+            self.store.token_ttl_hours = parse_env("GOT_STORE_TOKEN_TTL", &v)?;
+        }
+        if let Some(v) = get("GOT_GIT") {
+            self.git = Some(v);
+        }
+        if let Some(v) = get("GOT_SUPPORT") {
+            self.support = Some(v);
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        self.listen_addr()?;
+        for secret in &self.fernet {
+            if secret.expose().len() < 16 {
+                bail!("fernet / GOT_SECRET: each secret must be at least 16 characters long");
+            }
+        }
+        if let Some(url) = &self.database.url {
+            let url = url.expose();
+            if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                bail!("database.url / GOT_DATABASE_URL: expected sqlite://FILE or postgres://..., got another scheme");
+            }
+        }
+        if self.store.max_value == 0 || self.store.max_keys == 0 || self.store.ttl_hours == 0 {
+            bail!("store.max_value, store.max_keys and store.ttl_hours must be positive");
+        }
+        Ok(())
+    }
+
+    /// The address to listen on: `listen`, else the original `web.listen`/`web.port`.
+    pub fn listen_addr(&self) -> anyhow::Result<String> {
+        let addr = match (&self.listen, &self.web.listen, self.web.port) {
+            (Some(listen), _, _) => listen.clone(),
+            (None, host, Some(port)) => format!("{}:{port}", host.as_deref().unwrap_or("127.0.0.1")),
+            (None, _, None) => DEFAULT_LISTEN.to_string(),
+        };
+        addr.parse::<std::net::SocketAddr>()
+            .map_err(|_| anyhow!("listen / GOT_LISTEN: {addr:?} is not an address like 127.0.0.1:8080"))?;
+        Ok(addr)
+    }
+
+    /// The public URL without a trailing slash, defaulting to the listen address.
+    pub fn public_url(&self) -> String {
+        if self.url.is_empty() {
+            let listen = self.listen_addr().unwrap_or_else(|_| DEFAULT_LISTEN.into());
+            format!("http://{}", listen.replace("0.0.0.0", "127.0.0.1"))
+        } else {
+            self.url.trim_end_matches('/').to_string()
+        }
+    }
+
+    /// The base URL of the auth service for API-key checks (`GOT_PROXY_AUTH`, else `GOT_PROXY`).
+    pub fn auth_base_url(&self) -> Option<String> {
+        self.proxy_auth
+            .clone()
+            .or_else(|| self.proxy.clone())
+            .map(|url| url.trim_end_matches('/').to_string())
+    }
+
+    /// The database URL, defaulting to a SQLite file in the data dir.
+    pub fn database_url(&self) -> Sensitive<String> {
+        match &self.database.url {
+            Some(url) => url.clone(),
+            None => Sensitive::new(format!("sqlite://{}?mode=rwc", self.data_dir.join("goterra.db").display())),
+        }
+    }
+
+    /// The Redis URL, from `redis.url` or the original `redis.host`/`redis.port`.
+    pub fn redis_url(&self) -> Option<Sensitive<String>> {
+        self.redis.url.clone().or_else(|| {
+            self.redis
+                .host
+                .as_ref()
+                .map(|host| Sensitive::new(format!("redis://{host}:{}", self.redis.port.unwrap_or(6379))))
+        })
+    }
+}
+
+fn parse_env<T: std::str::FromStr>(name: &str, value: &str) -> anyhow::Result<T> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| anyhow!("{name}: {value:?} is not a valid number"))
+}
+
+fn parse_flag(name: &str, value: &str) -> anyhow::Result<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => bail!("{name}: {value:?} is not a boolean (use 1 or 0)"),
+    }
+}
+
+/// Removes keys the schema does not know, recording their paths, so that an old
+/// `goterra.yml` (with `mongo.*`, say) still loads and the operator is told what was ignored.
+fn strip_unknown(value: serde_yaml::Value, warnings: &mut Vec<String>) -> serde_yaml::Value {
+    const SECTIONS: &[(&str, &[&str])] = &[
+        ("web", &["listen", "port"]),
+        ("database", &["url"]),
+        ("redis", &["url", "host", "port", "prefix"]),
+        ("acl", &["allow_user_create_ns", "allowusercreatens", "acl_user_createns"]),
+        ("feature", &["self_register", "anonymous"]),
+        ("store", &["max_value", "max_keys", "ttl_hours", "token_ttl_hours"]),
+    ];
+    const TOP: &[&str] = &[
+        "url",
+        "listen",
+        "web",
+        "data_dir",
+        "fernet",
+        "token_ttl",
+        "database",
+        "redis",
+        "amqp",
+        "acl",
+        "feature",
+        "default_image",
+        "proxy",
+        "proxy_auth",
+        "consul",
+        "secrets_key",
+        "admin_apikey",
+        "cors_origins",
+        "store",
+        "git",
+        "support",
+    ];
+    let serde_yaml::Value::Mapping(top) = value else {
+        return value;
+    };
+    let mut kept = serde_yaml::Mapping::new();
+    for (key, value) in top {
+        let name = key.as_str().unwrap_or_default().to_string();
+        if !TOP.contains(&name.as_str()) {
+            warnings.push(format!("unknown config key `{name}` ignored"));
+            continue;
+        }
+        let value = match (SECTIONS.iter().find(|(section, _)| *section == name), value) {
+            (Some((_, known)), serde_yaml::Value::Mapping(inner)) => {
+                let mut section = serde_yaml::Mapping::new();
+                for (key, value) in inner {
+                    let sub = key.as_str().unwrap_or_default();
+                    if known.contains(&sub) {
+                        section.insert(key, value);
+                    } else {
+                        warnings.push(format!("unknown config key `{name}.{sub}` ignored"));
+                    }
+                }
+                serde_yaml::Value::Mapping(section)
+            }
+            (_, value) => value,
+        };
+        kept.insert(key, value);
+    }
+    serde_yaml::Value::Mapping(kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(yaml: Option<&str>, env: &[(&str, &str)], overrides: Overrides) -> anyhow::Result<(Config, LoadReport)> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut overrides = overrides;
+        if let Some(yaml) = yaml {
+            let path = dir.path().join("goterra.yml");
+            std::fs::write(&path, yaml).unwrap();
+            overrides.config_file = Some(path);
+        }
+        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::load_with_env(&overrides, |name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let yaml = "url: http://file\nweb:\n  listen: 0.0.0.0\n  port: 9000\ntoken_ttl: 5\n";
+        let (config, _) = load(Some(yaml), &[], Overrides::default()).unwrap();
+        assert_eq!(config.url, "http://file");
+        assert_eq!(config.listen_addr().unwrap(), "0.0.0.0:9000");
+        assert_eq!(config.token_ttl, 5);
+
+        let env = [("GOT_URL", "http://env"), ("GOT_LISTEN", "127.0.0.1:7000"), ("GOT_TOKEN_TTL", "2")];
+        let (config, _) = load(Some(yaml), &env, Overrides::default()).unwrap();
+        assert_eq!(config.url, "http://env");
+        assert_eq!(config.listen_addr().unwrap(), "127.0.0.1:7000");
+        assert_eq!(config.token_ttl, 2);
+
+        let flags = Overrides {
+            listen: Some("127.0.0.1:7100".into()),
+            ..Overrides::default()
+        };
+        let (config, _) = load(Some(yaml), &env, flags).unwrap();
+        assert_eq!(config.listen_addr().unwrap(), "127.0.0.1:7100");
+    }
+
+    #[test]
+    fn secrets_list_and_rotation() {
+        let (config, _) = load(None, &[("GOT_SECRET", "first-secret-0123456, second-secret-012345")], Overrides::default()).unwrap();
+        assert_eq!(config.fernet.len(), 2);
+        assert_eq!(config.fernet[0].expose(), "first-secret-0123456");
+        assert!(format!("{config:?}").contains("Sensitive(***)"));
+        assert!(!format!("{config:?}").contains("first-secret"));
+    }
+
+    #[test]
+    fn short_secret_is_refused() {
+        let err = load(None, &[("GOT_SECRET", "0123456789")], Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("GOT_SECRET"), "{err}");
+        assert!(!err.to_string().contains("0123456789"));
+    }
+
+    #[test]
+    fn acl_key_accepts_every_spelling() {
+        for yaml in ["acl:\n  allow_user_create_ns: true\n", "acl:\n  allowusercreatens: true\n", "acl:\n  acl_user_createns: true\n"] {
+            let (config, _) = load(Some(yaml), &[], Overrides::default()).unwrap();
+            assert!(config.acl.allow_user_create_ns, "{yaml}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_warnings() {
+        let (_, report) = load(Some("mongo:\n  url: mongodb://x\nweb:\n  bogus: 1\n"), &[], Overrides::default()).unwrap();
+        assert!(report.warnings.iter().any(|w| w.contains("`mongo`")));
+        assert!(report.warnings.iter().any(|w| w.contains("`web.bogus`")));
+    }
+
+    #[test]
+    fn invalid_file_names_file_and_key() {
+        let err = load(Some("web:\n  port: not-a-number\n"), &[], Overrides::default()).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("goterra.yml"), "{text}");
+        assert!(text.contains("web.port"), "{text}");
+    }
+
+    #[test]
+    fn missing_named_file_is_an_error() {
+        let overrides = Overrides {
+            config_file: Some(PathBuf::from("/nonexistent/goterra.yml")),
+            ..Overrides::default()
+        };
+        let err = Config::load_with_env(&overrides, |_| None).unwrap_err();
+        assert!(format!("{err:#}").contains("/nonexistent/goterra.yml"));
+    }
+
+    #[test]
+    fn bad_env_values_name_the_variable() {
+        let err = load(None, &[("GOT_TOKEN_TTL", "soon")], Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("GOT_TOKEN_TTL"));
+        let err = load(None, &[("GOT_FEATURE_SELF_REGISTER", "maybe")], Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("GOT_FEATURE_SELF_REGISTER"));
+        let err = load(None, &[("GOT_LISTEN", "nowhere")], Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("GOT_LISTEN"));
+    }
+
+    #[test]
+    fn defaults() {
+        let (config, _) = load(None, &[], Overrides::default()).unwrap();
+        assert_eq!(config.listen_addr().unwrap(), DEFAULT_LISTEN);
+        assert_eq!(config.public_url(), "http://127.0.0.1:8080");
+        assert_eq!(config.token_ttl, 24);
+        assert!(config.database_url().expose().starts_with("sqlite://"));
+        assert_eq!(config.store.max_value, 1024 * 1024);
+    }
+}

@@ -1,0 +1,25 @@
+//! Shared pieces of every Goterra service.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod http;
+pub mod identity;
+pub mod sensitive;
+pub mod token;
+
+pub use auth::{ApiKeyResolver, AuthUser, Authenticator, Caller, MaybeUser, StoreCaller};
+pub use config::Config;
+pub use error::{ApiError, ApiResult, ErrorBody};
+pub use events::{Event, EventBus, InProcessEventBus};
+pub use extract::{ApiJson, ApiQuery};
+pub use identity::Identity;
+pub use sensitive::Sensitive;
+pub use token::{Claims, TokenCodec, TokenScope};
+
+/// A new random identifier for stored objects.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
