@@ -54,3 +54,31 @@ where
             .map_err(|err| ApiError::bad_request(format!("invalid query parameter: {}", err.body_text())))
     }
 }
+
+/// `?skip=N&limit=M` on list routes: `limit` defaults to 100 and may not exceed 500.
+#[derive(Clone, Copy, Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Pagination {
+    /// Items to skip (default 0).
+    pub skip: Option<i64>,
+    /// Items to return, 1 to 500 (default 100).
+    pub limit: Option<i64>,
+}
+
+pub const MAX_PAGE_SIZE: i64 = 500;
+pub const DEFAULT_PAGE_SIZE: i64 = 100;
+
+impl Pagination {
+    /// Validated `(skip, limit)`.
+    pub fn bounds(&self) -> Result<(i64, i64), ApiError> {
+        let skip = self.skip.unwrap_or(0);
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+        if skip < 0 {
+            return Err(ApiError::bad_request("skip: must be 0 or more"));
+        }
+        if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+            return Err(ApiError::bad_request(format!("limit: must be between 1 and {MAX_PAGE_SIZE}")));
+        }
+        Ok((skip, limit))
+    }
+}

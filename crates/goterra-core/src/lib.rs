@@ -14,7 +14,7 @@ pub use auth::{ApiKeyResolver, AuthUser, Authenticator, Caller, MaybeUser, Store
 pub use config::Config;
 pub use error::{ApiError, ApiResult, ErrorBody};
 pub use events::{Event, EventBus, InProcessEventBus};
-pub use extract::{ApiJson, ApiQuery};
+pub use extract::{ApiJson, ApiQuery, Pagination};
 pub use identity::Identity;
 pub use sensitive::Sensitive;
 pub use token::{Claims, TokenCodec, TokenScope};
@@ -23,3 +23,9 @@ pub use token::{Claims, TokenCodec, TokenScope};
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
+
+pub mod platform;
+pub mod remote;
+pub use platform::Platform;
+pub mod service;
+pub use service::ServiceSpec;

@@ -1,1 +1,3 @@
-fn main() {}
+fn main() -> std::process::ExitCode {
+    goterra_core::service::standalone_main(goterra_store::spec())
+}

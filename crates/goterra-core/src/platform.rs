@@ -1,0 +1,38 @@
+//! What a service needs from its host process. The all-in-one `goterra up` builds one
+//! [`Platform`] with embedded backends and hands it to every service; a service running alone
+//! builds its own with production backends. Handlers never know which.
+
+use crate::auth::{ApiKeyResolver, Authenticator};
+use crate::config::Config;
+use crate::events::EventBus;
+use crate::token::TokenCodec;
+use goterra_db::Db;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct Platform {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub tokens: Arc<TokenCodec>,
+    pub authenticator: Arc<Authenticator>,
+    pub events: Arc<dyn EventBus>,
+}
+
+impl Platform {
+    pub fn new(
+        config: Config,
+        db: Db,
+        api_keys: Option<Arc<dyn ApiKeyResolver>>,
+        events: Arc<dyn EventBus>,
+    ) -> anyhow::Result<Self> {
+        let tokens = Arc::new(TokenCodec::new(&config.fernet, config.token_ttl)?);
+        let authenticator = Arc::new(Authenticator::new(tokens.clone(), api_keys));
+        Ok(Self {
+            config: Arc::new(config),
+            db,
+            tokens,
+            authenticator,
+            events,
+        })
+    }
+}
