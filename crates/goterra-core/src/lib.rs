@@ -29,3 +29,4 @@ pub mod remote;
 pub use platform::Platform;
 pub mod service;
 pub use service::ServiceSpec;
+pub mod testing;

@@ -1,0 +1,103 @@
+//! A real server for tests: the given services on a random local port, over an isolated
+//! database (SQLite or PostgreSQL) and a private data dir.
+
+use crate::config::Config;
+use crate::events::{EventBus, InProcessEventBus};
+use crate::identity::Identity;
+use crate::platform::Platform;
+use crate::sensitive::Sensitive;
+use crate::service::{ServiceSpec, Topology};
+use crate::token::Claims;
+use goterra_db::Engine;
+use goterra_db::testing::TestDb;
+use std::sync::Arc;
+
+/// The token secret of every test server.
+pub const TEST_SECRET: &str = "test-secret-0123456789abcdef";
+
+pub struct TestServer {
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub url: String,
+    pub platform: Platform,
+    pub events: Arc<InProcessEventBus>,
+    pub data_dir: tempfile::TempDir,
+    pub engine: Engine,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _db: TestDb,
+}
+
+impl TestServer {
+    pub async fn start(engine: Engine, services: &[ServiceSpec]) -> anyhow::Result<Self> {
+        Self::start_with(engine, services, |_| {}).await
+    }
+
+    /// Starts with a config adjusted by `configure` (feature flags, limits...).
+    pub async fn start_with(
+        engine: Engine,
+        services: &[ServiceSpec],
+        configure: impl FnOnce(&mut Config),
+    ) -> anyhow::Result<Self> {
+        let db = TestDb::new(engine).await?;
+        let data_dir = tempfile::tempdir()?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let mut config = Config {
+            url: url.clone(),
+            data_dir: data_dir.path().to_path_buf(),
+            fernet: vec![Sensitive::new(TEST_SECRET.to_string())],
+            ..Config::default()
+        };
+        config.database.url = Some(Sensitive::new(db.url.clone()));
+        configure(&mut config);
+        let events = Arc::new(InProcessEventBus::new());
+        let bus: Arc<dyn EventBus> = events.clone();
+        let (platform, router) = crate::service::build(config, Topology::AllInOne, services, bus).await?;
+        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = crate::http::serve(listener, router, async {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        Ok(Self {
+            url,
+            platform,
+            events,
+            data_dir,
+            engine,
+            shutdown: Some(shutdown),
+            task: Some(task),
+            _db: db,
+        })
+    }
+
+    /// A user token as auth would issue it, without going through auth.
+    pub fn token_for(&self, uid: &str, admin: bool) -> String {
+        self.platform.tokens.issue(&Claims::for_user(&Identity {
+            uid: uid.to_string(),
+            admin,
+            super_user: false,
+            email: format!("{uid}@example.org"),
+            kind: String::new(),
+        }))
+    }
+
+    /// Stops serving and waits for in-flight requests.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
