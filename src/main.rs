@@ -1,1 +1,116 @@
-fn main() {}
+//! `goterra`: the whole platform in one process (`goterra up`), or one service (`goterra serve`).
+
+use clap::{Parser, Subcommand, ValueEnum};
+use goterra_core::ServiceSpec;
+use goterra_core::service::{ServerFlags, Topology};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "goterra",
+    version,
+    about = "Deploy virtual machines on several clouds through Terraform"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every service in this process, on one port, with embedded backends.
+    Up {
+        #[command(flatten)]
+        flags: ServerFlags,
+    },
+    /// Run one service (production topology: one process per service behind a proxy).
+    Serve {
+        service: Service,
+        #[command(flatten)]
+        flags: ServerFlags,
+    },
+    /// Apply database migrations of every service, then exit.
+    Migrate {
+        #[command(flatten)]
+        flags: ServerFlags,
+    },
+    /// Print the version.
+    Version,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Service {
+    Auth,
+    Deploy,
+    Store,
+    RunAgent,
+    Acct,
+}
+
+impl Service {
+    fn spec(self) -> ServiceSpec {
+        match self {
+            Self::Auth => goterra_auth::spec(),
+            Self::Deploy => goterra_deploy::spec(),
+            Self::Store => goterra_store::spec(),
+            Self::RunAgent => goterra_run_agent::spec(),
+            Self::Acct => goterra_acct::spec(),
+        }
+    }
+}
+
+fn all_services() -> Vec<ServiceSpec> {
+    [
+        Service::Auth,
+        Service::Deploy,
+        Service::Store,
+        Service::RunAgent,
+        Service::Acct,
+    ]
+    .into_iter()
+    .map(Service::spec)
+    .collect()
+}
+
+async fn execute(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Up { flags } => {
+            let config = flags.load_config()?;
+            goterra_core::service::run(config, Topology::AllInOne, &all_services()).await
+        }
+        Command::Serve { service, flags } => {
+            let config = flags.load_config()?;
+            goterra_core::service::run(config, Topology::Standalone, &[service.spec()]).await
+        }
+        Command::Migrate { flags } => {
+            let config = flags.load_config()?;
+            let db = goterra_core::service::open_database(&config, &all_services()).await?;
+            db.close().await;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Version => {
+            println!("goterra {}", goterra_core::http::VERSION);
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    goterra_core::http::init_tracing();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(execute(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

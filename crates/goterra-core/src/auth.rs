@@ -39,7 +39,10 @@ enum Presented {
 pub enum Caller {
     User(Identity),
     /// The holder of a token scoped to one store deployment, created by `uid`.
-    Deployment { uid: String, deployment: String },
+    Deployment {
+        uid: String,
+        deployment: String,
+    },
 }
 
 impl Authenticator {
@@ -104,7 +107,10 @@ fn caller_from_claims(claims: Claims) -> Result<Caller, ApiError> {
 /// A token from `Authorization: Bearer <t>`, a raw `<t>` (old clients) or the original deploy's
 /// `Bearer Bearer <t>`; otherwise an `X-API-Key`. A present token wins over an API key.
 fn presented(headers: &HeaderMap) -> Presented {
-    if let Some(value) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(value) = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let mut token = value.trim();
         while let Some(rest) = strip_scheme(token) {
             token = rest.trim_start();
@@ -146,7 +152,10 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let auth = Arc::<Authenticator>::from_ref(state);
-        auth.user(&parts.headers).await?.map(AuthUser).ok_or_else(missing_credentials)
+        auth.user(&parts.headers)
+            .await?
+            .map(AuthUser)
+            .ok_or_else(missing_credentials)
     }
 }
 
@@ -172,7 +181,10 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let auth = Arc::<Authenticator>::from_ref(state);
-        auth.caller(&parts.headers).await?.map(StoreCaller).ok_or_else(missing_credentials)
+        auth.caller(&parts.headers)
+            .await?
+            .map(StoreCaller)
+            .ok_or_else(missing_credentials)
     }
 }
 
@@ -199,10 +211,23 @@ mod tests {
 
     #[test]
     fn authorization_header_forms() {
-        for value in ["Bearer abc", "bearer abc", "abc", "Bearer Bearer abc", "  Bearer   abc  "] {
-            assert_eq!(token_of(presented(&headers("authorization", value))).as_deref(), Some("abc"), "{value}");
+        for value in [
+            "Bearer abc",
+            "bearer abc",
+            "abc",
+            "Bearer Bearer abc",
+            "  Bearer   abc  ",
+        ] {
+            assert_eq!(
+                token_of(presented(&headers("authorization", value))).as_deref(),
+                Some("abc"),
+                "{value}"
+            );
         }
-        assert!(matches!(presented(&headers("authorization", "Bearer ")), Presented::Nothing));
+        assert!(matches!(
+            presented(&headers("authorization", "Bearer ")),
+            Presented::Nothing
+        ));
         assert!(matches!(presented(&headers("x-api-key", "k1")), Presented::ApiKey(_)));
         assert!(matches!(presented(&HeaderMap::new()), Presented::Nothing));
     }
@@ -214,6 +239,9 @@ mod tests {
         let auth = Authenticator::new(codec, None);
         let headers = headers("authorization", &format!("Bearer {token}"));
         assert!(matches!(auth.user(&headers).await, Err(ApiError::Unauthorized(_))));
-        assert!(matches!(auth.caller(&headers).await, Ok(Some(Caller::Deployment { .. }))));
+        assert!(matches!(
+            auth.caller(&headers).await,
+            Ok(Some(Caller::Deployment { .. }))
+        ));
     }
 }

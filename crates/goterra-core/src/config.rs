@@ -205,8 +205,8 @@ impl Config {
     }
 
     fn from_file(path: &Path, warnings: &mut Vec<String>) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
         Self::from_yaml(&text, warnings).with_context(|| format!("invalid config file {}", path.display()))
     }
 
@@ -288,7 +288,12 @@ impl Config {
             self.admin_apikey = Some(Sensitive::new(v));
         }
         if let Some(v) = get("GOT_CORS_ORIGINS") {
-            self.cors_origins = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+            self.cors_origins = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
         }
         if let Some(v) = get("GOT_STORE_MAX_VALUE") {
             self.store.max_value = parse_env("GOT_STORE_MAX_VALUE", &v)?;
@@ -334,7 +339,9 @@ impl Config {
     pub fn listen_addr(&self) -> anyhow::Result<String> {
         let addr = match (&self.listen, &self.web.listen, self.web.port) {
             (Some(listen), _, _) => listen.clone(),
-            (None, host, Some(port)) => format!("{}:{port}", host.as_deref().unwrap_or("127.0.0.1")),
+            (None, host, Some(port)) => {
+                format!("{}:{port}", host.as_deref().unwrap_or("127.0.0.1"))
+            }
             (None, _, None) => DEFAULT_LISTEN.to_string(),
         };
         addr.parse::<std::net::SocketAddr>()
@@ -364,7 +371,10 @@ impl Config {
     pub fn database_url(&self) -> Sensitive<String> {
         match &self.database.url {
             Some(url) => url.clone(),
-            None => Sensitive::new(format!("sqlite://{}?mode=rwc", self.data_dir.join("goterra.db").display())),
+            None => Sensitive::new(format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("goterra.db").display()
+            )),
         }
     }
 
@@ -401,7 +411,10 @@ fn strip_unknown(value: serde_yaml::Value, warnings: &mut Vec<String>) -> serde_
         ("web", &["listen", "port"]),
         ("database", &["url"]),
         ("redis", &["url", "host", "port", "prefix"]),
-        ("acl", &["allow_user_create_ns", "allowusercreatens", "acl_user_createns"]),
+        (
+            "acl",
+            &["allow_user_create_ns", "allowusercreatens", "acl_user_createns"],
+        ),
         ("feature", &["self_register", "anonymous"]),
         ("store", &["max_value", "max_keys", "ttl_hours", "token_ttl_hours"]),
     ];
@@ -483,7 +496,11 @@ mod tests {
         assert_eq!(config.listen_addr().unwrap(), "0.0.0.0:9000");
         assert_eq!(config.token_ttl, 5);
 
-        let env = [("GOT_URL", "http://env"), ("GOT_LISTEN", "127.0.0.1:7000"), ("GOT_TOKEN_TTL", "2")];
+        let env = [
+            ("GOT_URL", "http://env"),
+            ("GOT_LISTEN", "127.0.0.1:7000"),
+            ("GOT_TOKEN_TTL", "2"),
+        ];
         let (config, _) = load(Some(yaml), &env, Overrides::default()).unwrap();
         assert_eq!(config.url, "http://env");
         assert_eq!(config.listen_addr().unwrap(), "127.0.0.1:7000");
@@ -499,7 +516,12 @@ mod tests {
 
     #[test]
     fn secrets_list_and_rotation() {
-        let (config, _) = load(None, &[("GOT_SECRET", "first-secret-0123456, second-secret-012345")], Overrides::default()).unwrap();
+        let (config, _) = load(
+            None,
+            &[("GOT_SECRET", "first-secret-0123456, second-secret-012345")],
+            Overrides::default(),
+        )
+        .unwrap();
         assert_eq!(config.fernet.len(), 2);
         assert_eq!(config.fernet[0].expose(), "first-secret-0123456");
         assert!(format!("{config:?}").contains("Sensitive(***)"));
@@ -515,7 +537,11 @@ mod tests {
 
     #[test]
     fn acl_key_accepts_every_spelling() {
-        for yaml in ["acl:\n  allow_user_create_ns: true\n", "acl:\n  allowusercreatens: true\n", "acl:\n  acl_user_createns: true\n"] {
+        for yaml in [
+            "acl:\n  allow_user_create_ns: true\n",
+            "acl:\n  allowusercreatens: true\n",
+            "acl:\n  acl_user_createns: true\n",
+        ] {
             let (config, _) = load(Some(yaml), &[], Overrides::default()).unwrap();
             assert!(config.acl.allow_user_create_ns, "{yaml}");
         }
@@ -523,7 +549,12 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_warnings() {
-        let (_, report) = load(Some("mongo:\n  url: mongodb://x\nweb:\n  bogus: 1\n"), &[], Overrides::default()).unwrap();
+        let (_, report) = load(
+            Some("mongo:\n  url: mongodb://x\nweb:\n  bogus: 1\n"),
+            &[],
+            Overrides::default(),
+        )
+        .unwrap();
         assert!(report.warnings.iter().any(|w| w.contains("`mongo`")));
         assert!(report.warnings.iter().any(|w| w.contains("`web.bogus`")));
     }

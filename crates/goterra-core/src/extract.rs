@@ -32,7 +32,9 @@ where
 /// Parses a JSON body, answering 400 with serde's explanation (which names the field).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("request body is empty, a JSON object is expected"));
+        return Err(ApiError::bad_request(
+            "request body is empty, a JSON object is expected",
+        ));
     }
     serde_json::from_slice(bytes).map_err(|err| ApiError::bad_request(format!("invalid JSON body: {err}")))
 }
@@ -77,7 +79,9 @@ impl Pagination {
             return Err(ApiError::bad_request("skip: must be 0 or more"));
         }
         if !(1..=MAX_PAGE_SIZE).contains(&limit) {
-            return Err(ApiError::bad_request(format!("limit: must be between 1 and {MAX_PAGE_SIZE}")));
+            return Err(ApiError::bad_request(format!(
+                "limit: must be between 1 and {MAX_PAGE_SIZE}"
+            )));
         }
         Ok((skip, limit))
     }

@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 
+/// Builds the API-key checker that reads a database (only the auth service provides one).
+pub type LocalApiKeys = fn(&Db) -> Arc<dyn ApiKeyResolver>;
+
 pub type RouterFuture = Pin<Box<dyn Future<Output = anyhow::Result<Router>> + Send>>;
 
 /// How a service plugs into a process.
@@ -26,7 +29,7 @@ pub struct ServiceSpec {
     /// Builds the service's routes (and starts its background tasks).
     pub router: fn(Platform) -> RouterFuture,
     /// Checks API keys against the local database: only the auth service can.
-    pub local_api_keys: Option<fn(&Db) -> Arc<dyn ApiKeyResolver>>,
+    pub local_api_keys: Option<LocalApiKeys>,
 }
 
 /// Command-line flags shared by every server binary.
@@ -81,6 +84,7 @@ pub fn ensure_secret(config: &mut Config, topology: Topology) -> anyhow::Result<
     if topology == Topology::Standalone {
         bail!("GOT_SECRET (or `fernet` in the config file) is required: every service must share the token secret");
     }
+    create_private_dir(&config.data_dir)?;
     let path = config.data_dir.join("secret");
     let secret = match std::fs::read_to_string(&path) {
         Ok(text) => text.trim().to_string(),
@@ -105,6 +109,21 @@ pub fn random_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     hex::encode(bytes)
+}
+
+/// Creates a directory (and its parents) that only its owner can enter (0700): the data dir
+/// holds the database, the token secret and the admin key.
+pub fn create_private_dir(path: &Path) -> anyhow::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(path)
+        .with_context(|| format!("cannot create data dir {}", path.display()))
 }
 
 /// Writes a file readable by its owner only (0600), creating its directory.
@@ -147,17 +166,15 @@ pub async fn build(
     events: Arc<dyn EventBus>,
 ) -> anyhow::Result<(Platform, Router)> {
     ensure_secret(&mut config, topology)?;
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    create_private_dir(&config.data_dir)?;
     let db = open_database(&config, services).await?;
-    let api_keys: Option<Arc<dyn ApiKeyResolver>> =
-        match services.iter().find_map(|service| service.local_api_keys) {
-            Some(local) => Some(local(&db)),
-            None => match config.auth_base_url() {
-                Some(url) => Some(Arc::new(RemoteApiKeyResolver::new(url)?)),
-                None => None,
-            },
-        };
+    let api_keys: Option<Arc<dyn ApiKeyResolver>> = match services.iter().find_map(|service| service.local_api_keys) {
+        Some(local) => Some(local(&db)),
+        None => match config.auth_base_url() {
+            Some(url) => Some(Arc::new(RemoteApiKeyResolver::new(url)?)),
+            None => None,
+        },
+    };
     let platform = Platform::new(config, db, api_keys, events)?;
     let mut router = Router::new();
     for service in services {

@@ -101,3 +101,27 @@ impl Drop for TestServer {
         }
     }
 }
+
+/// Fails when `openapi/<service>.json` differs from the document generated from the code;
+/// with `GOT_UPDATE_OPENAPI=1` it rewrites the file instead.
+pub fn assert_openapi_current(service: &str, document: &utoipa::openapi::OpenApi) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../openapi")
+        .join(format!("{service}.json"));
+    let generated = match document.to_pretty_json() {
+        Ok(json) => format!("{json}\n"),
+        Err(err) => panic!("cannot serialize the {service} OpenAPI document: {err}"),
+    };
+    if std::env::var("GOT_UPDATE_OPENAPI").is_ok_and(|v| v == "1") {
+        if let Err(err) = std::fs::write(&path, &generated) {
+            panic!("cannot write {}: {err}", path.display());
+        }
+        return;
+    }
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        checked_in == generated,
+        "{} is stale: run `GOT_UPDATE_OPENAPI=1 cargo test -p goterra-{service} openapi` and commit it",
+        path.display()
+    );
+}

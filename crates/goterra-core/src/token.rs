@@ -242,7 +242,10 @@ mod tests {
     }
 
     fn fixture() -> serde_json::Value {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/fernet-tokens.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/fixtures/fernet-tokens.json"
+        );
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
@@ -343,7 +346,14 @@ mod tests {
     #[test]
     fn garbage_is_invalid_not_a_panic() {
         let codec = codec(&["secret-0123456789"], 24);
-        for garbage in ["", "gAAAAA", "gA==", "not a token", "gAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "////"] {
+        for garbage in [
+            "",
+            "gAAAAA",
+            "gA==",
+            "not a token",
+            "gAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "////",
+        ] {
             assert_eq!(codec.verify(garbage), Err(TokenError::Invalid), "{garbage}");
         }
         let huge = "g".repeat(MAX_TOKEN_LEN + 1);

@@ -9,10 +9,10 @@
 mod migrate;
 pub mod testing;
 
-pub use migrate::Migration;
 use anyhow::Context;
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
+pub use migrate::Migration;
 use sqlx::AnyPool;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,16 +13,14 @@ pub struct Migration {
 
 /// Arbitrary constant for PostgreSQL's advisory lock, so that two processes starting together
 /// do not both migrate.
-const MIGRATION_LOCK: i64 = 0x676f_7465_7272_61;
+const MIGRATION_LOCK: i64 = 0x0067_6f74_6572_7261;
 
 pub(crate) async fn run(db: &Db, migrations: &[Migration]) -> anyhow::Result<usize> {
     let mut conn = db.pool().acquire().await.context("cannot get a database connection")?;
-    sqlx::raw_sql(
-        "CREATE TABLE IF NOT EXISTS goterra_migrations (id TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)",
-    )
-    .execute(&mut *conn)
-    .await
-    .context("cannot create the migrations table")?;
+    sqlx::raw_sql("CREATE TABLE IF NOT EXISTS goterra_migrations (id TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+        .execute(&mut *conn)
+        .await
+        .context("cannot create the migrations table")?;
     if db.engine() == Engine::Postgres {
         sqlx::query("SELECT pg_advisory_lock($1)")
             .bind(MIGRATION_LOCK)

@@ -51,7 +51,9 @@ impl TestDb {
         let mut admin = sqlx::AnyConnection::connect(&admin_url)
             .await
             .with_context(|| "cannot reach PostgreSQL for tests (GOT_TEST_POSTGRES_URL)".to_string())?;
-        sqlx::raw_sql(&format!("CREATE DATABASE {name}")).execute(&mut admin).await?;
+        sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await?;
         admin.close().await?;
         let url = replace_database(&admin_url, &name);
         let db = Db::connect(&url).await?;
@@ -115,8 +117,14 @@ mod tests {
 
     #[test]
     fn database_name_replaced() {
-        assert_eq!(replace_database("postgres://u@h:5432/test", "x"), "postgres://u@h:5432/x");
-        assert_eq!(replace_database("postgres://u@h/test?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+        assert_eq!(
+            replace_database("postgres://u@h:5432/test", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            replace_database("postgres://u@h/test?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
     }
 
     #[tokio::test]
@@ -125,7 +133,11 @@ mod tests {
             let test = TestDb::new(engine).await.unwrap();
             assert_eq!(test.db.migrate(MIGRATIONS).await.unwrap(), 1);
             assert_eq!(test.db.migrate(MIGRATIONS).await.unwrap(), 0, "{engine:?}");
-            let insert = || sqlx::query("INSERT INTO things (name, n) VALUES ($1, $2)").bind("a").bind(1_i64);
+            let insert = || {
+                sqlx::query("INSERT INTO things (name, n) VALUES ($1, $2)")
+                    .bind("a")
+                    .bind(1_i64)
+            };
             insert().execute(test.db.pool()).await.unwrap();
             let err = insert().execute(test.db.pool()).await.unwrap_err();
             assert!(crate::is_unique_violation(&err), "{engine:?}: {err}");

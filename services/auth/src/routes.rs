@@ -1,0 +1,392 @@
+//! HTTP routes of `/auth`.
+
+use crate::credentials::{check_password_policy, hash_password, new_api_key, verify_password};
+use crate::model::*;
+use crate::users::{InsertError, NewUser, ProfileChange, UserRecord, Users};
+use axum::Json;
+use axum::extract::{FromRef, Path, State};
+use goterra_core::{
+    ApiError, ApiJson, ApiQuery, ApiResult, AuthUser, Authenticator, Claims, ErrorBody, Event, Identity, MaybeUser,
+    Pagination, Platform,
+};
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AuthState {
+    pub users: Users,
+    pub platform: Platform,
+}
+
+impl FromRef<AuthState> for Arc<Authenticator> {
+    fn from_ref(state: &AuthState) -> Self {
+        state.platform.authenticator.clone()
+    }
+}
+
+const BAD_LOGIN: &str = "invalid uid or password";
+
+fn db_error(err: sqlx::Error) -> ApiError {
+    ApiError::internal(err)
+}
+
+impl AuthState {
+    /// The caller's record as stored now: tokens may be older than a deletion or a demotion.
+    async fn current(&self, caller: &Identity) -> ApiResult<UserRecord> {
+        self.users
+            .by_uid(&caller.uid)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| ApiError::unauthorized("user no longer exists"))
+    }
+
+    /// The target of a `/auth/user/{id}` route, for its owner or an admin.
+    async fn target_for(&self, caller: &Identity, uid: &str) -> ApiResult<(UserRecord, UserRecord)> {
+        let me = self.current(caller).await?;
+        if !me.admin && me.uid != uid {
+            return Err(ApiError::forbidden("admin or user only"));
+        }
+        let target = self
+            .users
+            .by_uid(uid)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| ApiError::not_found("no user found"))?;
+        Ok((me, target))
+    }
+
+    fn token_for(&self, user: &UserRecord) -> String {
+        self.platform.tokens.issue(&Claims::for_user(&user.identity()))
+    }
+
+    async fn publish(&self, action: &str, uid: &str, data: String) {
+        self.platform.events.publish(Event::new(action, uid, data)).await;
+    }
+}
+
+/// Exchange an API key (or a token) for a fresh token and the user.
+#[utoipa::path(get, path = "/auth/api", tag = "auth",
+    security(("apikey" = []), ("token" = [])),
+    responses((status = 200, body = ApiKeyLoginAnswer), (status = 401, body = ErrorBody)))]
+pub async fn api(State(state): State<AuthState>, AuthUser(caller): AuthUser) -> ApiResult<Json<ApiKeyLoginAnswer>> {
+    let user = state.current(&caller).await?;
+    Ok(Json(ApiKeyLoginAnswer {
+        token: state.token_for(&user),
+        user: UserView::from(&user),
+    }))
+}
+
+/// Renew a token. The new token reflects the user as stored now (a demotion takes effect).
+#[utoipa::path(get, path = "/auth/token", tag = "auth",
+    security(("token" = []), ("apikey" = [])),
+    responses((status = 200, body = TokenAnswer), (status = 401, body = ErrorBody)))]
+pub async fn renew(State(state): State<AuthState>, AuthUser(caller): AuthUser) -> ApiResult<Json<TokenAnswer>> {
+    let user = state.current(&caller).await?;
+    Ok(Json(TokenAnswer {
+        token: state.token_for(&user),
+    }))
+}
+
+/// Log in with a uid and a password.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = LoginAnswer), (status = 400, body = ErrorBody),
+        (status = 401, description = "Unknown uid or wrong password (same answer for both)", body = ErrorBody)))]
+pub async fn login(
+    State(state): State<AuthState>,
+    ApiJson(request): ApiJson<LoginRequest>,
+) -> ApiResult<Json<LoginAnswer>> {
+    let user = state.users.by_uid(&request.uid).await.map_err(db_error)?;
+    let stored_hash = user.as_ref().and_then(|u| u.password_hash.clone());
+    // Argon2 is slow on purpose: keep it off the async workers.
+    let password = request.password;
+    let matches = tokio::task::spawn_blocking(move || verify_password(&password, stored_hash.as_deref()))
+        .await
+        .map_err(ApiError::internal)?;
+    match user {
+        Some(user) if matches => Ok(Json(LoginAnswer {
+            token: state.token_for(&user),
+            user: UserView::from(&user),
+        })),
+        _ => Err(ApiError::unauthorized(BAD_LOGIN)),
+    }
+}
+
+/// Create a user: admins always; anyone when self-registration is enabled, as a plain user.
+#[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest,
+    security((), ("token" = [])),
+    responses((status = 200, body = RegisterAnswer), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 409, description = "uid already taken", body = ErrorBody)))]
+pub async fn register(
+    State(state): State<AuthState>,
+    MaybeUser(caller): MaybeUser,
+    ApiJson(request): ApiJson<RegisterRequest>,
+) -> ApiResult<Json<RegisterAnswer>> {
+    let by_admin = match &caller {
+        Some(caller) => {
+            if !state.current(caller).await?.admin {
+                return Err(ApiError::forbidden("not allowed to create user, admin only"));
+            }
+            true
+        }
+        None if state.platform.config.feature.self_register => false,
+        None => return Err(ApiError::unauthorized("registration needs an admin token")),
+    };
+    if !by_admin {
+        if request.admin == Some(true) || request.super_user == Some(true) {
+            return Err(ApiError::forbidden(
+                "self-registered users cannot be admin or super users",
+            ));
+        }
+        if request
+            .kind
+            .as_deref()
+            .is_some_and(|kind| !kind.is_empty() && kind != "local")
+        {
+            return Err(ApiError::forbidden("self-registered users cannot choose their kind"));
+        }
+    }
+    validate_uid(&request.uid)?;
+    check_password_policy(&request.password).map_err(ApiError::bad_request)?;
+    validate_profile(Some(&request.email), Some(&request.pub_key), request.kind.as_deref())?;
+    let password = request.password;
+    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(ApiError::internal)??;
+    let apikey = new_api_key();
+    let kind = if by_admin {
+        request.kind.unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let user = NewUser {
+        uid: request.uid.clone(),
+        email: request.email,
+        password_hash: Some(password_hash),
+        apikey_hash: crate::credentials::api_key_hash(apikey.expose()),
+        admin: by_admin && request.admin.unwrap_or(false),
+        super_user: by_admin && request.super_user.unwrap_or(false),
+        kind: kind.clone(),
+        pub_key: request.pub_key,
+    };
+    let id = match state.users.insert(user).await {
+        Ok(id) => id,
+        Err(InsertError::Duplicate) => return Err(ApiError::conflict("user already exists")),
+        Err(InsertError::Database(err)) => return Err(db_error(err)),
+    };
+    tracing::info!(uid = %request.uid, by_admin, "user created");
+    state.publish("user_create", &request.uid, kind).await;
+    Ok(Json(RegisterAnswer {
+        id,
+        apikey: apikey.into_inner(),
+    }))
+}
+
+/// The caller's own profile (a bare user object, as in the original).
+#[utoipa::path(get, path = "/auth/me", tag = "users", security(("token" = []), ("apikey" = [])),
+    responses((status = 200, body = UserView), (status = 401, body = ErrorBody)))]
+pub async fn me(State(state): State<AuthState>, AuthUser(caller): AuthUser) -> ApiResult<Json<UserView>> {
+    let user = state.current(&caller).await?;
+    Ok(Json(UserView::from(&user)))
+}
+
+/// Every user (admins only), by uid, paginated.
+#[utoipa::path(get, path = "/auth/user", tag = "users", params(Pagination), security(("token" = []), ("apikey" = [])),
+    responses((status = 200, body = UsersAnswer), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list_users(
+    State(state): State<AuthState>,
+    AuthUser(caller): AuthUser,
+    ApiQuery(page): ApiQuery<Pagination>,
+) -> ApiResult<Json<UsersAnswer>> {
+    let (skip, limit) = page.bounds()?;
+    if !state.current(&caller).await?.admin {
+        return Err(ApiError::forbidden("admin users only"));
+    }
+    let users = state.users.list(skip, limit).await.map_err(db_error)?;
+    Ok(Json(UsersAnswer {
+        users: users.iter().map(UserView::from).collect(),
+    }))
+}
+
+/// One user, for an admin or the user.
+#[utoipa::path(get, path = "/auth/user/{id}", tag = "users", params(("id" = String, Path, description = "uid")),
+    security(("token" = []), ("apikey" = [])),
+    responses((status = 200, body = UserAnswer), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_user(
+    State(state): State<AuthState>,
+    AuthUser(caller): AuthUser,
+    Path(uid): Path<String>,
+) -> ApiResult<Json<UserAnswer>> {
+    let (_, target) = state.target_for(&caller, &uid).await?;
+    Ok(Json(UserAnswer {
+        user: UserView::from(&target),
+    }))
+}
+
+/// Change a user's profile: omitted fields stay as they are; only admins change `admin`,
+/// `super` and `kind`. Answers the user after the change.
+#[utoipa::path(put, path = "/auth/user/{id}", tag = "users", params(("id" = String, Path, description = "uid")),
+    request_body = UpdateUserRequest, security(("token" = []), ("apikey" = [])),
+    responses((status = 200, body = UserAnswer), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn update_user(
+    State(state): State<AuthState>,
+    AuthUser(caller): AuthUser,
+    Path(uid): Path<String>,
+    ApiJson(request): ApiJson<UpdateUserRequest>,
+) -> ApiResult<Json<UserAnswer>> {
+    let (me, target) = state.target_for(&caller, &uid).await?;
+    validate_profile(
+        request.email.as_deref(),
+        request.pub_key.as_deref(),
+        request.kind.as_deref(),
+    )?;
+    // Clients of the original send the whole user back: unchanged privileged fields are fine.
+    let changes_privilege = request.admin.is_some_and(|admin| admin != target.admin)
+        || request
+            .super_user
+            .is_some_and(|super_user| super_user != target.super_user)
+        || request.kind.as_ref().is_some_and(|kind| *kind != target.kind);
+    if changes_privilege && !me.admin {
+        return Err(ApiError::forbidden("only admins change admin, super or kind"));
+    }
+    if request.admin == Some(false) && target.admin && state.users.count_admins().await.map_err(db_error)? <= 1 {
+        return Err(ApiError::conflict("cannot demote the last admin"));
+    }
+    let change = ProfileChange {
+        email: request.email,
+        pub_key: request.pub_key,
+        admin: request.admin.filter(|_| me.admin),
+        super_user: request.super_user.filter(|_| me.admin),
+        kind: request.kind.filter(|_| me.admin),
+    };
+    let updated = state
+        .users
+        .update_profile(&uid, change)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| ApiError::not_found("no user found"))?;
+    let view = UserView::from(&updated);
+    let data = serde_json::to_string(&view).map_err(ApiError::internal)?;
+    state.publish("user_update", &uid, data).await;
+    Ok(Json(UserAnswer { user: view }))
+}
+
+/// Change a password. Users give their current password; admins may reset anyone's.
+#[utoipa::path(put, path = "/auth/user/{id}/password", tag = "users", params(("id" = String, Path, description = "uid")),
+    request_body = PasswordRequest, security(("token" = []), ("apikey" = [])),
+    responses((status = 200, body = UserAnswer), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn change_password(
+    State(state): State<AuthState>,
+    AuthUser(caller): AuthUser,
+    Path(uid): Path<String>,
+    ApiJson(request): ApiJson<PasswordRequest>,
+) -> ApiResult<Json<UserAnswer>> {
+    let (me, target) = state.target_for(&caller, &uid).await?;
+    check_password_policy(&request.password).map_err(ApiError::bad_request)?;
+    let resetting_other = me.admin && me.uid != target.uid;
+    if !resetting_other && target.password_hash.is_some() {
+        let current = request
+            .current_password
+            .ok_or_else(|| ApiError::bad_request("current_password: required to change your own password"))?;
+        let stored = target.password_hash.clone();
+        let matches = tokio::task::spawn_blocking(move || verify_password(&current, stored.as_deref()))
+            .await
+            .map_err(ApiError::internal)?;
+        if !matches {
+            return Err(ApiError::forbidden("current_password: does not match"));
+        }
+    }
+    let password = request.password;
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(ApiError::internal)??;
+    if !state.users.set_password_hash(&uid, &hash).await.map_err(db_error)? {
+        return Err(ApiError::not_found("no user found"));
+    }
+    tracing::info!(uid = %uid, by = %me.uid, "password changed");
+    Ok(Json(UserAnswer {
+        user: UserView::from(&target),
+    }))
+}
+
+/// Replace a user's API key. The new key is in this answer only; the old one stops working.
+#[utoipa::path(post, path = "/auth/user/{id}/apikey", tag = "users", params(("id" = String, Path, description = "uid")),
+    security(("token" = []), ("apikey" = [])),
+    responses((status = 200, body = ApiKeyAnswer), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn regenerate_api_key(
+    State(state): State<AuthState>,
+    AuthUser(caller): AuthUser,
+    Path(uid): Path<String>,
+) -> ApiResult<Json<ApiKeyAnswer>> {
+    let (me, _) = state.target_for(&caller, &uid).await?;
+    let apikey = new_api_key();
+    let hash = crate::credentials::api_key_hash(apikey.expose());
+    if !state.users.set_api_key_hash(&uid, &hash).await.map_err(db_error)? {
+        return Err(ApiError::not_found("no user found"));
+    }
+    tracing::info!(uid = %uid, by = %me.uid, "API key replaced");
+    Ok(Json(ApiKeyAnswer {
+        apikey: apikey.into_inner(),
+    }))
+}
+
+/// Delete a user (admins only). The last admin cannot be deleted.
+#[utoipa::path(delete, path = "/auth/user/{id}", tag = "users", params(("id" = String, Path, description = "uid")),
+    security(("token" = []), ("apikey" = [])),
+    responses((status = 200, body = MessageAnswer), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn delete_user(
+    State(state): State<AuthState>,
+    AuthUser(caller): AuthUser,
+    Path(uid): Path<String>,
+) -> ApiResult<Json<MessageAnswer>> {
+    let me = state.current(&caller).await?;
+    if !me.admin {
+        return Err(ApiError::forbidden("admin users only"));
+    }
+    let target = state
+        .users
+        .by_uid(&uid)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| ApiError::not_found("no user found"))?;
+    if target.admin && state.users.count_admins().await.map_err(db_error)? <= 1 {
+        return Err(ApiError::conflict("cannot delete the last admin"));
+    }
+    if !state.users.delete(&uid).await.map_err(db_error)? {
+        return Err(ApiError::not_found("no user found"));
+    }
+    tracing::info!(uid = %uid, by = %me.uid, "user deleted");
+    state.publish("user_delete", &uid, String::new()).await;
+    Ok(Json(MessageAnswer {
+        message: "deleted".into(),
+    }))
+}
+
+/// uids are opaque to other services but must be safe in URLs and logs.
+pub fn validate_uid(uid: &str) -> ApiResult<()> {
+    let mut chars = uid.chars();
+    let valid_start = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let valid_rest = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-'));
+    if uid.len() > 64 || !valid_start || !valid_rest {
+        return Err(ApiError::bad_request(
+            "uid: 1 to 64 characters of letters, digits, '.', '_', '@', '-', starting with a letter or digit",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_profile(email: Option<&str>, pub_key: Option<&str>, kind: Option<&str>) -> ApiResult<()> {
+    if email.is_some_and(|email| email.len() > 254 || email.contains(char::is_whitespace)) {
+        return Err(ApiError::bad_request("email: at most 254 characters, no spaces"));
+    }
+    if pub_key.is_some_and(|key| key.len() > 16 * 1024 || key.contains('\n') && key.trim_end().contains('\n')) {
+        return Err(ApiError::bad_request(
+            "pub_key: one SSH public key line of at most 16 KiB",
+        ));
+    }
+    if kind.is_some_and(|kind| kind.len() > 32) {
+        return Err(ApiError::bad_request("kind: at most 32 characters"));
+    }
+    Ok(())
+}
