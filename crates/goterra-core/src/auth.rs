@@ -43,6 +43,10 @@ pub enum Caller {
         uid: String,
         deployment: String,
     },
+    /// A run agent, by its service credential.
+    Agent {
+        agent: String,
+    },
 }
 
 impl Authenticator {
@@ -86,6 +90,7 @@ impl Authenticator {
             Some(Caller::Deployment { .. }) => Err(ApiError::unauthorized(
                 "this token is scoped to one store deployment and is not valid here",
             )),
+            Some(Caller::Agent { .. }) => Err(ApiError::unauthorized("agent credentials are not valid here")),
         }
     }
 }
@@ -101,6 +106,8 @@ fn caller_from_claims(claims: Claims) -> Result<Caller, ApiError> {
             }),
             None => Err(ApiError::unauthorized("invalid token")),
         },
+        TokenScope::Agent if !claims.uid.is_empty() => Ok(Caller::Agent { agent: claims.uid }),
+        TokenScope::Agent => Err(ApiError::unauthorized("invalid token")),
     }
 }
 
@@ -142,6 +149,26 @@ pub struct MaybeUser(pub Option<Identity>);
 
 /// Any verified caller, including a store token's holder. Only store routes take it.
 pub struct StoreCaller(pub Caller);
+
+/// A run agent authenticated by its service credential. Only deploy's agent routes take it.
+pub struct AgentCaller(pub String);
+
+impl<S> FromRequestParts<S> for AgentCaller
+where
+    Arc<Authenticator>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let auth = Arc::<Authenticator>::from_ref(state);
+        match auth.caller(&parts.headers).await? {
+            Some(Caller::Agent { agent }) => Ok(AgentCaller(agent)),
+            Some(_) => Err(ApiError::forbidden("only run agents may call this route")),
+            None => Err(missing_credentials()),
+        }
+    }
+}
 
 impl<S> FromRequestParts<S> for AuthUser
 where

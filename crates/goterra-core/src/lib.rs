@@ -10,7 +10,7 @@ pub mod identity;
 pub mod sensitive;
 pub mod token;
 
-pub use auth::{ApiKeyResolver, AuthUser, Authenticator, Caller, MaybeUser, StoreCaller};
+pub use auth::{AgentCaller, ApiKeyResolver, AuthUser, Authenticator, Caller, MaybeUser, StoreCaller};
 pub use config::Config;
 pub use error::{ApiError, ApiResult, ErrorBody};
 pub use events::{Event, EventBus, InProcessEventBus};

@@ -27,6 +27,8 @@ pub enum TokenScope {
     User,
     /// A token that reads and writes one store deployment and nothing else.
     Store,
+    /// A run agent's service credential: fetches run specs and reports results to deploy.
+    Agent,
 }
 
 /// The token payload. Field names follow the original user JSON so that old verifiers read it.
@@ -81,6 +83,21 @@ impl Claims {
             kind: String::new(),
             scope: Some(TokenScope::Store),
             deployment: Some(deployment.to_string()),
+            exp: Some(expires_at),
+        }
+    }
+
+    /// The credential of a run agent (`uid` names the agent), valid until `expires_at`.
+    pub fn for_agent(agent: &str, expires_at: u64) -> Self {
+        Self {
+            logged: true,
+            uid: agent.to_string(),
+            admin: false,
+            super_user: false,
+            email: String::new(),
+            kind: String::new(),
+            scope: Some(TokenScope::Agent),
+            deployment: None,
             exp: Some(expires_at),
         }
     }
@@ -206,9 +223,9 @@ impl TokenCodec {
                     return Err(TokenError::Expired);
                 }
             }
-            TokenScope::Store => {
+            TokenScope::Store | TokenScope::Agent => {
                 let expires_at = claims.exp.ok_or(TokenError::Invalid)?;
-                if claims.deployment.as_deref().is_none_or(str::is_empty) {
+                if claims.scope() == TokenScope::Store && claims.deployment.as_deref().is_none_or(str::is_empty) {
                     return Err(TokenError::Invalid);
                 }
                 if expires_at < now {
