@@ -125,3 +125,90 @@ pub fn assert_openapi_current(service: &str, document: &utoipa::openapi::OpenApi
         path.display()
     );
 }
+
+/// A server binary started as a child process, for tests of the real executables.
+pub struct SpawnedServer {
+    pub url: String,
+    child: std::process::Child,
+    stdout: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> std::io::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+impl SpawnedServer {
+    /// Starts `program` with `args` (which must make it listen on `port`) and `env`, and waits
+    /// until `health_path` answers 200.
+    pub async fn start(
+        program: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        port: u16,
+        health_path: &str,
+    ) -> anyhow::Result<Self> {
+        use std::io::Read;
+        let mut command = std::process::Command::new(program);
+        command
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn()?;
+        let stdout = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        if let Some(mut pipe) = child.stdout.take() {
+            let sink = stdout.clone();
+            std::thread::spawn(move || {
+                let mut buffer = [0u8; 4096];
+                while let Ok(read) = pipe.read(&mut buffer) {
+                    if read == 0 {
+                        break;
+                    }
+                    if let Ok(mut text) = sink.lock() {
+                        text.push_str(&String::from_utf8_lossy(&buffer[..read]));
+                    }
+                }
+            });
+        }
+        let url = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..300 {
+            if let Ok(Some(status)) = child.try_wait() {
+                anyhow::bail!("{program} exited early with {status}");
+            }
+            if let Ok(response) = client.get(format!("{url}{health_path}")).send().await
+                && response.status().is_success()
+            {
+                return Ok(Self { url, child, stdout });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let _ = child.kill();
+        anyhow::bail!("{program} did not answer on {url}{health_path}")
+    }
+
+    /// What the process printed on stdout so far.
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().map(|text| text.clone()).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill").args(["-TERM", &pid]).status()?;
+        Ok(self.child.wait()?)
+    }
+}
+
+impl Drop for SpawnedServer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
