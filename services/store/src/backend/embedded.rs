@@ -1,0 +1,252 @@
+//! Deployments in the platform database (`store_*` tables): durable across restarts of
+//! `goterra up`, with in-process wake-ups. Expired deployments are invisible at once and
+//! swept away by a background task.
+
+use super::{Limits, Metadata, StoreBackend, StoreError, backend_error, dedup_entries, unix_millis};
+use crate::waiting::WaitHub;
+use async_trait::async_trait;
+use goterra_db::{Db, Migration};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    id: "store-0001-deployments",
+    postgres: SCHEMA,
+    sqlite: SCHEMA,
+}];
+
+const SCHEMA: &str = "
+CREATE TABLE store_deployments (
+    id TEXT PRIMARY KEY,
+    uid TEXT NOT NULL,
+    ns TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    expires_at_ms BIGINT NOT NULL
+);
+CREATE INDEX store_deployments_expiry ON store_deployments (expires_at_ms);
+CREATE TABLE store_values (
+    deployment_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (deployment_id, name)
+);
+";
+
+/// How often expired deployments are deleted for good.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+pub struct EmbeddedBackend {
+    db: Db,
+    limits: Limits,
+    hub: Arc<WaitHub>,
+    _sweeper: DropGuard,
+}
+
+impl EmbeddedBackend {
+    /// Uses `db`, whose `store_*` tables must be migrated ([`MIGRATIONS`]).
+    pub fn new(db: Db, limits: Limits) -> Self {
+        let stop = CancellationToken::new();
+        tokio::spawn(sweep_forever(db.clone(), stop.clone()));
+        Self {
+            db,
+            limits,
+            hub: WaitHub::new(),
+            _sweeper: stop.drop_guard(),
+        }
+    }
+
+    /// Deletes the deployments expired at `now_ms`; returns how many.
+    pub async fn sweep(&self, now_ms: i64) -> Result<u64, StoreError> {
+        sweep(&self.db, now_ms).await
+    }
+}
+
+async fn sweep_forever(db: Db, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(SWEEP_INTERVAL) => {}
+        }
+        if let Err(err) = sweep(&db, unix_millis()).await {
+            tracing::warn!(error = ?err, "cannot delete expired store deployments");
+        }
+    }
+}
+
+async fn sweep(db: &Db, now_ms: i64) -> Result<u64, StoreError> {
+    let mut tx = db.pool().begin().await.map_err(backend_error)?;
+    sqlx::query(
+        "DELETE FROM store_values WHERE deployment_id IN \
+         (SELECT id FROM store_deployments WHERE expires_at_ms <= $1)",
+    )
+    .bind(now_ms)
+    .execute(&mut *tx)
+    .await
+    .map_err(backend_error)?;
+    let deleted = sqlx::query("DELETE FROM store_deployments WHERE expires_at_ms <= $1")
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_error)?
+        .rows_affected();
+    tx.commit().await.map_err(backend_error)?;
+    Ok(deleted)
+}
+
+#[async_trait]
+impl StoreBackend for EmbeddedBackend {
+    fn name(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn create(&self, id: &str, metadata: &Metadata) -> Result<(), StoreError> {
+        let expires = unix_millis().saturating_add(self.limits.ttl_millis());
+        sqlx::query(
+            "INSERT INTO store_deployments (id, uid, ns, created_at, updated_at, expires_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id)
+        .bind(&metadata.user)
+        .bind(&metadata.ns)
+        .bind(metadata.created_at)
+        .bind(metadata.updated_at)
+        .bind(expires)
+        .execute(self.db.pool())
+        .await
+        .map_err(backend_error)?;
+        Ok(())
+    }
+
+    async fn metadata(&self, id: &str) -> Result<Option<Metadata>, StoreError> {
+        let row: Option<(String, String, i64, i64)> = sqlx::query_as(
+            "SELECT uid, ns, created_at, updated_at FROM store_deployments \
+             WHERE id = $1 AND expires_at_ms > $2",
+        )
+        .bind(id)
+        .bind(unix_millis())
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(backend_error)?;
+        Ok(row.map(|(user, ns, created_at, updated_at)| Metadata {
+            user,
+            ns,
+            created_at,
+            updated_at,
+        }))
+    }
+
+    async fn put(&self, id: &str, entries: &[(String, String)]) -> Result<(), StoreError> {
+        let entries = dedup_entries(entries);
+        let now = unix_millis();
+        let mut tx = self.db.pool().begin().await.map_err(backend_error)?;
+        // Updating the deployment row first locks it, so concurrent writers of one deployment
+        // take turns and the key count below cannot be raced past the limit.
+        let touched = sqlx::query(
+            "UPDATE store_deployments SET updated_at = $1, expires_at_ms = $2 \
+             WHERE id = $3 AND expires_at_ms > $4",
+        )
+        .bind(now / 1000)
+        .bind(now.saturating_add(self.limits.ttl_millis()))
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_error)?
+        .rows_affected();
+        if touched == 0 {
+            return Err(StoreError::DeploymentNotFound);
+        }
+        for (key, value) in &entries {
+            sqlx::query(
+                "INSERT INTO store_values (deployment_id, name, value) VALUES ($1, $2, $3) \
+                 ON CONFLICT (deployment_id, name) DO UPDATE SET value = excluded.value",
+            )
+            .bind(id)
+            .bind(*key)
+            .bind(*value)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_error)?;
+        }
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM store_values WHERE deployment_id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend_error)?;
+        if usize::try_from(count).unwrap_or(usize::MAX) > self.limits.max_keys {
+            // Dropping the transaction rolls every entry back.
+            return Err(StoreError::TooManyKeys(self.limits.max_keys));
+        }
+        tx.commit().await.map_err(backend_error)?;
+        for (key, value) in &entries {
+            self.hub.publish(id, key, value);
+        }
+        Ok(())
+    }
+
+    async fn get(&self, id: &str, key: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT d.id, v.value FROM store_deployments d \
+             LEFT JOIN store_values v ON v.deployment_id = d.id AND v.name = $2 \
+             WHERE d.id = $1 AND d.expires_at_ms > $3",
+        )
+        .bind(id)
+        .bind(key)
+        .bind(unix_millis())
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(backend_error)?;
+        match row {
+            None => Err(StoreError::DeploymentNotFound),
+            Some((_, value)) => Ok(value),
+        }
+    }
+
+    async fn get_all(&self, id: &str, prefix: Option<&str>) -> Result<BTreeMap<String, String>, StoreError> {
+        if self.metadata(id).await?.is_none() {
+            return Err(StoreError::DeploymentNotFound);
+        }
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT name, value FROM store_values WHERE deployment_id = $1")
+                .bind(id)
+                .fetch_all(self.db.pool())
+                .await
+                .map_err(backend_error)?;
+        Ok(rows
+            .into_iter()
+            .filter(|(name, _)| prefix.is_none_or(|prefix| name.starts_with(prefix)))
+            .collect())
+    }
+
+    async fn delete(&self, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.db.pool().begin().await.map_err(backend_error)?;
+        let existed = sqlx::query("DELETE FROM store_deployments WHERE id = $1 AND expires_at_ms > $2")
+            .bind(id)
+            .bind(unix_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_error)?
+            .rows_affected()
+            > 0;
+        sqlx::query("DELETE FROM store_deployments WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_error)?;
+        sqlx::query("DELETE FROM store_values WHERE deployment_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_error)?;
+        tx.commit().await.map_err(backend_error)?;
+        self.hub.recheck_deployment(id);
+        Ok(existed)
+    }
+
+    fn hub(&self) -> &Arc<WaitHub> {
+        &self.hub
+    }
+}
