@@ -1,10 +1,32 @@
-//! The deploy service.
+//! The deploy service (`/deploy`): namespaces and their catalogue — endpoints and users'
+//! endpoint secrets, recipes, templates, applications. Runs come next and build on this model.
+
+pub mod access;
+pub mod catalogue;
+pub mod crypto;
+pub mod images;
+pub mod inputs;
+mod kinds;
+pub mod migrations;
+pub mod model;
+pub mod namespaces;
+pub mod openapi;
+pub mod secrets;
+pub mod session;
+pub mod state;
+pub mod template_policy;
+pub mod validate;
 
 use axum::Router;
+use axum::routing::{get, post};
+use catalogue::Kind;
 use goterra_core::{Platform, ServiceSpec};
 use goterra_db::Migration;
+use model::{Application, Endpoint, Recipe, Template};
+use state::AppState;
+use std::sync::Arc;
 
-pub const MIGRATIONS: &[Migration] = &[];
+pub const MIGRATIONS: &[Migration] = migrations::MIGRATIONS;
 
 pub fn spec() -> ServiceSpec {
     ServiceSpec {
@@ -15,6 +37,41 @@ pub fn spec() -> ServiceSpec {
     }
 }
 
-pub async fn router(_platform: Platform) -> anyhow::Result<Router> {
-    Ok(goterra_core::http::health_router("/deploy"))
+/// The six routes every catalogue kind has.
+fn catalogue_routes<K: Kind>(router: Router<AppState>) -> Router<AppState> {
+    use catalogue::{create, delete_one, get_one, list, list_public, update_one};
+    let collection = format!("/deploy/ns/{{id}}/{}", K::SEGMENT);
+    let item = format!("/deploy/ns/{{id}}/{}/{{{}}}", K::SEGMENT, K::PARAM);
+    router
+        .route(&collection, get(list::<K>).post(create::<K>))
+        .route(&item, get(get_one::<K>).put(update_one::<K>).delete(delete_one::<K>))
+        .route(&format!("/deploy/{}", K::MANY), get(list_public::<K>))
+}
+
+pub async fn router(platform: Platform) -> anyhow::Result<Router> {
+    let secrets = Arc::new(crypto::SecretBox::from_config(&platform.config)?);
+    let state = AppState { platform, secrets };
+    let mut router = Router::new()
+        .route("/deploy", get(goterra_core::http::health))
+        .route("/deploy/openapi.json", get(openapi::serve))
+        .route("/deploy/session/bind", post(session::bind))
+        .route("/deploy/ns", get(namespaces::list).post(namespaces::create))
+        .route(
+            "/deploy/ns/{id}",
+            get(namespaces::get_one).put(namespaces::update).delete(namespaces::delete),
+        )
+        .route(
+            "/deploy/ns/{id}/endpoint/{endpoint}/secret",
+            get(secrets::get_secret).put(secrets::put_secret).delete(secrets::delete_secret),
+        )
+        .route(
+            "/deploy/ns/{id}/endpoint/{endpoint}/defaults",
+            get(secrets::get_defaults).put(secrets::put_defaults),
+        )
+        .route("/deploy/ns/{id}/app/{application}/inputs", get(inputs::app_inputs));
+    router = catalogue_routes::<Recipe>(router);
+    router = catalogue_routes::<Template>(router);
+    router = catalogue_routes::<Application>(router);
+    router = catalogue_routes::<Endpoint>(router);
+    Ok(router.with_state(state))
 }

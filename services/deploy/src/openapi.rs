@@ -1,0 +1,197 @@
+//! The service's OpenAPI document: annotated routes, plus the catalogue routes generated once
+//! per kind (they share one generic implementation, see `catalogue.rs`).
+
+use crate::catalogue::Kind;
+use crate::model::*;
+use crate::{inputs, namespaces, secrets, session};
+use axum::Json;
+use goterra_core::ErrorBody;
+use goterra_core::http::Health;
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder, Schema};
+use utoipa::{OpenApi, ToSchema};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Goterra deploy",
+        description = "Namespaces and their catalogue: endpoints and secrets, recipes, templates, applications."
+    ),
+    paths(
+        namespaces::list,
+        namespaces::create,
+        namespaces::get_one,
+        namespaces::update,
+        namespaces::delete,
+        secrets::put_secret,
+        secrets::get_secret,
+        secrets::delete_secret,
+        secrets::get_defaults,
+        secrets::put_defaults,
+        inputs::app_inputs,
+        session::bind,
+    ),
+    components(schemas(Namespace, Recipe, Template, Application, Endpoint, ErrorBody, Health)),
+    modifiers(&Security),
+    tags(
+        (name = "namespaces", description = "Teams and who belongs to them"),
+        (name = "recipes", description = "Boot scripts"),
+        (name = "templates", description = "Terraform files"),
+        (name = "applications", description = "Templates with their recipes"),
+        (name = "endpoints", description = "Clouds, and users' credentials for them"),
+        (name = "session", description = "API key to token"),
+    )
+)]
+pub struct DeployApi;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("fernet").build()),
+        );
+        components.add_security_scheme("apikey", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
+    }
+}
+
+fn path_param(name: &str) -> utoipa::openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .build()
+}
+
+fn query_param(name: &str, description: &str) -> utoipa::openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(ObjectBuilder::new().schema_type(Type::Integer)))
+        .build()
+}
+
+/// `{"<key>": <schema>}`.
+fn wrapper(key: &str, schema: impl Into<RefOr<Schema>>) -> RefOr<Schema> {
+    ObjectBuilder::new().property(key, schema).required(key).into()
+}
+
+fn json_response(description: &str, schema: RefOr<Schema>) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/json", ContentBuilder::new().schema(Some(schema)).build())
+        .build()
+}
+
+fn with_errors(mut operation: OperationBuilder, statuses: &[&str]) -> OperationBuilder {
+    for status in statuses {
+        operation = operation.response(
+            *status,
+            json_response("error", RefOr::Ref(Ref::from_schema_name(ErrorBody::name()))),
+        );
+    }
+    operation
+        .security(SecurityRequirement::new("token", Vec::<String>::new()))
+        .security(SecurityRequirement::new("apikey", Vec::<String>::new()))
+}
+
+fn string_schema() -> RefOr<Schema> {
+    ObjectBuilder::new().schema_type(Type::String).into()
+}
+
+/// Adds the six catalogue routes of one kind.
+fn add_kind<K: Kind + ToSchema>(doc: &mut utoipa::openapi::OpenApi, tag: &str) {
+    let object = || RefOr::Ref(Ref::from_schema_name(<K as ToSchema>::name()));
+    let list = || ArrayBuilder::new().items(object()).build();
+    let body = || {
+        Some(
+            RequestBodyBuilder::new()
+                .required(Some(Required::True))
+                .content("application/json", ContentBuilder::new().schema(Some(object())).build())
+                .build(),
+        )
+    };
+    let collection = format!("/deploy/ns/{{id}}/{}", K::SEGMENT);
+    let item = format!("/deploy/ns/{{id}}/{}/{{{}}}", K::SEGMENT, K::PARAM);
+    let label = K::LABEL;
+    let paths = &mut doc.paths;
+    let paging = |operation: OperationBuilder| {
+        operation
+            .parameter(query_param("skip", "Items to skip (default 0)"))
+            .parameter(query_param("limit", "Items to return, 1 to 500 (default 100)"))
+            .parameter(query_param("light", "1 leaves out scripts and Terraform files"))
+    };
+
+    let op = paging(OperationBuilder::new().tag(tag).summary(Some(format!("List the namespace's {}s (members)", label))))
+        .parameter(path_param("id"))
+        .response("200", json_response("the objects", wrapper(K::MANY, list())));
+    paths.add_path_operation(&collection, vec![HttpMethod::Get], with_errors(op, &["400", "401", "403", "404"]).build());
+
+    let op = OperationBuilder::new()
+        .tag(tag)
+        .summary(Some(format!("Create a {label} (members)")))
+        .parameter(path_param("id"))
+        .request_body(body())
+        .response("201", json_response("its id", wrapper(K::ONE, string_schema())));
+    paths.add_path_operation(
+        &collection,
+        vec![HttpMethod::Post],
+        with_errors(op, &["400", "401", "403", "404", "409"]).build(),
+    );
+
+    let op = OperationBuilder::new()
+        .tag(tag)
+        .summary(Some(format!("Get a {label} (public, or members)")))
+        .parameter(path_param("id"))
+        .parameter(path_param(K::PARAM))
+        .response("200", json_response("the object", wrapper(K::ONE, object())));
+    paths.add_path_operation(&item, vec![HttpMethod::Get], with_errors(op, &["401", "403", "404"]).build());
+
+    let op = OperationBuilder::new()
+        .tag(tag)
+        .summary(Some(format!("Change a {label} (members): fields left out keep their value")))
+        .parameter(path_param("id"))
+        .parameter(path_param(K::PARAM))
+        .request_body(body())
+        .response("200", json_response("the object after the change", wrapper(K::ONE, object())));
+    paths.add_path_operation(
+        &item,
+        vec![HttpMethod::Put],
+        with_errors(op, &["400", "401", "403", "404", "409"]).build(),
+    );
+
+    let op = OperationBuilder::new()
+        .tag(tag)
+        .summary(Some(format!("Delete a {label} (members); 409 while frozen or used")))
+        .parameter(path_param("id"))
+        .parameter(path_param(K::PARAM))
+        .response("200", json_response("its id", wrapper(K::ONE, string_schema())));
+    paths.add_path_operation(&item, vec![HttpMethod::Delete], with_errors(op, &["401", "403", "404", "409"]).build());
+
+    let op = paging(OperationBuilder::new().tag(tag).summary(Some(format!("The public {label}s (any logged user)"))))
+        .response("200", json_response("the objects", wrapper(K::MANY, list())));
+    paths.add_path_operation(format!("/deploy/{}", K::MANY), vec![HttpMethod::Get], with_errors(op, &["400", "401"]).build());
+}
+
+/// The document as checked in under `openapi/deploy.json`.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = DeployApi::openapi();
+    doc.info.version = goterra_core::http::VERSION.to_string();
+    add_kind::<Recipe>(&mut doc, "recipes");
+    add_kind::<Template>(&mut doc, "templates");
+    add_kind::<Application>(&mut doc, "applications");
+    add_kind::<Endpoint>(&mut doc, "endpoints");
+    doc
+}
+
+pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(document())
+}

@@ -1,0 +1,237 @@
+//! A user's credentials for an endpoint (one per user and endpoint, password encrypted at rest,
+//! never returned) and their suggested input values for it.
+
+use crate::access;
+use crate::catalogue::{self, body_object, decode, fetch_in};
+use crate::model::{Defaults, Endpoint, EndpointDefaults, Message, SecretRequest, SecretStatus};
+use crate::state::{AppState, now};
+use crate::validate::{self, MAX_NAME, MAX_TEXT};
+use axum::Json;
+use axum::extract::{Path, State};
+use goterra_core::{ApiError, ApiJson, AuthUser, ErrorBody, Identity};
+use serde_json::Value;
+use sqlx::Row;
+
+/// The endpoint under its namespace's URL, when the caller may use it: public, or member.
+async fn usable_endpoint(state: &AppState, user: &Identity, namespace_id: &str, id: &str) -> Result<Endpoint, ApiError> {
+    let endpoint = fetch_in::<Endpoint>(state, namespace_id, id).await?;
+    if !endpoint.public {
+        let namespace = access::load(state, namespace_id).await?;
+        if !namespace.can_use(user) {
+            return Err(ApiError::forbidden(
+                "this endpoint is private to its namespace: only its members may use it",
+            ));
+        }
+    }
+    Ok(endpoint)
+}
+
+/// Stores (or replaces) the caller's credentials for an endpoint.
+#[utoipa::path(put, path = "/deploy/ns/{id}/endpoint/{endpoint}/secret", tag = "endpoints",
+    params(("id" = String, Path), ("endpoint" = String, Path)), request_body = SecretRequest,
+    security(("token" = []), ("apikey" = [])),
+    responses((status = 200, body = Message), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn put_secret(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path((namespace_id, endpoint_id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<Message>, ApiError> {
+    let endpoint = usable_endpoint(&state, &user, &namespace_id, &endpoint_id).await?;
+    let request: SecretRequest = decode(body_object(body)?)?;
+    let username = request.name.trim();
+    if username.is_empty() || username.len() > MAX_NAME {
+        return Err(validate::bad("name", format!("the cloud user name is 1 to {MAX_NAME} characters")));
+    }
+    let password = request.password.expose();
+    if password.is_empty() || password.len() > MAX_TEXT {
+        return Err(validate::bad("password", format!("must be 1 to {MAX_TEXT} bytes")));
+    }
+    let sealed = state.secrets.encrypt(password.as_bytes());
+    sqlx::query(
+        "INSERT INTO deploy_endpoint_secrets (uid, endpoint_id, username, password, updated_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (uid, endpoint_id) DO UPDATE SET username = excluded.username, password = excluded.password, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(user.uid.clone())
+    .bind(endpoint.id.clone())
+    .bind(username.to_string())
+    .bind(sealed)
+    .bind(now())
+    .execute(state.db().pool())
+    .await
+    .map_err(|err| {
+        if goterra_db::is_foreign_key_violation(&err) {
+            ApiError::not_found("endpoint not found")
+        } else {
+            ApiError::internal(err)
+        }
+    })?;
+    Ok(Json(Message {
+        message: "password set for endpoint".into(),
+    }))
+}
+
+/// Whether the caller has credentials for the endpoint, and for which cloud user.
+#[utoipa::path(get, path = "/deploy/ns/{id}/endpoint/{endpoint}/secret", tag = "endpoints",
+    params(("id" = String, Path), ("endpoint" = String, Path)), security(("token" = []), ("apikey" = [])),
+    responses((status = 200, body = SecretStatus), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn get_secret(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path((namespace_id, endpoint_id)): Path<(String, String)>,
+) -> Result<Json<SecretStatus>, ApiError> {
+    let endpoint = usable_endpoint(&state, &user, &namespace_id, &endpoint_id).await?;
+    let row = sqlx::query("SELECT username FROM deploy_endpoint_secrets WHERE uid = $1 AND endpoint_id = $2")
+        .bind(user.uid.clone())
+        .bind(endpoint.id)
+        .fetch_optional(state.db().pool())
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found("no secret stored for this endpoint"))?;
+    let username: String = row.try_get("username").map_err(ApiError::internal)?;
+    Ok(Json(SecretStatus {
+        message: "secret found".into(),
+        uid: username.clone(),
+        name: username,
+    }))
+}
+
+/// Removes the caller's credentials for the endpoint (200 even when there were none).
+#[utoipa::path(delete, path = "/deploy/ns/{id}/endpoint/{endpoint}/secret", tag = "endpoints",
+    params(("id" = String, Path), ("endpoint" = String, Path)), security(("token" = []), ("apikey" = [])),
+    responses((status = 200, body = Message), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn delete_secret(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path((namespace_id, endpoint_id)): Path<(String, String)>,
+) -> Result<Json<Message>, ApiError> {
+    let endpoint = usable_endpoint(&state, &user, &namespace_id, &endpoint_id).await?;
+    sqlx::query("DELETE FROM deploy_endpoint_secrets WHERE uid = $1 AND endpoint_id = $2")
+        .bind(user.uid.clone())
+        .bind(endpoint.id)
+        .execute(state.db().pool())
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(Message {
+        message: "secret removed".into(),
+    }))
+}
+
+/// The caller's stored credentials for an endpoint, decrypted (for runs).
+pub async fn credentials(
+    state: &AppState,
+    uid: &str,
+    endpoint_id: &str,
+) -> Result<Option<(String, goterra_core::Sensitive<String>)>, ApiError> {
+    let Some(row) = sqlx::query("SELECT username, password FROM deploy_endpoint_secrets WHERE uid = $1 AND endpoint_id = $2")
+        .bind(uid.to_string())
+        .bind(endpoint_id.to_string())
+        .fetch_optional(state.db().pool())
+        .await
+        .map_err(ApiError::internal)?
+    else {
+        return Ok(None);
+    };
+    let username: String = row.try_get("username").map_err(ApiError::internal)?;
+    let sealed: String = row.try_get("password").map_err(ApiError::internal)?;
+    let password = state.secrets.decrypt(&sealed).map_err(ApiError::internal)?;
+    let password = String::from_utf8(password.into_inner()).map_err(ApiError::internal)?;
+    Ok(Some((username, goterra_core::Sensitive::new(password))))
+}
+
+/// Endpoint defaults are the caller's own, for deploying from namespace `{id}`: the caller must
+/// be a member of `{id}`, and the endpoint public or of `{id}` (the one place where an object of
+/// another namespace appears under a URL, because the record belongs to the namespace).
+async fn defaults_target(
+    state: &AppState,
+    user: &Identity,
+    namespace_id: &str,
+    endpoint_id: &str,
+) -> Result<Endpoint, ApiError> {
+    access::require_member(state, namespace_id, user).await?;
+    match catalogue::fetch::<Endpoint>(state, endpoint_id).await? {
+        Some(endpoint) if endpoint.public || endpoint.namespace == namespace_id => Ok(endpoint),
+        _ => Err(ApiError::not_found("endpoint not found")),
+    }
+}
+
+pub async fn user_defaults(
+    state: &AppState,
+    uid: &str,
+    endpoint_id: &str,
+    namespace_id: &str,
+) -> Result<Option<Defaults>, ApiError> {
+    let row = sqlx::query(
+        "SELECT defaults FROM deploy_endpoint_defaults WHERE uid = $1 AND endpoint_id = $2 AND namespace_id = $3",
+    )
+    .bind(uid.to_string())
+    .bind(endpoint_id.to_string())
+    .bind(namespace_id.to_string())
+    .fetch_optional(state.db().pool())
+    .await
+    .map_err(ApiError::internal)?;
+    match row {
+        Some(row) => {
+            let text: String = row.try_get("defaults").map_err(ApiError::internal)?;
+            Ok(Some(serde_json::from_str(&text).map_err(ApiError::internal)?))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The caller's suggested values for the endpoint's inputs when deploying from `{id}`.
+#[utoipa::path(get, path = "/deploy/ns/{id}/endpoint/{endpoint}/defaults", tag = "endpoints",
+    params(("id" = String, Path), ("endpoint" = String, Path)), security(("token" = []), ("apikey" = [])),
+    responses((status = 200, body = EndpointDefaults), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn get_defaults(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path((namespace_id, endpoint_id)): Path<(String, String)>,
+) -> Result<Json<EndpointDefaults>, ApiError> {
+    let endpoint = defaults_target(&state, &user, &namespace_id, &endpoint_id).await?;
+    let defaults = user_defaults(&state, &user.uid, &endpoint.id, &namespace_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no defaults found"))?;
+    Ok(Json(EndpointDefaults { defaults }))
+}
+
+/// Saves the caller's suggested values for the endpoint's inputs (replacing earlier ones).
+#[utoipa::path(put, path = "/deploy/ns/{id}/endpoint/{endpoint}/defaults", tag = "endpoints",
+    params(("id" = String, Path), ("endpoint" = String, Path)), request_body = EndpointDefaults,
+    security(("token" = []), ("apikey" = [])),
+    responses((status = 200, body = EndpointDefaults), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn put_defaults(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path((namespace_id, endpoint_id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<EndpointDefaults>, ApiError> {
+    let endpoint = defaults_target(&state, &user, &namespace_id, &endpoint_id).await?;
+    let request: EndpointDefaults = decode(body_object(body)?)?;
+    validate::defaults("defaults", &request.defaults, &[])?;
+    let text = serde_json::to_string(&request.defaults).map_err(ApiError::internal)?;
+    sqlx::query(
+        "INSERT INTO deploy_endpoint_defaults (uid, endpoint_id, namespace_id, defaults) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (uid, endpoint_id, namespace_id) DO UPDATE SET defaults = excluded.defaults",
+    )
+    .bind(user.uid.clone())
+    .bind(endpoint.id)
+    .bind(namespace_id)
+    .bind(text)
+    .execute(state.db().pool())
+    .await
+    .map_err(|err| {
+        if goterra_db::is_foreign_key_violation(&err) {
+            ApiError::not_found("endpoint not found")
+        } else {
+            ApiError::internal(err)
+        }
+    })?;
+    Ok(Json(request))
+}
