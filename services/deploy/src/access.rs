@@ -70,7 +70,7 @@ pub async fn load_many(state: &AppState, ids: &[String]) -> Result<Vec<Namespace
 
 pub async fn load_optional(state: &AppState, id: &str) -> Result<Option<NamespaceRecord>, ApiError> {
     let pool = state.db().pool();
-    let Some(row) = sqlx::query("SELECT id, name, freeze FROM deploy_namespaces WHERE id = $1")
+    let Some(row) = sqlx::query(r#"SELECT id, name, "freeze" FROM deploy_namespaces WHERE id = $1"#)
         .bind(id)
         .fetch_optional(pool)
         .await

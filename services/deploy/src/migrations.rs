@@ -4,7 +4,8 @@
 //! Each catalogue kind has one table whose columns are what the database must enforce or
 //! search on (namespace, unique name, public/frozen flags, references); the rest of the object
 //! is kept as a JSON document in `body`. `deploy_namespace_users` is read by the store service to
-//! let namespace members into store deployments: keep its shape.
+//! let namespace members into store deployments: keep its shape. `freeze` is a keyword in
+//! PostgreSQL, hence always quoted.
 
 use goterra_db::Migration;
 
@@ -12,7 +13,7 @@ const CATALOGUE_V1: &str = r#"
 CREATE TABLE deploy_namespaces (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
-    freeze BIGINT NOT NULL DEFAULT 0,
+    "freeze" BIGINT NOT NULL DEFAULT 0,
     created_at BIGINT NOT NULL
 );
 CREATE TABLE deploy_namespace_users (

@@ -178,7 +178,7 @@ pub async fn create(
         members: Vec::new(),
     };
     let mut tx = state.db().pool().begin().await.map_err(ApiError::internal)?;
-    sqlx::query("INSERT INTO deploy_namespaces (id, name, freeze, created_at) VALUES ($1, $2, 0, $3)")
+    sqlx::query(r#"INSERT INTO deploy_namespaces (id, name, "freeze", created_at) VALUES ($1, $2, 0, $3)"#)
         .bind(namespace.id.clone())
         .bind(namespace.name.clone())
         .bind(now())
@@ -261,7 +261,7 @@ pub async fn update(
         namespace.freeze = freeze;
     }
     let mut tx = state.db().pool().begin().await.map_err(ApiError::internal)?;
-    sqlx::query("UPDATE deploy_namespaces SET name = $2, freeze = $3 WHERE id = $1")
+    sqlx::query(r#"UPDATE deploy_namespaces SET name = $2, "freeze" = $3 WHERE id = $1"#)
         .bind(namespace.id.clone())
         .bind(namespace.name.clone())
         .bind(goterra_db::flag(namespace.freeze))
