@@ -91,7 +91,18 @@ enum StoreCommand {
 
 /// Go's flag package accepted `-flag`; clap wants `--flag` for long names.
 fn normalize_go_flags(args: impl IntoIterator<Item = String>) -> Vec<String> {
-    const LONG: &[&str] = &["url", "deployment", "token", "timeout", "apikey", "version", "help", "raw", "output", "ns"];
+    const LONG: &[&str] = &[
+        "url",
+        "deployment",
+        "token",
+        "timeout",
+        "apikey",
+        "version",
+        "help",
+        "raw",
+        "output",
+        "ns",
+    ];
     let mut normalized = Vec::new();
     let mut rest = false;
     for arg in args {
@@ -164,14 +175,23 @@ fn required<'a>(value: &'a Option<String>, what: &str) -> Result<&'a str, Outcom
 
 async fn run(connection: &Connection, command: StoreCommand) -> Result<(), Outcome> {
     let url = required(&connection.url, "--url (or GOT_URL)")?;
-    let token = connection.token.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(String::from);
+    let token = connection
+        .token
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(String::from);
     let client = StoreClient::new(url, token).map_err(Outcome::Usage)?;
     match command {
         StoreCommand::Get { key, raw, output } => {
             let deployment = required(&connection.deployment, "--deployment (or GOT_DEPLOYMENT)")?;
             let timeout = Duration::from_secs(connection.timeout.saturating_mul(60));
             let value = client.get(deployment, key.trim(), timeout).await?;
-            let decoded = if raw { Decoded::Text(value) } else { value_codec::decode(value) };
+            let decoded = if raw {
+                Decoded::Text(value)
+            } else {
+                value_codec::decode(value)
+            };
             write_value(decoded, output.as_deref())
         }
         StoreCommand::Put { key, value } => {

@@ -131,7 +131,11 @@ impl StoreClient {
                     }
                 },
                 Err(err) => {
-                    eprintln!("failed to contact server {}: {}, retrying", self.base, without_url(&err));
+                    eprintln!(
+                        "failed to contact server {}: {}, retrying",
+                        self.base,
+                        without_url(&err)
+                    );
                     next_backoff(&mut backoff)
                 }
             };

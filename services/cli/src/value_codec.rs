@@ -63,7 +63,15 @@ mod tests {
     #[test]
     fn every_byte_sequence_round_trips() {
         let all: Vec<u8> = (0..=255).collect();
-        for sample in [&b"plain text\n"[..], b"", b"\0\0\0", &all, b"base64:aGk=", "héllo".as_bytes(), b"\xff\xfe"] {
+        for sample in [
+            &b"plain text\n"[..],
+            b"",
+            b"\0\0\0",
+            &all,
+            b"base64:aGk=",
+            "héllo".as_bytes(),
+            b"\xff\xfe",
+        ] {
             assert_eq!(round_trip(sample), sample);
         }
         assert_eq!(encode(b"plain"), "plain");
@@ -83,4 +91,3 @@ mod tests {
         assert_eq!(tail(b"\xff\x80\x80\x80\x80z", 5), b"\x80z");
     }
 }
-

@@ -57,7 +57,11 @@ impl Store {
                 None => None,
             },
         };
-        tracing::info!(backend = backend.name(), namespaces = namespaces.is_some(), "store ready");
+        tracing::info!(
+            backend = backend.name(),
+            namespaces = namespaces.is_some(),
+            "store ready"
+        );
         Ok(Arc::new(Self {
             backend,
             namespaces,

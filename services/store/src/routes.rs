@@ -171,7 +171,10 @@ fn deployment_not_found() -> ApiError {
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
-pub async fn create_deployment(State(store): State<Arc<Store>>, headers: HeaderMap) -> Result<Json<DeploymentToken>, ApiError> {
+pub async fn create_deployment(
+    State(store): State<Arc<Store>>,
+    headers: HeaderMap,
+) -> Result<Json<DeploymentToken>, ApiError> {
     let identity = match store.caller(&headers).await? {
         Caller::User(identity) => identity,
         Caller::Deployment { .. } => {
@@ -187,7 +190,11 @@ pub async fn create_deployment(State(store): State<Arc<Store>>, headers: HeaderM
         .transpose()
         .map_err(|_| ApiError::bad_request("X-API-NS: not a valid header value"))?
         .unwrap_or_default();
-    if !ns.is_empty() && !identity.is_admin() && store.namespaces.is_some() && !store.is_namespace_member(ns, &identity, &headers).await? {
+    if !ns.is_empty()
+        && !identity.is_admin()
+        && store.namespaces.is_some()
+        && !store.is_namespace_member(ns, &identity, &headers).await?
+    {
         return Err(ApiError::forbidden(format!("you are not a member of namespace {ns:?}")));
     }
     let id = goterra_core::new_id();
@@ -215,7 +222,11 @@ pub async fn create_deployment(State(store): State<Arc<Store>>, headers: HeaderM
     ),
     security(("bearer" = []), ("api_key" = []))
 )]
-pub async fn renew_token(State(store): State<Arc<Store>>, Path(id): Path<String>, headers: HeaderMap) -> Result<Json<DeploymentToken>, ApiError> {
+pub async fn renew_token(
+    State(store): State<Arc<Store>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<DeploymentToken>, ApiError> {
     let caller = store.caller(&headers).await?;
     store.authorize(&caller, &id, &headers).await?;
     let metadata = store.backend.metadata(&id).await?.ok_or_else(deployment_not_found)?;
@@ -291,7 +302,13 @@ async fn get_key_named_token(
     read_key(&store, id, "token".to_string(), query, &headers).await
 }
 
-async fn read_key(store: &Store, id: String, key: String, query: WaitQuery, headers: &HeaderMap) -> Result<Json<KeyValue>, ApiError> {
+async fn read_key(
+    store: &Store,
+    id: String,
+    key: String,
+    query: WaitQuery,
+    headers: &HeaderMap,
+) -> Result<Json<KeyValue>, ApiError> {
     validate_key(&key)?;
     let caller = store.caller(headers).await?;
     store.authorize(&caller, &id, headers).await?;
@@ -363,11 +380,15 @@ fn parse_entries(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
             .iter()
             .map(|item| match item {
                 serde_json::Value::Object(object) => entry_of(object),
-                _ => Err(ApiError::bad_request("each array item must be an object {\"key\", \"value\"}")),
+                _ => Err(ApiError::bad_request(
+                    "each array item must be an object {\"key\", \"value\"}",
+                )),
             })
             .collect(),
         serde_json::Value::Array(_) => Err(ApiError::bad_request("the array of keys to write is empty")),
-        _ => Err(ApiError::bad_request("expected a JSON object {\"key\": ..., \"value\": ...}")),
+        _ => Err(ApiError::bad_request(
+            "expected a JSON object {\"key\": ..., \"value\": ...}",
+        )),
     }
 }
 
@@ -403,7 +424,11 @@ fn entry_of(object: &serde_json::Map<String, serde_json::Value>) -> Result<(Stri
     ),
     security(("bearer" = []), ("api_key" = []))
 )]
-pub async fn delete_deployment(State(store): State<Arc<Store>>, Path(id): Path<String>, headers: HeaderMap) -> Result<Json<Message>, ApiError> {
+pub async fn delete_deployment(
+    State(store): State<Arc<Store>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Message>, ApiError> {
     let caller = store.caller(&headers).await?;
     store.authorize(&caller, &id, &headers).await?;
     if !store.backend.delete(&id).await? {
@@ -432,11 +457,36 @@ mod tests {
 
     #[test]
     fn put_bodies() {
-        assert_eq!(parse_entries(br#"{"Key":"a","Value":"b"}"#).unwrap(), vec![("a".into(), "b".into())]);
-        assert_eq!(parse_entries(br#"{"key":"a","value":"","extra":1}"#).unwrap(), vec![("a".into(), String::new())]);
-        assert_eq!(parse_entries(br#"[{"key":"a","value":"1"},{"KEY":"b","VALUE":"2"}]"#).unwrap().len(), 2);
-        for bad in [&b""[..], b"{", b"[]", b"3", br#"{"key":"a"}"#, br#"{"value":"a"}"#, br#"{"key":1,"value":"a"}"#, br#"{"key":"a","value":2}"#, b"[1]"] {
-            assert!(matches!(parse_entries(bad), Err(ApiError::BadRequest(_))), "{}", String::from_utf8_lossy(bad));
+        assert_eq!(
+            parse_entries(br#"{"Key":"a","Value":"b"}"#).unwrap(),
+            vec![("a".into(), "b".into())]
+        );
+        assert_eq!(
+            parse_entries(br#"{"key":"a","value":"","extra":1}"#).unwrap(),
+            vec![("a".into(), String::new())]
+        );
+        assert_eq!(
+            parse_entries(br#"[{"key":"a","value":"1"},{"KEY":"b","VALUE":"2"}]"#)
+                .unwrap()
+                .len(),
+            2
+        );
+        for bad in [
+            &b""[..],
+            b"{",
+            b"[]",
+            b"3",
+            br#"{"key":"a"}"#,
+            br#"{"value":"a"}"#,
+            br#"{"key":1,"value":"a"}"#,
+            br#"{"key":"a","value":2}"#,
+            b"[1]",
+        ] {
+            assert!(
+                matches!(parse_entries(bad), Err(ApiError::BadRequest(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

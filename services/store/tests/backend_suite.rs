@@ -30,7 +30,11 @@ async fn subjects(limits: Limits) -> Vec<Subject> {
     let url = goterra_core::Sensitive::new(common::REDIS_URL.to_string());
     subjects.push(Subject {
         name: "redis".into(),
-        backend: Arc::new(RedisBackend::connect(&url, &common::random_prefix(), limits).await.unwrap()),
+        backend: Arc::new(
+            RedisBackend::connect(&url, &common::random_prefix(), limits)
+                .await
+                .unwrap(),
+        ),
         _db: None,
     });
     subjects
@@ -63,16 +67,33 @@ async fn keys_values_and_metadata() {
         assert_eq!(store.get("d1", "k").await.unwrap(), None, "{name}");
 
         store.put("d1", &entries(&[("k", "v1")])).await.unwrap();
-        store.put("d1", &entries(&[("k", "v2"), ("empty", ""), ("status_a", "over"), ("status_b", "start")])).await.unwrap();
+        store
+            .put(
+                "d1",
+                &entries(&[("k", "v2"), ("empty", ""), ("status_a", "over"), ("status_b", "start")]),
+            )
+            .await
+            .unwrap();
         assert_eq!(store.get("d1", "k").await.unwrap().as_deref(), Some("v2"), "{name}");
-        assert_eq!(store.get("d1", "empty").await.unwrap().as_deref(), Some(""), "{name}: empty values read back");
+        assert_eq!(
+            store.get("d1", "empty").await.unwrap().as_deref(),
+            Some(""),
+            "{name}: empty values read back"
+        );
 
         // Metadata lives apart: a user key named like a metadata field is just a key.
-        store.put("d1", &entries(&[("user", "mallory"), ("ts", "0"), ("ns", "evil")])).await.unwrap();
+        store
+            .put("d1", &entries(&[("user", "mallory"), ("ts", "0"), ("ns", "evil")]))
+            .await
+            .unwrap();
         let meta = store.metadata("d1").await.unwrap().unwrap();
         assert_eq!((meta.user.as_str(), meta.ns.as_str()), ("alice", "ns1"), "{name}");
         assert!(meta.updated_at > 1_700_000_000, "{name}: writes record their time");
-        assert_eq!(store.get("d1", "user").await.unwrap().as_deref(), Some("mallory"), "{name}");
+        assert_eq!(
+            store.get("d1", "user").await.unwrap().as_deref(),
+            Some("mallory"),
+            "{name}"
+        );
 
         let all = store.get_all("d1", None).await.unwrap();
         assert_eq!(all.len(), 7, "{name}: {all:?}");
@@ -93,9 +114,21 @@ async fn keys_values_and_metadata() {
 async fn unknown_deployments_are_not_found() {
     for Subject { name, backend, .. } in subjects(limits(100, Duration::from_secs(600))).await {
         let store = backend.as_ref();
-        assert!(matches!(store.get("nope", "k").await, Err(StoreError::DeploymentNotFound)), "{name}");
-        assert!(matches!(store.get_all("nope", None).await, Err(StoreError::DeploymentNotFound)), "{name}");
-        assert!(matches!(store.put("nope", &entries(&[("k", "v")])).await, Err(StoreError::DeploymentNotFound)), "{name}");
+        assert!(
+            matches!(store.get("nope", "k").await, Err(StoreError::DeploymentNotFound)),
+            "{name}"
+        );
+        assert!(
+            matches!(store.get_all("nope", None).await, Err(StoreError::DeploymentNotFound)),
+            "{name}"
+        );
+        assert!(
+            matches!(
+                store.put("nope", &entries(&[("k", "v")])).await,
+                Err(StoreError::DeploymentNotFound)
+            ),
+            "{name}"
+        );
         assert_eq!(store.metadata("nope").await.unwrap(), None, "{name}");
         assert!(!store.delete("nope").await.unwrap(), "{name}");
         // A failed write created nothing.
@@ -108,9 +141,17 @@ async fn key_limit_is_all_or_nothing_even_under_concurrency() {
     for Subject { name, backend, .. } in subjects(limits(5, Duration::from_secs(600))).await {
         let store = backend.as_ref();
         store.create("d", &metadata("alice")).await.unwrap();
-        store.put("d", &entries(&[("a", "1"), ("b", "1"), ("c", "1")])).await.unwrap();
-        let refused = store.put("d", &entries(&[("a", "2"), ("x", "1"), ("y", "1"), ("z", "1")])).await;
-        assert!(matches!(refused, Err(StoreError::TooManyKeys(5))), "{name}: {refused:?}");
+        store
+            .put("d", &entries(&[("a", "1"), ("b", "1"), ("c", "1")]))
+            .await
+            .unwrap();
+        let refused = store
+            .put("d", &entries(&[("a", "2"), ("x", "1"), ("y", "1"), ("z", "1")]))
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::TooManyKeys(5))),
+            "{name}: {refused:?}"
+        );
         let all = store.get_all("d", None).await.unwrap();
         assert_eq!(all.len(), 3, "{name}: nothing of a refused write is kept");
         assert_eq!(all["a"], "1", "{name}");
@@ -147,11 +188,24 @@ async fn deployments_expire_unless_written() {
         store.put("kept", &entries(&[("k", "v2")])).await.unwrap();
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert_eq!(store.metadata("idle").await.unwrap(), None, "{name}: expired");
-        assert!(matches!(store.get("idle", "k").await, Err(StoreError::DeploymentNotFound)), "{name}");
-        assert_eq!(store.get("kept", "k").await.unwrap().as_deref(), Some("v2"), "{name}: a write refreshes the TTL");
+        assert!(
+            matches!(store.get("idle", "k").await, Err(StoreError::DeploymentNotFound)),
+            "{name}"
+        );
+        assert_eq!(
+            store.get("kept", "k").await.unwrap().as_deref(),
+            Some("v2"),
+            "{name}: a write refreshes the TTL"
+        );
         tokio::time::sleep(Duration::from_millis(3500)).await;
         assert_eq!(store.metadata("kept").await.unwrap(), None, "{name}");
-        assert!(matches!(store.put("kept", &entries(&[("k", "v")])).await, Err(StoreError::DeploymentNotFound)), "{name}");
+        assert!(
+            matches!(
+                store.put("kept", &entries(&[("k", "v")])).await,
+                Err(StoreError::DeploymentNotFound)
+            ),
+            "{name}"
+        );
     }
 }
 
@@ -171,15 +225,23 @@ async fn waiters_are_woken_by_writes_and_deletions() {
         backend.put("d", &entries(&[("other", "x")])).await.unwrap();
         backend.put("d", &entries(&[("token", "secret-42")])).await.unwrap();
         for waiter in waiters {
-            let value = tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap().unwrap();
+            let value = tokio::time::timeout(Duration::from_secs(5), waiter)
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
             assert_eq!(value.as_deref(), Some("secret-42"), "{name}");
         }
         assert_eq!(backend.hub().slot_count(), 0, "{name}: no waiter left behind");
 
         // Already there: answered at once. Never written: None when the wait ends.
-        let value = wait_for_key(backend.as_ref(), "d", "token", Duration::from_secs(30)).await.unwrap();
+        let value = wait_for_key(backend.as_ref(), "d", "token", Duration::from_secs(30))
+            .await
+            .unwrap();
         assert_eq!(value.as_deref(), Some("secret-42"), "{name}");
-        let value = wait_for_key(backend.as_ref(), "d", "never", Duration::from_millis(200)).await.unwrap();
+        let value = wait_for_key(backend.as_ref(), "d", "never", Duration::from_millis(200))
+            .await
+            .unwrap();
         assert_eq!(value, None, "{name}");
 
         // Deleting the deployment ends the wait with "not found".
@@ -191,8 +253,14 @@ async fn waiters_are_woken_by_writes_and_deletions() {
             tokio::task::yield_now().await;
         }
         backend.delete("d").await.unwrap();
-        let outcome = tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap();
-        assert!(matches!(outcome, Err(StoreError::DeploymentNotFound)), "{name}: {outcome:?}");
+        let outcome = tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(outcome, Err(StoreError::DeploymentNotFound)),
+            "{name}: {outcome:?}"
+        );
         assert_eq!(backend.hub().slot_count(), 0, "{name}");
     }
 }
@@ -231,7 +299,11 @@ async fn redis_replicas_wake_each_other() {
         tokio::task::yield_now().await;
     }
     replica_a.put("d", &entries(&[("masterip", "10.0.0.1")])).await.unwrap();
-    let value = tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap().unwrap();
+    let value = tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(value.as_deref(), Some("10.0.0.1"));
 }
 

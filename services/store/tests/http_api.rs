@@ -101,7 +101,8 @@ impl Api {
     }
 
     async fn put(&self, path: &str, auth: Auth<'_>, body: Value) -> (u16, Value) {
-        self.call(reqwest::Method::PUT, path, auth, Some(&body.to_string())).await
+        self.call(reqwest::Method::PUT, path, auth, Some(&body.to_string()))
+            .await
     }
 
     async fn delete(&self, path: &str, auth: Auth<'_>) -> (u16, Value) {
@@ -112,7 +113,10 @@ impl Api {
     async fn create(&self, auth: Auth<'_>) -> (String, String) {
         let (status, body) = self.call(reqwest::Method::POST, "/store", auth, None).await;
         assert_eq!(status, 200, "{body}");
-        (body["id"].as_str().unwrap().to_string(), body["token"].as_str().unwrap().to_string())
+        (
+            body["id"].as_str().unwrap().to_string(),
+            body["token"].as_str().unwrap().to_string(),
+        )
     }
 }
 
@@ -124,7 +128,9 @@ async fn create_and_use_a_deployment_with_its_token() {
         let (status, health) = api.get("/store", Auth::None).await;
         assert_eq!((status, health["message"].as_str()), (200, Some("ok")), "{setup:?}");
 
-        let (status, created) = api.call(reqwest::Method::POST, "/store", Auth::Key("key-alice"), None).await;
+        let (status, created) = api
+            .call(reqwest::Method::POST, "/store", Auth::Key("key-alice"), None)
+            .await;
         assert_eq!(status, 200, "{setup:?}: {created}");
         assert_eq!(created["url"], server.url, "{setup:?}");
         let id = created["id"].as_str().unwrap();
@@ -132,9 +138,29 @@ async fn create_and_use_a_deployment_with_its_token() {
         let dep = format!("/store/{id}");
 
         // The old CLI's capitalised body; an empty value; the original's filter.
-        assert_eq!(api.put(&dep, Auth::Bearer(token), json!({"Key": "status_app_x", "Value": "start"})).await.0, 200);
-        assert_eq!(api.put(&dep, Auth::Bearer(token), json!({"key": "empty", "value": ""})).await.0, 200);
-        let (status, body) = api.put(&dep, Auth::Bearer(token), json!([{"key": "a", "value": "1"}, {"key": "b", "value": "2"}])).await;
+        assert_eq!(
+            api.put(
+                &dep,
+                Auth::Bearer(token),
+                json!({"Key": "status_app_x", "Value": "start"})
+            )
+            .await
+            .0,
+            200
+        );
+        assert_eq!(
+            api.put(&dep, Auth::Bearer(token), json!({"key": "empty", "value": ""}))
+                .await
+                .0,
+            200
+        );
+        let (status, body) = api
+            .put(
+                &dep,
+                Auth::Bearer(token),
+                json!([{"key": "a", "value": "1"}, {"key": "b", "value": "2"}]),
+            )
+            .await;
         assert_eq!((status, body["message"].as_str()), (200, Some("done")), "{setup:?}");
 
         let (status, body) = api.get(&format!("{dep}/empty"), Auth::Bearer(token)).await;
@@ -142,15 +168,28 @@ async fn create_and_use_a_deployment_with_its_token() {
         let (status, body) = api.get(&format!("{dep}/missing"), Auth::Bearer(token)).await;
         assert_eq!(status, 404, "{setup:?}: {body}");
         let (_, body) = api.get(&dep, Auth::Bearer(token)).await;
-        assert_eq!(body, json!({"deployment": {"status_app_x": "start", "empty": "", "a": "1", "b": "2"}}), "{setup:?}");
+        assert_eq!(
+            body,
+            json!({"deployment": {"status_app_x": "start", "empty": "", "a": "1", "b": "2"}}),
+            "{setup:?}"
+        );
         let (_, body) = api.get(&format!("{dep}?filter=status"), Auth::Bearer(token)).await;
         assert_eq!(body, json!({"deployment": {"status_app_x": "start"}}), "{setup:?}");
         let (_, body) = api.get(&format!("{dep}?filter=a&filter=b"), Auth::Bearer(token)).await;
         assert_eq!(body["deployment"].as_object().unwrap().len(), 4, "{setup:?}");
         // A trailing slash (old clients) reaches the same route; a key named `token` reads.
-        assert_eq!(api.get(&format!("{dep}/a/"), Auth::Bearer(token)).await.0, 200, "{setup:?}");
-        api.put(&dep, Auth::Bearer(token), json!({"key": "token", "value": "k3s"})).await;
-        assert_eq!(api.get(&format!("{dep}/token"), Auth::Bearer(token)).await.1["value"], "k3s", "{setup:?}");
+        assert_eq!(
+            api.get(&format!("{dep}/a/"), Auth::Bearer(token)).await.0,
+            200,
+            "{setup:?}"
+        );
+        api.put(&dep, Auth::Bearer(token), json!({"key": "token", "value": "k3s"}))
+            .await;
+        assert_eq!(
+            api.get(&format!("{dep}/token"), Auth::Bearer(token)).await.1["value"],
+            "k3s",
+            "{setup:?}"
+        );
 
         let (status, body) = api.delete(&dep, Auth::Bearer(token)).await;
         assert_eq!((status, body["message"].as_str()), (200, Some("deleted")), "{setup:?}");
@@ -168,20 +207,64 @@ async fn a_scoped_token_reaches_its_deployment_only() {
         let (other, _) = api.create(Auth::Key("key-alice")).await;
         let (status, body) = api.get(&format!("/store/{other}"), Auth::Bearer(&my_token)).await;
         assert_eq!(status, 403, "{setup:?}: same owner, other deployment: {body}");
-        assert_eq!(api.put(&format!("/store/{other}"), Auth::Bearer(&my_token), json!({"key": "k", "value": "v"})).await.0, 403);
-        assert_eq!(api.delete(&format!("/store/{other}"), Auth::Bearer(&my_token)).await.0, 403);
-        assert_eq!(api.get(&format!("/store/{other}/k"), Auth::Bearer(&my_token)).await.0, 403);
-        assert_eq!(api.call(reqwest::Method::POST, &format!("/store/{other}/token"), Auth::Bearer(&my_token), None).await.0, 403);
+        assert_eq!(
+            api.put(
+                &format!("/store/{other}"),
+                Auth::Bearer(&my_token),
+                json!({"key": "k", "value": "v"})
+            )
+            .await
+            .0,
+            403
+        );
+        assert_eq!(
+            api.delete(&format!("/store/{other}"), Auth::Bearer(&my_token)).await.0,
+            403
+        );
+        assert_eq!(
+            api.get(&format!("/store/{other}/k"), Auth::Bearer(&my_token)).await.0,
+            403
+        );
+        assert_eq!(
+            api.call(
+                reqwest::Method::POST,
+                &format!("/store/{other}/token"),
+                Auth::Bearer(&my_token),
+                None
+            )
+            .await
+            .0,
+            403
+        );
         // It cannot create deployments, and no user route of any service accepts it.
-        assert_eq!(api.call(reqwest::Method::POST, "/store", Auth::Bearer(&my_token), None).await.0, 401, "{setup:?}");
+        assert_eq!(
+            api.call(reqwest::Method::POST, "/store", Auth::Bearer(&my_token), None)
+                .await
+                .0,
+            401,
+            "{setup:?}"
+        );
         let mut headers = axum::http::HeaderMap::new();
         headers.insert("authorization", format!("Bearer {my_token}").parse().unwrap());
-        assert!(matches!(server.platform.authenticator.user(&headers).await, Err(ApiError::Unauthorized(_))));
-        assert_eq!(api.get(&format!("/store/{mine}"), Auth::Bearer(&my_token)).await.0, 200, "{setup:?}");
+        assert!(matches!(
+            server.platform.authenticator.user(&headers).await,
+            Err(ApiError::Unauthorized(_))
+        ));
+        assert_eq!(
+            api.get(&format!("/store/{mine}"), Auth::Bearer(&my_token)).await.0,
+            200,
+            "{setup:?}"
+        );
         // A garbage or expired token is 401, like no credentials at all.
-        assert_eq!(api.get(&format!("/store/{mine}"), Auth::Bearer("gAAAAAbogus")).await.0, 401);
+        assert_eq!(
+            api.get(&format!("/store/{mine}"), Auth::Bearer("gAAAAAbogus")).await.0,
+            401
+        );
         assert_eq!(api.get(&format!("/store/{mine}"), Auth::None).await.0, 401);
-        let expired = server.platform.tokens.issue(&Claims::for_store("alice", &mine, unix_now() - 10));
+        let expired = server
+            .platform
+            .tokens
+            .issue(&Claims::for_store("alice", &mine, unix_now() - 10));
         let (status, body) = api.get(&format!("/store/{mine}"), Auth::Bearer(&expired)).await;
         assert_eq!(status, 401, "{setup:?}: {body}");
     }
@@ -197,8 +280,16 @@ async fn owners_admins_and_strangers() {
         let dep = format!("/store/{id}");
         let write = json!({"key": "k", "value": "v"});
         // The owner, by user token and by API key (the original refused the key: S3).
-        assert_eq!(api.put(&dep, Auth::Bearer(&alice), write.clone()).await.0, 200, "{setup:?}");
-        assert_eq!(api.get(&format!("{dep}/k"), Auth::Key("key-alice")).await.0, 200, "{setup:?}");
+        assert_eq!(
+            api.put(&dep, Auth::Bearer(&alice), write.clone()).await.0,
+            200,
+            "{setup:?}"
+        );
+        assert_eq!(
+            api.get(&format!("{dep}/k"), Auth::Key("key-alice")).await.0,
+            200,
+            "{setup:?}"
+        );
         // Admins, by token (the original ignored the token's admin flag) and by key.
         let admin = server.token_for("root", true);
         assert_eq!(api.get(&dep, Auth::Bearer(&admin)).await.0, 200, "{setup:?}");
@@ -206,24 +297,70 @@ async fn owners_admins_and_strangers() {
         // Anyone else.
         let bob = server.token_for("bob", false);
         assert_eq!(api.get(&dep, Auth::Bearer(&bob)).await.0, 403, "{setup:?}");
-        assert_eq!(api.put(&dep, Auth::Key("key-bob"), write.clone()).await.0, 403, "{setup:?}");
+        assert_eq!(
+            api.put(&dep, Auth::Key("key-bob"), write.clone()).await.0,
+            403,
+            "{setup:?}"
+        );
         assert_eq!(api.delete(&dep, Auth::Bearer(&bob)).await.0, 403, "{setup:?}");
         assert_eq!(api.get(&dep, Auth::Key("not-a-key")).await.0, 401, "{setup:?}");
         // Unknown deployments are 404, after authentication.
-        assert_eq!(api.get("/store/unknown", Auth::Bearer(&alice)).await.0, 404, "{setup:?}");
-        assert_eq!(api.put("/store/unknown", Auth::Bearer(&admin), write.clone()).await.0, 404, "{setup:?}");
+        assert_eq!(
+            api.get("/store/unknown", Auth::Bearer(&alice)).await.0,
+            404,
+            "{setup:?}"
+        );
+        assert_eq!(
+            api.put("/store/unknown", Auth::Bearer(&admin), write.clone()).await.0,
+            404,
+            "{setup:?}"
+        );
         assert_eq!(api.get("/store/unknown", Auth::None).await.0, 401, "{setup:?}");
         // Renewal: the owner, an admin or the token itself; not a stranger.
-        let (status, renewed) = api.call(reqwest::Method::POST, &format!("{dep}/token"), Auth::Key("key-alice"), None).await;
+        let (status, renewed) = api
+            .call(
+                reqwest::Method::POST,
+                &format!("{dep}/token"),
+                Auth::Key("key-alice"),
+                None,
+            )
+            .await;
         assert_eq!(status, 200, "{setup:?}: {renewed}");
         assert_eq!(renewed["id"], id.as_str());
         let fresh = renewed["token"].as_str().unwrap();
-        let (status, again) = api.call(reqwest::Method::POST, &format!("{dep}/token"), Auth::Bearer(fresh), None).await;
+        let (status, again) = api
+            .call(
+                reqwest::Method::POST,
+                &format!("{dep}/token"),
+                Auth::Bearer(fresh),
+                None,
+            )
+            .await;
         assert_eq!(status, 200, "{setup:?}: {again}");
         assert!(again["expires"].as_u64().unwrap() > unix_now());
-        assert_eq!(api.get(&format!("{dep}/k"), Auth::Bearer(again["token"].as_str().unwrap())).await.0, 200);
-        assert_eq!(api.call(reqwest::Method::POST, &format!("{dep}/token"), Auth::Bearer(&bob), None).await.0, 403);
-        assert_eq!(api.call(reqwest::Method::POST, &format!("{dep}/token"), Auth::Bearer(&admin), None).await.0, 200);
+        assert_eq!(
+            api.get(&format!("{dep}/k"), Auth::Bearer(again["token"].as_str().unwrap()))
+                .await
+                .0,
+            200
+        );
+        assert_eq!(
+            api.call(reqwest::Method::POST, &format!("{dep}/token"), Auth::Bearer(&bob), None)
+                .await
+                .0,
+            403
+        );
+        assert_eq!(
+            api.call(
+                reqwest::Method::POST,
+                &format!("{dep}/token"),
+                Auth::Bearer(&admin),
+                None
+            )
+            .await
+            .0,
+            200
+        );
         // The owner deletes with the API key (the runs issue will do this on destroy).
         assert_eq!(api.delete(&dep, Auth::Key("key-alice")).await.0, 200, "{setup:?}");
     }
@@ -237,14 +374,20 @@ async fn metadata_cannot_be_overwritten() {
         let (id, token) = api.create(Auth::Key("key-alice")).await;
         let dep = format!("/store/{id}");
         for field in ["user", "ts", "lastts", "ns"] {
-            let (status, _) = api.put(&dep, Auth::Bearer(&token), json!({"key": field, "value": "bob"})).await;
+            let (status, _) = api
+                .put(&dep, Auth::Bearer(&token), json!({"key": field, "value": "bob"}))
+                .await;
             assert_eq!(status, 200, "{setup:?}");
         }
         // Ownership did not move: alice still owns it, bob still does not.
         assert_eq!(api.get(&dep, Auth::Key("key-alice")).await.0, 200, "{setup:?}");
         assert_eq!(api.get(&dep, Auth::Key("key-bob")).await.0, 403, "{setup:?}");
         let (_, body) = api.get(&dep, Auth::Bearer(&token)).await;
-        assert_eq!(body, json!({"deployment": {"user": "bob", "ts": "bob", "lastts": "bob", "ns": "bob"}}), "{setup:?}");
+        assert_eq!(
+            body,
+            json!({"deployment": {"user": "bob", "ts": "bob", "lastts": "bob", "ns": "bob"}}),
+            "{setup:?}"
+        );
     }
 }
 
@@ -262,7 +405,15 @@ async fn bad_input_is_refused_and_changes_nothing() {
         let auth = Auth::Bearer(&token);
         api.put(&dep, auth, json!({"key": "a", "value": "1"})).await;
 
-        for body in ["", "{", "[]", "\"text\"", r#"{"key":"b"}"#, r#"{"key":"b","value":3}"#, r#"{"key":1,"value":"x"}"#] {
+        for body in [
+            "",
+            "{",
+            "[]",
+            "\"text\"",
+            r#"{"key":"b"}"#,
+            r#"{"key":"b","value":3}"#,
+            r#"{"key":1,"value":"x"}"#,
+        ] {
             let (status, reply) = api.call(reqwest::Method::PUT, &dep, auth, Some(body)).await;
             assert_eq!(status, 400, "{setup:?}: {body:?} → {reply}");
             assert!(reply["message"].as_str().is_some_and(|m| !m.is_empty()), "{reply}");
@@ -273,17 +424,35 @@ async fn bad_input_is_refused_and_changes_nothing() {
         }
         let (status, reply) = api.put(&dep, auth, json!({"key": "nul", "value": "a\u{0}b"})).await;
         assert_eq!(status, 400, "{setup:?}: {reply}");
-        let (status, reply) = api.put(&dep, auth, json!({"key": "big", "value": "x".repeat(17)})).await;
+        let (status, reply) = api
+            .put(&dep, auth, json!({"key": "big", "value": "x".repeat(17)}))
+            .await;
         assert_eq!(status, 413, "{setup:?}: {reply}");
         assert!(reply["message"].as_str().unwrap().contains("16"), "{reply}");
         // A batch with one bad entry writes nothing; so does one passing the key limit.
-        let (status, _) = api.put(&dep, auth, json!([{"key": "b", "value": "1"}, {"key": "bad key", "value": "1"}])).await;
+        let (status, _) = api
+            .put(
+                &dep,
+                auth,
+                json!([{"key": "b", "value": "1"}, {"key": "bad key", "value": "1"}]),
+            )
+            .await;
         assert_eq!(status, 400, "{setup:?}");
-        let (status, reply) = api.put(&dep, auth, json!([{"key": "b", "value": "1"}, {"key": "c", "value": "1"}, {"key": "d", "value": "1"}])).await;
+        let (status, reply) = api
+            .put(
+                &dep,
+                auth,
+                json!([{"key": "b", "value": "1"}, {"key": "c", "value": "1"}, {"key": "d", "value": "1"}]),
+            )
+            .await;
         assert_eq!(status, 413, "{setup:?}: {reply}");
         assert!(reply["message"].as_str().unwrap().contains("at most 3 keys"), "{reply}");
         let (_, body) = api.get(&dep, auth).await;
-        assert_eq!(body, json!({"deployment": {"a": "1"}}), "{setup:?}: nothing was partially written");
+        assert_eq!(
+            body,
+            json!({"deployment": {"a": "1"}}),
+            "{setup:?}: nothing was partially written"
+        );
 
         assert_eq!(api.get(&format!("{dep}/a?wait=soon"), auth).await.0, 400, "{setup:?}");
         assert_eq!(api.get(&format!("{dep}/a?wait=-1"), auth).await.0, 400, "{setup:?}");
@@ -307,18 +476,39 @@ async fn a_waiter_is_answered_as_soon_as_the_key_is_written() {
         // Let the waiter reach the server before writing.
         tokio::time::sleep(Duration::from_millis(300)).await;
         let put_at = Instant::now();
-        let (status, _) = api.put(&format!("/store/{id}"), Auth::Bearer(&token), json!({"key": "k3stoken", "value": "K10abc"})).await;
+        let (status, _) = api
+            .put(
+                &format!("/store/{id}"),
+                Auth::Bearer(&token),
+                json!({"key": "k3stoken", "value": "K10abc"}),
+            )
+            .await;
         assert_eq!(status, 200);
-        let ((status, body), answered_at) = tokio::time::timeout(Duration::from_secs(10), waiter).await.unwrap().unwrap();
-        assert_eq!((status, body), (200, json!({"key": "k3stoken", "value": "K10abc"})), "{setup:?}");
+        let ((status, body), answered_at) = tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (status, body),
+            (200, json!({"key": "k3stoken", "value": "K10abc"})),
+            "{setup:?}"
+        );
         let delay = answered_at.saturating_duration_since(put_at);
-        assert!(delay < Duration::from_secs(1), "{setup:?}: woken {delay:?} after the PUT");
+        assert!(
+            delay < Duration::from_secs(1),
+            "{setup:?}: woken {delay:?} after the PUT"
+        );
 
         // A wait that ends without the key: 404 once the wait is over.
         let started = Instant::now();
-        let (status, _) = api.get(&format!("/store/{id}/never?wait=1"), Auth::Bearer(&token)).await;
+        let (status, _) = api
+            .get(&format!("/store/{id}/never?wait=1"), Auth::Bearer(&token))
+            .await;
         assert_eq!(status, 404, "{setup:?}");
-        assert!(started.elapsed() >= Duration::from_millis(900), "{setup:?}: the server waited");
+        assert!(
+            started.elapsed() >= Duration::from_millis(900),
+            "{setup:?}: the server waited"
+        );
     }
 }
 
@@ -329,8 +519,12 @@ async fn redis_replicas_share_deployments_and_wake_ups() {
         config.redis.url = Some(Sensitive::new(common::REDIS_URL.to_string()));
         config.redis.prefix = prefix.clone();
     };
-    let replica_a = TestServer::start_with(goterra_db::Engine::Sqlite, &services(), configure).await.unwrap();
-    let replica_b = TestServer::start_with(goterra_db::Engine::Sqlite, &services(), configure).await.unwrap();
+    let replica_a = TestServer::start_with(goterra_db::Engine::Sqlite, &services(), configure)
+        .await
+        .unwrap();
+    let replica_b = TestServer::start_with(goterra_db::Engine::Sqlite, &services(), configure)
+        .await
+        .unwrap();
     let (api_a, api_b) = (Api::new(&replica_a.url), Arc::new(Api::new(&replica_b.url)));
     let (id, token) = api_a.create(Auth::Key("key-alice")).await;
     let waiter = {
@@ -339,9 +533,22 @@ async fn redis_replicas_share_deployments_and_wake_ups() {
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     let put_at = Instant::now();
-    api_a.put(&format!("/store/{id}"), Auth::Bearer(&token), json!({"key": "masterip", "value": "10.0.0.7"})).await;
-    let (status, body) = tokio::time::timeout(Duration::from_secs(10), waiter).await.unwrap().unwrap();
-    assert!(put_at.elapsed() < Duration::from_secs(1), "woken {:?} after the PUT", put_at.elapsed());
+    api_a
+        .put(
+            &format!("/store/{id}"),
+            Auth::Bearer(&token),
+            json!({"key": "masterip", "value": "10.0.0.7"}),
+        )
+        .await;
+    let (status, body) = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        put_at.elapsed() < Duration::from_secs(1),
+        "woken {:?} after the PUT",
+        put_at.elapsed()
+    );
     assert_eq!((status, body["value"].as_str()), (200, Some("10.0.0.7")));
 }
 
@@ -353,10 +560,21 @@ async fn a_disconnected_waiter_is_released() {
         let store = goterra_store::Store::open(server.platform.clone()).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(goterra_core::http::serve(listener, store.router(), std::future::pending()));
+        tokio::spawn(goterra_core::http::serve(
+            listener,
+            store.router(),
+            std::future::pending(),
+        ));
         let (id, token) = Api::new(&server.url).create(Auth::Key("key-alice")).await;
-        let impatient = reqwest::Client::builder().timeout(Duration::from_millis(500)).build().unwrap();
-        let outcome = impatient.get(format!("{url}/store/{id}/k?wait=60")).bearer_auth(&token).send().await;
+        let impatient = reqwest::Client::builder()
+            .timeout(Duration::from_millis(500))
+            .build()
+            .unwrap();
+        let outcome = impatient
+            .get(format!("{url}/store/{id}/k?wait=60"))
+            .bearer_auth(&token)
+            .send()
+            .await;
         assert!(outcome.is_err(), "{setup:?}: the client gave up first");
         let deadline = Instant::now() + Duration::from_secs(10);
         while store.backend.hub().waiting() > 0 {
@@ -370,17 +588,33 @@ async fn a_disconnected_waiter_is_released() {
 #[tokio::test]
 async fn anonymous_mode_takes_the_key_as_uid_and_mints_scoped_tokens_only() {
     for setup in SETUPS {
-        let server = start(setup, &[goterra_store::spec()], |config| config.feature.anonymous = true).await;
+        let server = start(setup, &[goterra_store::spec()], |config| {
+            config.feature.anonymous = true
+        })
+        .await;
         let api = Api::new(&server.url);
         let (id, token) = api.create(Auth::Key("carol")).await;
         let dep = format!("/store/{id}");
-        assert_eq!(api.put(&dep, Auth::Bearer(&token), json!({"key": "k", "value": "v"})).await.0, 200, "{setup:?}");
+        assert_eq!(
+            api.put(&dep, Auth::Bearer(&token), json!({"key": "k", "value": "v"}))
+                .await
+                .0,
+            200,
+            "{setup:?}"
+        );
         assert_eq!(api.get(&dep, Auth::Key("carol")).await.0, 200, "{setup:?}");
         assert_eq!(api.get(&dep, Auth::Key("dave")).await.0, 403, "{setup:?}");
         let mut headers = axum::http::HeaderMap::new();
         headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
-        assert!(matches!(server.platform.authenticator.user(&headers).await, Err(ApiError::Unauthorized(_))));
-        assert_eq!(api.call(reqwest::Method::POST, "/store", Auth::None, None).await.0, 401, "{setup:?}");
+        assert!(matches!(
+            server.platform.authenticator.user(&headers).await,
+            Err(ApiError::Unauthorized(_))
+        ));
+        assert_eq!(
+            api.call(reqwest::Method::POST, "/store", Auth::None, None).await.0,
+            401,
+            "{setup:?}"
+        );
     }
 }
 
@@ -389,7 +623,10 @@ async fn namespace_members_share_deployments() {
     for setup in SETUPS {
         let server = start(setup, &services(), |_| {}).await;
         let pool = server.platform.db.pool();
-        sqlx::query("INSERT INTO deploy_namespaces (id, name) VALUES ('ns1', 'genomics')").execute(pool).await.unwrap();
+        sqlx::query("INSERT INTO deploy_namespaces (id, name) VALUES ('ns1', 'genomics')")
+            .execute(pool)
+            .await
+            .unwrap();
         for (uid, role) in [("alice", "owner"), ("bob", "member"), ("eve", "invited")] {
             sqlx::query("INSERT INTO deploy_namespace_users (namespace_id, uid, role) VALUES ('ns1', $1, $2)")
                 .bind(uid)
@@ -409,15 +646,30 @@ async fn namespace_members_share_deployments() {
                 .await
                 .unwrap();
             assert_eq!(response.status().as_u16(), 200, "{setup:?}");
-            let id = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+            let id = response.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string();
             let dep = format!("/store/{id}");
-            assert_eq!(api.get(&dep, Auth::Key("key-bob")).await.0, 200, "{setup:?}: a member, namespace given as {ns}");
-            assert_eq!(api.get(&dep, Auth::Key("key-eve")).await.0, 403, "{setup:?}: not a member");
+            assert_eq!(
+                api.get(&dep, Auth::Key("key-bob")).await.0,
+                200,
+                "{setup:?}: a member, namespace given as {ns}"
+            );
+            assert_eq!(
+                api.get(&dep, Auth::Key("key-eve")).await.0,
+                403,
+                "{setup:?}: not a member"
+            );
             assert_eq!(api.get(&dep, Auth::Key("key-mallory")).await.0, 403, "{setup:?}");
         }
         // Without X-API-NS, namespace members have no access.
         let (id, _) = api.create(Auth::Key("key-alice")).await;
-        assert_eq!(api.get(&format!("/store/{id}"), Auth::Key("key-bob")).await.0, 403, "{setup:?}");
+        assert_eq!(
+            api.get(&format!("/store/{id}"), Auth::Key("key-bob")).await.0,
+            403,
+            "{setup:?}"
+        );
         // Only members may tag a deployment with a namespace.
         let response = api
             .http
@@ -437,14 +689,19 @@ async fn namespace_membership_is_asked_of_deploy_when_running_alone() {
     // names them.
     let deploy = Router::new().route(
         "/deploy/ns/{ns}",
-        axum::routing::get(|axum::extract::Path(ns): axum::extract::Path<String>, headers: axum::http::HeaderMap| async move {
-            let key = headers.get("x-api-key").and_then(|v| v.to_str().ok()).unwrap_or_default();
-            if ns == "genomics" && (key == "key-alice" || key == "key-bob") {
-                axum::http::StatusCode::OK
-            } else {
-                axum::http::StatusCode::FORBIDDEN
-            }
-        }),
+        axum::routing::get(
+            |axum::extract::Path(ns): axum::extract::Path<String>, headers: axum::http::HeaderMap| async move {
+                let key = headers
+                    .get("x-api-key")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                if ns == "genomics" && (key == "key-alice" || key == "key-bob") {
+                    axum::http::StatusCode::OK
+                } else {
+                    axum::http::StatusCode::FORBIDDEN
+                }
+            },
+        ),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let deploy_url = format!("http://{}", listener.local_addr().unwrap());
@@ -453,7 +710,10 @@ async fn namespace_membership_is_asked_of_deploy_when_running_alone() {
         migrations: &[],
         ..doubles()
     };
-    let server = start(Setup::Redis, &[spec, goterra_store::spec()], |config| config.proxy = Some(deploy_url.clone())).await;
+    let server = start(Setup::Redis, &[spec, goterra_store::spec()], |config| {
+        config.proxy = Some(deploy_url.clone())
+    })
+    .await;
     let response = reqwest::Client::new()
         .post(format!("{}/store", server.url))
         .header("X-API-Key", "key-alice")
@@ -462,7 +722,10 @@ async fn namespace_membership_is_asked_of_deploy_when_running_alone() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 200);
-    let id = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let api = Api::new(&server.url);
     assert_eq!(api.get(&format!("/store/{id}"), Auth::Key("key-bob")).await.0, 200);
     assert_eq!(api.get(&format!("/store/{id}"), Auth::Key("key-eve")).await.0, 403);
@@ -470,7 +733,12 @@ async fn namespace_membership_is_asked_of_deploy_when_running_alone() {
 
 #[tokio::test]
 async fn openapi_document_is_served_and_checked_in() {
-    let server = start(Setup::Embedded(goterra_db::Engine::Sqlite), &[goterra_store::spec()], |_| {}).await;
+    let server = start(
+        Setup::Embedded(goterra_db::Engine::Sqlite),
+        &[goterra_store::spec()],
+        |_| {},
+    )
+    .await;
     let (status, served) = Api::new(&server.url).get("/store/openapi.json", Auth::None).await;
     assert_eq!(status, 200);
     assert!(served["paths"]["/store/{id}/{key}"]["get"].is_object(), "{served}");

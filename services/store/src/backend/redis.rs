@@ -259,7 +259,9 @@ impl StoreBackend for RedisBackend {
             }
             -1 => Err(StoreError::DeploymentNotFound),
             -2 => Err(StoreError::TooManyKeys(self.limits.max_keys)),
-            other => Err(backend_error(anyhow::anyhow!("unexpected answer {other} from the put script"))),
+            other => Err(backend_error(anyhow::anyhow!(
+                "unexpected answer {other} from the put script"
+            ))),
         }
     }
 
@@ -272,7 +274,11 @@ impl StoreBackend for RedisBackend {
             .query_async(&mut conn)
             .await
             .map_err(backend_error)?;
-        if exists { Ok(value) } else { Err(StoreError::DeploymentNotFound) }
+        if exists {
+            Ok(value)
+        } else {
+            Err(StoreError::DeploymentNotFound)
+        }
     }
 
     async fn get_all(&self, id: &str, prefix: Option<&str>) -> Result<BTreeMap<String, String>, StoreError> {

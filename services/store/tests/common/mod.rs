@@ -1,8 +1,8 @@
 //! Helpers shared by the store's integration tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use goterra_core::{Sensitive, ServiceSpec};
 use goterra_core::testing::TestServer;
+use goterra_core::{Sensitive, ServiceSpec};
 use goterra_db::Engine;
 
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -15,7 +15,11 @@ pub enum Setup {
 }
 
 /// Every configuration a behaviour test must pass on.
-pub const SETUPS: [Setup; 3] = [Setup::Embedded(Engine::Sqlite), Setup::Embedded(Engine::Postgres), Setup::Redis];
+pub const SETUPS: [Setup; 3] = [
+    Setup::Embedded(Engine::Sqlite),
+    Setup::Embedded(Engine::Postgres),
+    Setup::Redis,
+];
 
 /// A Redis key prefix no other test uses.
 pub fn random_prefix() -> String {
@@ -23,7 +27,11 @@ pub fn random_prefix() -> String {
 }
 
 /// Starts `services` (the store and test doubles) on `setup`, with `configure` applied.
-pub async fn start(setup: Setup, services: &[ServiceSpec], configure: impl FnOnce(&mut goterra_core::Config)) -> TestServer {
+pub async fn start(
+    setup: Setup,
+    services: &[ServiceSpec],
+    configure: impl FnOnce(&mut goterra_core::Config),
+) -> TestServer {
     let engine = match setup {
         Setup::Embedded(engine) => engine,
         Setup::Redis => Engine::Sqlite,
