@@ -25,6 +25,7 @@ pub fn new_id() -> String {
 }
 
 pub mod platform;
+pub mod runs;
 pub mod remote;
 pub use platform::Platform;
 pub mod service;

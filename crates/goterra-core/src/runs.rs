@@ -1,0 +1,330 @@
+//! Wire types of a run's life, shared by deploy (which creates runs and answers agents) and the
+//! run agent (which executes them).
+//!
+//! The queue carries only a [`RunJob`] (`{"action","id"}`): secrets never travel through the
+//! broker. An agent that takes a job asks deploy for the [`RunSpec`] over HTTPS with its agent
+//! credential, streams [`LogLines`], and reports a [`RunReport`]. The agent routes on deploy are:
+//!
+//! | Method and path | Body | Answer |
+//! |---|---|---|
+//! | `GET /deploy/agent/run/{id}/spec?action=deploy\|destroy` | – | [`RunSpec`] |
+//! | `POST /deploy/agent/run/{id}/started` | – | [`AgentAnswer`] |
+//! | `POST /deploy/agent/run/{id}/log` | [`LogLines`] | [`AgentAnswer`] |
+//! | `POST /deploy/agent/run/{id}/heartbeat` | – | [`AgentAnswer`] |
+//! | `POST /deploy/agent/run/{id}/finished` | [`RunReport`] | [`AgentAnswer`] |
+
+use crate::sensitive::Sensitive;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use utoipa::ToSchema;
+
+/// What a run job asks an agent to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RunAction {
+    Deploy,
+    Destroy,
+}
+
+impl RunAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deploy => "deploy",
+            Self::Destroy => "destroy",
+        }
+    }
+}
+
+impl fmt::Display for RunAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RunAction {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "deploy" => Ok(Self::Deploy),
+            "destroy" => Ok(Self::Destroy),
+            other => Err(format!("unknown run action {other:?}: expected deploy or destroy")),
+        }
+    }
+}
+
+/// A run's status, with the original names (`deploy_pending`, ...) plus `canceled`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    DeployPending,
+    DeployInProgress,
+    DeploySuccess,
+    DeployFailure,
+    DestroyPending,
+    DestroyInProgress,
+    DestroySuccess,
+    DestroyFailure,
+    Canceled,
+}
+
+impl RunStatus {
+    pub fn pending(action: RunAction) -> Self {
+        match action {
+            RunAction::Deploy => Self::DeployPending,
+            RunAction::Destroy => Self::DestroyPending,
+        }
+    }
+
+    pub fn in_progress(action: RunAction) -> Self {
+        match action {
+            RunAction::Deploy => Self::DeployInProgress,
+            RunAction::Destroy => Self::DestroyInProgress,
+        }
+    }
+
+    pub fn success(action: RunAction) -> Self {
+        match action {
+            RunAction::Deploy => Self::DeploySuccess,
+            RunAction::Destroy => Self::DestroySuccess,
+        }
+    }
+
+    pub fn failure(action: RunAction) -> Self {
+        match action {
+            RunAction::Deploy => Self::DeployFailure,
+            RunAction::Destroy => Self::DestroyFailure,
+        }
+    }
+
+    /// True once no agent works on the run any more.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::DeploySuccess | Self::DeployFailure | Self::DestroySuccess | Self::DestroyFailure | Self::Canceled
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DeployPending => "deploy_pending",
+            Self::DeployInProgress => "deploy_in_progress",
+            Self::DeploySuccess => "deploy_success",
+            Self::DeployFailure => "deploy_failure",
+            Self::DestroyPending => "destroy_pending",
+            Self::DestroyInProgress => "destroy_in_progress",
+            Self::DestroySuccess => "destroy_success",
+            Self::DestroyFailure => "destroy_failure",
+            Self::Canceled => "canceled",
+        }
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The queue message: which run, which action. Nothing else, so a broker (or whoever reads
+/// it) never sees a secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RunJob {
+    pub action: RunAction,
+    /// The run's id.
+    pub id: String,
+}
+
+impl RunJob {
+    pub fn new(action: RunAction, id: impl Into<String>) -> Self {
+        Self { action, id: id.into() }
+    }
+}
+
+/// Where Terraform keeps the run's state: deploy's state endpoint, used as an `http` backend
+/// (GET/POST the state, LOCK/UNLOCK at the same address).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StateBackend {
+    pub url: String,
+    /// Given to Terraform as `TF_HTTP_USERNAME`.
+    pub username: String,
+    /// Given to Terraform as `TF_HTTP_PASSWORD`; a credential scoped to this run's state.
+    #[serde(with = "sensitive_serde")]
+    #[schema(value_type = String)]
+    pub password: Sensitive<String>,
+}
+
+/// Everything an agent needs to execute one action of a run. Deploy builds it on request; it
+/// travels over HTTPS only, never through the queue, and the agent keeps it in memory only.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunSpec {
+    /// The run's id.
+    pub run: String,
+    pub action: RunAction,
+    pub namespace: String,
+    pub application: String,
+    /// The application's template for the run's endpoint kind, written as `app.tf`.
+    pub template: String,
+    /// Plain Terraform variables (platform variables and run inputs), written to
+    /// `terraform.tfvars.json`.
+    #[schema(value_type = BTreeMap<String, Object>)]
+    pub variables: BTreeMap<String, serde_json::Value>,
+    /// Sensitive Terraform variables, given only as `TF_VAR_<name>` and redacted from the log.
+    #[serde(default, with = "sensitive_serde::map")]
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub sensitive: BTreeMap<String, Sensitive<String>>,
+    pub state: StateBackend,
+    /// How long the action may take, in seconds, before it is stopped and fails.
+    pub timeout_secs: u64,
+}
+
+/// The result of one action, reported by the agent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunReport {
+    /// `<action>_success`, `<action>_failure` or `canceled`.
+    pub status: RunStatus,
+    /// `terraform output -json` after a deploy (`{}` otherwise).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub outputs: serde_json::Value,
+    /// Seconds spent on the action, also on failure.
+    pub duration: f64,
+    /// Why the action failed (empty on success).
+    #[serde(default)]
+    pub error: String,
+    /// The template's `deployment_id` output, when it has one.
+    #[serde(default)]
+    pub deployment_id: Option<String>,
+}
+
+/// Redacted lines of Terraform output.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LogLines {
+    pub lines: Vec<String>,
+}
+
+/// Deploy's answer to an agent's report: `cancel` asks the agent to stop the run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AgentAnswer {
+    #[serde(default)]
+    pub cancel: bool,
+}
+
+/// Serializes [`Sensitive`] values as their plain content. Only for types that travel between
+/// trusted services over TLS (the run spec); `Sensitive` itself stays unserializable so a
+/// secret cannot slip into an API response by deriving `Serialize`.
+pub mod sensitive_serde {
+    use crate::sensitive::Sensitive;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(value: &Sensitive<T>, serializer: S) -> Result<S::Ok, S::Error> {
+        value.expose().serialize(serializer)
+    }
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Sensitive<T>, D::Error> {
+        T::deserialize(deserializer).map(Sensitive::new)
+    }
+
+    /// The same for a map of secrets.
+    pub mod map {
+        use crate::sensitive::Sensitive;
+        use serde::ser::SerializeMap;
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
+        use std::collections::BTreeMap;
+
+        pub fn serialize<T: Serialize, S: Serializer>(
+            values: &BTreeMap<String, Sensitive<T>>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            let mut map = serializer.serialize_map(Some(values.len()))?;
+            for (name, value) in values {
+                map.serialize_entry(name, value.expose())?;
+            }
+            map.end()
+        }
+
+        pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<BTreeMap<String, Sensitive<T>>, D::Error> {
+            BTreeMap::<String, Sensitive<T>>::deserialize(deserializer)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_job_is_only_action_and_id() {
+        let job = RunJob::new(RunAction::Destroy, "r1");
+        assert_eq!(serde_json::to_value(&job).unwrap(), json!({"action": "destroy", "id": "r1"}));
+        // An original message with secrets still decodes, and the secrets are not kept.
+        let old: RunJob =
+            serde_json::from_value(json!({"action": "deploy", "id": "r2", "secrets": {"password": "x"}})).unwrap();
+        assert_eq!(old, RunJob::new(RunAction::Deploy, "r2"));
+    }
+
+    #[test]
+    fn statuses_keep_the_original_names() {
+        assert_eq!(
+            serde_json::to_value(RunStatus::failure(RunAction::Destroy)).unwrap(),
+            json!("destroy_failure")
+        );
+        assert_eq!(RunStatus::in_progress(RunAction::Deploy).as_str(), "deploy_in_progress");
+        assert_eq!(serde_json::to_value(RunStatus::Canceled).unwrap(), json!("canceled"));
+        assert!(RunStatus::Canceled.is_terminal());
+        assert!(!RunStatus::DestroyPending.is_terminal());
+        assert_eq!("destroy".parse::<RunAction>().unwrap(), RunAction::Destroy);
+        assert!("state".parse::<RunAction>().is_err());
+    }
+
+    #[test]
+    fn a_spec_carries_secrets_over_the_wire_but_never_prints_them() {
+        let spec = RunSpec {
+            run: "r1".into(),
+            action: RunAction::Deploy,
+            namespace: "ns".into(),
+            application: "app".into(),
+            template: "resource \"null_resource\" \"a\" {}".into(),
+            variables: BTreeMap::from([("count".to_string(), json!(2))]),
+            sensitive: BTreeMap::from([("password".to_string(), Sensitive::new("hunter2".to_string()))]),
+            state: StateBackend {
+                url: "https://example.org/deploy/state/r1".into(),
+                username: "run".into(),
+                password: Sensitive::new("state-secret".into()),
+            },
+            timeout_secs: 60,
+        };
+        let wire = serde_json::to_value(&spec).unwrap();
+        assert_eq!(wire["sensitive"], json!({"password": "hunter2"}));
+        assert_eq!(wire["state"]["password"], json!("state-secret"));
+        let back: RunSpec = serde_json::from_value(wire).unwrap();
+        assert_eq!(back, spec);
+        let printed = format!("{spec:?}");
+        assert!(!printed.contains("hunter2") && !printed.contains("state-secret"));
+    }
+
+    #[test]
+    fn a_report_has_the_documented_fields() {
+        let report: RunReport = serde_json::from_value(json!({"status": "deploy_success", "duration": 1.5})).unwrap();
+        assert_eq!(report.outputs, serde_json::Value::Null);
+        assert_eq!(report.deployment_id, None);
+        let wire = serde_json::to_value(RunReport {
+            status: RunStatus::DeployFailure,
+            outputs: json!({}),
+            duration: 2.0,
+            error: "boom".into(),
+            deployment_id: Some("d1".into()),
+        })
+        .unwrap();
+        assert_eq!(
+            wire,
+            json!({"status": "deploy_failure", "outputs": {}, "duration": 2.0, "error": "boom", "deployment_id": "d1"})
+        );
+    }
+}
