@@ -78,13 +78,12 @@ pub async fn load_optional(state: &AppState, id: &str) -> Result<Option<Namespac
     else {
         return Ok(None);
     };
-    let users = sqlx::query(
-        "SELECT uid, role FROM deploy_namespace_users WHERE namespace_id = $1 ORDER BY position, uid",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await
-    .map_err(ApiError::internal)?;
+    let users =
+        sqlx::query("SELECT uid, role FROM deploy_namespace_users WHERE namespace_id = $1 ORDER BY position, uid")
+            .bind(id)
+            .fetch_all(pool)
+            .await
+            .map_err(ApiError::internal)?;
     let mut record = NamespaceRecord {
         id: row.try_get("id").map_err(ApiError::internal)?,
         name: row.try_get("name").map_err(ApiError::internal)?,

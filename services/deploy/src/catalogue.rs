@@ -75,7 +75,10 @@ pub trait Kind: Serialize + DeserializeOwned + Default + Clone + Send + Sync + '
     }
 
     /// Rows owned by the object, removed with it.
-    fn delete_relations(_tx: &mut Transaction<'_, Any>, _id: &str) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
+    fn delete_relations(
+        _tx: &mut Transaction<'_, Any>,
+        _id: &str,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
         async { Ok(()) }
     }
 }
@@ -134,14 +137,26 @@ async fn list_where<K: Kind>(
 /// Every public object of a kind plus those of one namespace (no paging: for `/inputs`).
 pub async fn usable_from<K: Kind>(state: &AppState, namespace_id: Option<&str>) -> Result<Vec<K>, ApiError> {
     match namespace_id {
-        Some(ns) => list_where::<K>(state, "public = 1 OR namespace_id = $1", Some(ns), 0, i64::from(i32::MAX)).await,
+        Some(ns) => {
+            list_where::<K>(
+                state,
+                "public = 1 OR namespace_id = $1",
+                Some(ns),
+                0,
+                i64::from(i32::MAX),
+            )
+            .await
+        }
         None => list_where::<K>(state, "public = 1", None, 0, i64::from(i32::MAX)).await,
     }
 }
 
 fn write_error<K: Kind>(err: sqlx::Error) -> ApiError {
     if goterra_db::is_unique_violation(&err) {
-        ApiError::conflict(format!("name: a {} with this name already exists in this namespace", K::LABEL))
+        ApiError::conflict(format!(
+            "name: a {} with this name already exists in this namespace",
+            K::LABEL
+        ))
     } else if goterra_db::is_foreign_key_violation(&err) {
         ApiError::conflict(format!(
             "{}: a referenced object was deleted meanwhile, or this one is still used",
@@ -383,14 +398,14 @@ pub async fn update_one<K: Kind>(
         }
     }
     let mut object: K = decode(body_object(Value::Object(merged))?)?;
-    object.set_server_fields(&stored.id().to_string(), &namespace.id, now());
+    object.set_server_fields(stored.id(), &namespace.id, now());
     let ctx = WriteContext {
         state: &state,
         user: &user,
         namespace: &namespace,
     };
     object.validate(&ctx, Some(&stored)).await?;
-    object.set_server_fields(&stored.id().to_string(), &namespace.id, now());
+    object.set_server_fields(stored.id(), &namespace.id, now());
     if stored.is_public() && !object.is_public() {
         let outside: Vec<Dependent> = K::dependents(&state, &id)
             .await?
@@ -461,7 +476,12 @@ pub async fn describe(state: &AppState, user: &Identity, dependents: &[Dependent
 }
 
 /// Dependents found by a query selecting `name` and `namespace_id`.
-pub async fn dependents_by(state: &AppState, kind: &'static str, sql: &str, id: &str) -> Result<Vec<Dependent>, ApiError> {
+pub async fn dependents_by(
+    state: &AppState,
+    kind: &'static str,
+    sql: &str,
+    id: &str,
+) -> Result<Vec<Dependent>, ApiError> {
     let rows = sqlx::query(sql)
         .bind(id.to_string())
         .fetch_all(state.db().pool())

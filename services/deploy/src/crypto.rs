@@ -55,7 +55,10 @@ impl SecretBox {
     }
 
     /// `dedicated` is GOT_SECRETS_KEY; `token_secrets` the fernet secrets (first one first).
-    pub fn new(dedicated: Option<&Sensitive<String>>, token_secrets: &[Sensitive<String>]) -> Result<Self, CryptoError> {
+    pub fn new(
+        dedicated: Option<&Sensitive<String>>,
+        token_secrets: &[Sensitive<String>],
+    ) -> Result<Self, CryptoError> {
         let (material, info) = match dedicated.filter(|key| !key.expose().is_empty()) {
             Some(key) => (key.expose().as_bytes(), INFO_DEDICATED),
             None => (
@@ -68,7 +71,10 @@ impl SecretBox {
             .expand(info, &mut key)
             .map_err(|_| CryptoError::NoKey)?;
         let current = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key));
-        let original = token_secrets.iter().map(|secret| original_cipher(secret.expose())).collect();
+        let original = token_secrets
+            .iter()
+            .map(|secret| original_cipher(secret.expose()))
+            .collect();
         Ok(Self { current, original })
     }
 
@@ -129,7 +135,9 @@ mod tests {
     /// Encrypts as the original Go service did.
     fn original_encrypt(secret: &str, plaintext: &[u8]) -> String {
         let nonce = [7u8; NONCE_LEN];
-        let sealed = original_cipher(secret).encrypt(Nonce::from_slice(&nonce), plaintext).unwrap();
+        let sealed = original_cipher(secret)
+            .encrypt(Nonce::from_slice(&nonce), plaintext)
+            .unwrap();
         STANDARD.encode([nonce.as_slice(), &sealed].concat())
     }
 
@@ -150,7 +158,10 @@ mod tests {
         let with_dedicated = SecretBox::new(Some(&dedicated), &tokens).unwrap();
         let without = SecretBox::new(None, &tokens).unwrap();
         let stored = with_dedicated.encrypt(b"x");
-        assert!(without.decrypt(&stored).is_err(), "distinct HKDF info strings give distinct keys");
+        assert!(
+            without.decrypt(&stored).is_err(),
+            "distinct HKDF info strings give distinct keys"
+        );
     }
 
     #[test]

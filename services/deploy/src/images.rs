@@ -13,7 +13,10 @@ pub const MAX_CHAIN: usize = 32;
 fn inaccessible(field: &str, id: &str) -> ApiError {
     bad(
         field,
-        format!("recipe '{}' not found or not usable from this namespace", crate::validate::shorten(id)),
+        format!(
+            "recipe '{}' not found or not usable from this namespace",
+            crate::validate::shorten(id)
+        ),
     )
 }
 
@@ -32,10 +35,16 @@ pub async fn chain(state: &AppState, id: &str, namespace_id: &str, field: &str) 
     let mut next = Some(id.to_string());
     while let Some(current) = next {
         if !seen.insert(current.clone()) {
-            return Err(bad(field, format!("recipe '{}' has a cycle of parents", chain_name(&chain))));
+            return Err(bad(
+                field,
+                format!("recipe '{}' has a cycle of parents", chain_name(&chain)),
+            ));
         }
         if chain.len() >= MAX_CHAIN {
-            return Err(bad(field, format!("recipe chains are limited to {MAX_CHAIN} ancestors")));
+            return Err(bad(
+                field,
+                format!("recipe chains are limited to {MAX_CHAIN} ancestors"),
+            ));
         }
         let recipe = usable_recipe(state, &current, namespace_id, field).await?;
         next = Some(recipe.parent.clone()).filter(|parent| !parent.is_empty());
@@ -61,7 +70,10 @@ pub async fn check_parent(state: &AppState, recipe: &Recipe) -> Result<(), ApiEr
         return Err(bad("parent", "this parent would make a cycle"));
     }
     if ancestors.len() >= MAX_CHAIN {
-        return Err(bad("parent", format!("recipe chains are limited to {MAX_CHAIN} ancestors")));
+        return Err(bad(
+            "parent",
+            format!("recipe chains are limited to {MAX_CHAIN} ancestors"),
+        ));
     }
     Ok(())
 }
@@ -89,7 +101,11 @@ pub async fn base_images(
     let ids = recipe_ids(templaterecipes);
     if ids.is_empty() {
         let default = state.platform.config.default_image.trim();
-        return Ok(if default.is_empty() { Vec::new() } else { vec![default.to_string()] });
+        return Ok(if default.is_empty() {
+            Vec::new()
+        } else {
+            vec![default.to_string()]
+        });
     }
     let mut roots: Vec<(String, Vec<String>)> = Vec::new();
     for id in &ids {

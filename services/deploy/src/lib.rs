@@ -58,11 +58,15 @@ pub async fn router(platform: Platform) -> anyhow::Result<Router> {
         .route("/deploy/ns", get(namespaces::list).post(namespaces::create))
         .route(
             "/deploy/ns/{id}",
-            get(namespaces::get_one).put(namespaces::update).delete(namespaces::delete),
+            get(namespaces::get_one)
+                .put(namespaces::update)
+                .delete(namespaces::delete),
         )
         .route(
             "/deploy/ns/{id}/endpoint/{endpoint}/secret",
-            get(secrets::get_secret).put(secrets::put_secret).delete(secrets::delete_secret),
+            get(secrets::get_secret)
+                .put(secrets::put_secret)
+                .delete(secrets::delete_secret),
         )
         .route(
             "/deploy/ns/{id}/endpoint/{endpoint}/defaults",

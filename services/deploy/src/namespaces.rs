@@ -111,7 +111,11 @@ fn location(state: &AppState, id: &str) -> HeaderMap {
 }
 
 async fn publish(state: &AppState, action: &str, user: &Identity, id: &str) {
-    state.platform.events.publish(Event::new(action, user.uid.clone(), id)).await;
+    state
+        .platform
+        .events
+        .publish(Event::new(action, user.uid.clone(), id))
+        .await;
 }
 
 /// Lists the caller's namespaces (owner or member); admins list all with `?all=1`.
@@ -130,9 +134,11 @@ pub async fn list(
     .bounds()?;
     let pool = state.db().pool();
     let rows = if user.is_admin() && query.all == Some(1) {
-        sqlx::query(&format!("SELECT id FROM deploy_namespaces ORDER BY name, id LIMIT {limit} OFFSET {skip}"))
-            .fetch_all(pool)
-            .await
+        sqlx::query(&format!(
+            "SELECT id FROM deploy_namespaces ORDER BY name, id LIMIT {limit} OFFSET {skip}"
+        ))
+        .fetch_all(pool)
+        .await
     } else {
         sqlx::query(&format!(
             "SELECT n.id FROM deploy_namespaces n JOIN deploy_namespace_users u ON u.namespace_id = n.id \
@@ -329,13 +335,17 @@ pub async fn delete(
         "DELETE FROM deploy_namespace_users WHERE namespace_id = $1",
         "DELETE FROM deploy_namespaces WHERE id = $1",
     ] {
-        sqlx::query(sql).bind(id.clone()).execute(&mut *tx).await.map_err(|err| {
-            if goterra_db::is_foreign_key_violation(&err) {
-                ApiError::conflict("the namespace received new objects meanwhile: delete them first")
-            } else {
-                ApiError::internal(err)
-            }
-        })?;
+        sqlx::query(sql)
+            .bind(id.clone())
+            .execute(&mut *tx)
+            .await
+            .map_err(|err| {
+                if goterra_db::is_foreign_key_violation(&err) {
+                    ApiError::conflict("the namespace received new objects meanwhile: delete them first")
+                } else {
+                    ApiError::internal(err)
+                }
+            })?;
     }
     tx.commit().await.map_err(ApiError::internal)?;
     publish(&state, "ns_delete", &user, &id).await;

@@ -10,7 +10,9 @@ use goterra_core::http::Health;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder, Schema};
 use utoipa::{OpenApi, ToSchema};
 
@@ -54,9 +56,17 @@ impl utoipa::Modify for Security {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "token",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("fernet").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("fernet")
+                    .build(),
+            ),
         );
-        components.add_security_scheme("apikey", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
+        components.add_security_scheme(
+            "apikey",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
     }
 }
 
@@ -130,10 +140,18 @@ fn add_kind<K: Kind + ToSchema>(doc: &mut utoipa::openapi::OpenApi, tag: &str) {
             .parameter(query_param("light", "1 leaves out scripts and Terraform files"))
     };
 
-    let op = paging(OperationBuilder::new().tag(tag).summary(Some(format!("List the namespace's {}s (members)", label))))
-        .parameter(path_param("id"))
-        .response("200", json_response("the objects", wrapper(K::MANY, list())));
-    paths.add_path_operation(&collection, vec![HttpMethod::Get], with_errors(op, &["400", "401", "403", "404"]).build());
+    let op = paging(
+        OperationBuilder::new()
+            .tag(tag)
+            .summary(Some(format!("List the namespace's {}s (members)", label))),
+    )
+    .parameter(path_param("id"))
+    .response("200", json_response("the objects", wrapper(K::MANY, list())));
+    paths.add_path_operation(
+        &collection,
+        vec![HttpMethod::Get],
+        with_errors(op, &["400", "401", "403", "404"]).build(),
+    );
 
     let op = OperationBuilder::new()
         .tag(tag)
@@ -153,15 +171,24 @@ fn add_kind<K: Kind + ToSchema>(doc: &mut utoipa::openapi::OpenApi, tag: &str) {
         .parameter(path_param("id"))
         .parameter(path_param(K::PARAM))
         .response("200", json_response("the object", wrapper(K::ONE, object())));
-    paths.add_path_operation(&item, vec![HttpMethod::Get], with_errors(op, &["401", "403", "404"]).build());
+    paths.add_path_operation(
+        &item,
+        vec![HttpMethod::Get],
+        with_errors(op, &["401", "403", "404"]).build(),
+    );
 
     let op = OperationBuilder::new()
         .tag(tag)
-        .summary(Some(format!("Change a {label} (members): fields left out keep their value")))
+        .summary(Some(format!(
+            "Change a {label} (members): fields left out keep their value"
+        )))
         .parameter(path_param("id"))
         .parameter(path_param(K::PARAM))
         .request_body(body())
-        .response("200", json_response("the object after the change", wrapper(K::ONE, object())));
+        .response(
+            "200",
+            json_response("the object after the change", wrapper(K::ONE, object())),
+        );
     paths.add_path_operation(
         &item,
         vec![HttpMethod::Put],
@@ -174,11 +201,23 @@ fn add_kind<K: Kind + ToSchema>(doc: &mut utoipa::openapi::OpenApi, tag: &str) {
         .parameter(path_param("id"))
         .parameter(path_param(K::PARAM))
         .response("200", json_response("its id", wrapper(K::ONE, string_schema())));
-    paths.add_path_operation(&item, vec![HttpMethod::Delete], with_errors(op, &["401", "403", "404", "409"]).build());
+    paths.add_path_operation(
+        &item,
+        vec![HttpMethod::Delete],
+        with_errors(op, &["401", "403", "404", "409"]).build(),
+    );
 
-    let op = paging(OperationBuilder::new().tag(tag).summary(Some(format!("The public {label}s (any logged user)"))))
-        .response("200", json_response("the objects", wrapper(K::MANY, list())));
-    paths.add_path_operation(format!("/deploy/{}", K::MANY), vec![HttpMethod::Get], with_errors(op, &["400", "401"]).build());
+    let op = paging(
+        OperationBuilder::new()
+            .tag(tag)
+            .summary(Some(format!("The public {label}s (any logged user)"))),
+    )
+    .response("200", json_response("the objects", wrapper(K::MANY, list())));
+    paths.add_path_operation(
+        format!("/deploy/{}", K::MANY),
+        vec![HttpMethod::Get],
+        with_errors(op, &["400", "401"]).build(),
+    );
 }
 
 /// The document as checked in under `openapi/deploy.json`.

@@ -13,7 +13,12 @@ use serde_json::Value;
 use sqlx::Row;
 
 /// The endpoint under its namespace's URL, when the caller may use it: public, or member.
-async fn usable_endpoint(state: &AppState, user: &Identity, namespace_id: &str, id: &str) -> Result<Endpoint, ApiError> {
+async fn usable_endpoint(
+    state: &AppState,
+    user: &Identity,
+    namespace_id: &str,
+    id: &str,
+) -> Result<Endpoint, ApiError> {
     let endpoint = fetch_in::<Endpoint>(state, namespace_id, id).await?;
     if !endpoint.public {
         let namespace = access::load(state, namespace_id).await?;
@@ -42,7 +47,10 @@ pub async fn put_secret(
     let request: SecretRequest = decode(body_object(body)?)?;
     let username = request.name.trim();
     if username.is_empty() || username.len() > MAX_NAME {
-        return Err(validate::bad("name", format!("the cloud user name is 1 to {MAX_NAME} characters")));
+        return Err(validate::bad(
+            "name",
+            format!("the cloud user name is 1 to {MAX_NAME} characters"),
+        ));
     }
     let password = request.password.expose();
     if password.is_empty() || password.len() > MAX_TEXT {
@@ -127,12 +135,13 @@ pub async fn credentials(
     uid: &str,
     endpoint_id: &str,
 ) -> Result<Option<(String, goterra_core::Sensitive<String>)>, ApiError> {
-    let Some(row) = sqlx::query("SELECT username, password FROM deploy_endpoint_secrets WHERE uid = $1 AND endpoint_id = $2")
-        .bind(uid.to_string())
-        .bind(endpoint_id.to_string())
-        .fetch_optional(state.db().pool())
-        .await
-        .map_err(ApiError::internal)?
+    let Some(row) =
+        sqlx::query("SELECT username, password FROM deploy_endpoint_secrets WHERE uid = $1 AND endpoint_id = $2")
+            .bind(uid.to_string())
+            .bind(endpoint_id.to_string())
+            .fetch_optional(state.db().pool())
+            .await
+            .map_err(ApiError::internal)?
     else {
         return Ok(None);
     };
@@ -213,7 +222,14 @@ pub async fn put_defaults(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<EndpointDefaults>, ApiError> {
     let endpoint = defaults_target(&state, &user, &namespace_id, &endpoint_id).await?;
-    let request: EndpointDefaults = decode(body_object(body)?)?;
+    let map = body_object(body)?;
+    if !map.contains_key("defaults") {
+        return Err(validate::bad(
+            "defaults",
+            "required: a map of input name to suggested values",
+        ));
+    }
+    let request: EndpointDefaults = decode(map)?;
     validate::defaults("defaults", &request.defaults, &[])?;
     let text = serde_json::to_string(&request.defaults).map_err(ApiError::internal)?;
     sqlx::query(

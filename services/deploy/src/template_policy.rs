@@ -45,13 +45,17 @@ pub fn check(kind: &str, source: &str, recipe_vars: &[String], inputs: &[String]
                         .then_some("it is one of the template's inputs, which the platform declares")
                 });
                 if let Some(reason) = reason {
-                    return Err(bad(&field, format!("variable \"{name}\" must not be declared: {reason}")));
+                    return Err(bad(
+                        &field,
+                        format!("variable \"{name}\" must not be declared: {reason}"),
+                    ));
                 }
             }
-            ("terraform", _) => {
-                if block.body.blocks().any(|inner| inner.identifier.as_str() == "cloud") {
-                    return Err(bad(&field, "terraform { cloud } is not allowed: the platform keeps the state"));
-                }
+            ("terraform", _) if block.body.blocks().any(|inner| inner.identifier.as_str() == "cloud") => {
+                return Err(bad(
+                    &field,
+                    "terraform { cloud } is not allowed: the platform keeps the state",
+                ));
             }
             ("data", Some("external")) => admin_only.push("data \"external\"".to_string()),
             _ => {}
@@ -80,7 +84,10 @@ fn walk(field: &str, body: &Body, admin_only: &mut Vec<String>) -> Result<(), Ap
 }
 
 fn backend(field: &str) -> ApiError {
-    bad(field, "backend blocks are not allowed: the platform keeps the Terraform state")
+    bad(
+        field,
+        "backend blocks are not allowed: the platform keeps the Terraform state",
+    )
 }
 
 fn labels(block: &Block) -> Vec<&str> {
@@ -109,7 +116,12 @@ mod tests {
     use super::*;
 
     fn run(source: &str) -> Result<Vec<String>, ApiError> {
-        check("openstack", source, &["recipes_vm".to_string()], &["tenant".to_string()])
+        check(
+            "openstack",
+            source,
+            &["recipes_vm".to_string()],
+            &["tenant".to_string()],
+        )
     }
 
     fn message(err: ApiError) -> String {
@@ -138,9 +150,21 @@ output "ip" { value = openstack_compute_instance_v2.vm.access_ip_v4 }
 
     #[test]
     fn reserved_declarations_are_refused() {
-        for name in ["goterra_url", "image_id", "feature_ip", "user_name", "password", "ssh_pub_key", "recipes_vm", "tenant"] {
+        for name in [
+            "goterra_url",
+            "image_id",
+            "feature_ip",
+            "user_name",
+            "password",
+            "ssh_pub_key",
+            "recipes_vm",
+            "tenant",
+        ] {
             let err = message(run(&format!("variable \"{name}\" {{}}\n")).unwrap_err());
-            assert!(err.contains(&format!("variable \"{name}\" must not be declared")), "{err}");
+            assert!(
+                err.contains(&format!("variable \"{name}\" must not be declared")),
+                "{err}"
+            );
         }
     }
 
@@ -154,11 +178,13 @@ output "ip" { value = openstack_compute_instance_v2.vm.access_ip_v4 }
 
     #[test]
     fn host_commands_need_an_admin() {
-        let source = "resource \"null_resource\" \"x\" {\n  provisioner \"local-exec\" {\n    command = \"id\"\n  }\n}\n";
+        let source =
+            "resource \"null_resource\" \"x\" {\n  provisioner \"local-exec\" {\n    command = \"id\"\n  }\n}\n";
         assert_eq!(run(source).unwrap(), vec!["provisioner \"local-exec\"".to_string()]);
         let source = "data \"external\" \"x\" {\n  program = [\"id\"]\n}\n";
         assert_eq!(run(source).unwrap(), vec!["data \"external\"".to_string()]);
-        let source = "resource \"null_resource\" \"x\" {\n  provisioner \"remote-exec\" {\n    inline = [\"id\"]\n  }\n}\n";
+        let source =
+            "resource \"null_resource\" \"x\" {\n  provisioner \"remote-exec\" {\n    inline = [\"id\"]\n  }\n}\n";
         assert!(run(source).unwrap().is_empty());
     }
 

@@ -66,7 +66,10 @@ pub fn identifier(field: &str, value: &str) -> Result<(), ApiError> {
     } else {
         Err(bad(
             field,
-            format!("'{}' is not an identifier ([A-Za-z_][A-Za-z0-9_]*, at most {MAX_IDENTIFIER} characters)", shorten(value)),
+            format!(
+                "'{}' is not an identifier ([A-Za-z_][A-Za-z0-9_]*, at most {MAX_IDENTIFIER} characters)",
+                shorten(value)
+            ),
         ))
     }
 }
@@ -150,7 +153,14 @@ mod tests {
     #[test]
     fn reserved_names() {
         let vars = vec!["recipes_vm".to_string()];
-        for name in ["goterra_url", "feature_ip", "image_id", "user_name", "password", "recipes_vm"] {
+        for name in [
+            "goterra_url",
+            "feature_ip",
+            "image_id",
+            "user_name",
+            "password",
+            "recipes_vm",
+        ] {
             assert!(reserved_input(name, &vars).is_some(), "{name}");
         }
         assert!(reserved_input("ssh_pub_key", &vars).is_none());

@@ -31,7 +31,12 @@ async fn recipes_are_validated_and_server_fields_are_the_servers() {
         assert_eq!(reply.status, 201, "{reply:?}");
         let id = reply.body["recipe"].as_str().unwrap().to_string();
         assert_ne!(id, "chosen");
-        assert!(reply.location.unwrap().ends_with(&format!("/deploy/ns/{ns}/recipe/{id}")));
+        assert!(
+            reply
+                .location
+                .unwrap()
+                .ends_with(&format!("/deploy/ns/{ns}/recipe/{id}"))
+        );
         let recipe = api.get(&format!("/deploy/ns/{ns}/recipe/{id}"), "alice").await.body["recipe"].clone();
         assert_eq!(recipe["namespace"], ns.as_str());
         assert!(recipe["ts"].as_i64().unwrap() > 1);
@@ -55,12 +60,26 @@ async fn recipes_are_validated_and_server_fields_are_the_servers() {
             assert!(reply.message().starts_with(field), "{field}: {reply:?}");
         }
         // B-24: unique per namespace and kind, by constraint.
-        assert_eq!(api.post(&format!("/deploy/ns/{ns}/recipe"), "bob", recipe_body("base", false)).await.status, 409);
+        assert_eq!(
+            api.post(&format!("/deploy/ns/{ns}/recipe"), "bob", recipe_body("base", false))
+                .await
+                .status,
+            409
+        );
         assert_eq!(api.snapshot().await, before, "refused requests changed nothing");
         // The same name in another namespace, or for another kind (B-1), is fine.
         api.create(&other, "recipe", "olga", recipe_body("base", false)).await;
         api.create(&ns, "template", "bob", template_body("base", false)).await;
-        assert_eq!(api.post(&format!("/deploy/ns/{ns}/template"), "bob", template_body("base", false)).await.status, 409);
+        assert_eq!(
+            api.post(
+                &format!("/deploy/ns/{ns}/template"),
+                "bob",
+                template_body("base", false)
+            )
+            .await
+            .status,
+            409
+        );
     }
 }
 
@@ -72,33 +91,58 @@ async fn recipe_parents_must_be_usable_and_acyclic() {
         let private_elsewhere = api.create(&other, "recipe", "olga", recipe_body("p", false)).await;
         let public_elsewhere = api.create(&other, "recipe", "olga", recipe_body("q", true)).await;
         let reply = api
-            .post(&format!("/deploy/ns/{ns}/recipe"), "bob", json!({"name": "c", "parent": private_elsewhere}))
+            .post(
+                &format!("/deploy/ns/{ns}/recipe"),
+                "bob",
+                json!({"name": "c", "parent": private_elsewhere}),
+            )
             .await;
         assert_eq!(reply.status, 400);
         assert!(reply.message().starts_with("parent:"), "{reply:?}");
-        let a = api.create(&ns, "recipe", "bob", json!({"name": "a", "parent": public_elsewhere})).await;
-        let b = api.create(&ns, "recipe", "bob", json!({"name": "b", "parent": a})).await;
+        let a = api
+            .create(&ns, "recipe", "bob", json!({"name": "a", "parent": public_elsewhere}))
+            .await;
+        let b = api
+            .create(&ns, "recipe", "bob", json!({"name": "b", "parent": a}))
+            .await;
         // B-28: cycles are refused.
         for parent in [&b, &a] {
-            let reply = api.put(&format!("/deploy/ns/{ns}/recipe/{a}"), "bob", json!({"parent": parent})).await;
+            let reply = api
+                .put(&format!("/deploy/ns/{ns}/recipe/{a}"), "bob", json!({"parent": parent}))
+                .await;
             assert_eq!(reply.status, 400, "{reply:?}");
-            assert!(reply.message().contains("cycle") || reply.message().contains("own parent"), "{reply:?}");
+            assert!(
+                reply.message().contains("cycle") || reply.message().contains("own parent"),
+                "{reply:?}"
+            );
         }
         // B-9: a recipe used as a parent is not deleted; the answer names the users.
         let reply = api.delete(&format!("/deploy/ns/{ns}/recipe/{a}"), "bob").await;
         assert_eq!(reply.status, 409);
         assert!(reply.message().contains("recipe 'b'"), "{reply:?}");
         // olga learns that something uses her recipe, not what (it is private to another team).
-        let reply = api.delete(&format!("/deploy/ns/{other}/recipe/{public_elsewhere}"), "olga").await;
+        let reply = api
+            .delete(&format!("/deploy/ns/{other}/recipe/{public_elsewhere}"), "olga")
+            .await;
         assert_eq!(reply.status, 409);
         assert!(!reply.message().contains("'a'"), "{reply:?}");
         // A public recipe used from another namespace must stay public.
         let reply = api
-            .put(&format!("/deploy/ns/{other}/recipe/{public_elsewhere}"), "olga", json!({"public": false}))
+            .put(
+                &format!("/deploy/ns/{other}/recipe/{public_elsewhere}"),
+                "olga",
+                json!({"public": false}),
+            )
             .await;
         assert_eq!(reply.status, 409, "{reply:?}");
-        assert_eq!(api.delete(&format!("/deploy/ns/{ns}/recipe/{b}"), "bob").await.status, 200);
-        assert_eq!(api.delete(&format!("/deploy/ns/{ns}/recipe/{a}"), "bob").await.status, 200);
+        assert_eq!(
+            api.delete(&format!("/deploy/ns/{ns}/recipe/{b}"), "bob").await.status,
+            200
+        );
+        assert_eq!(
+            api.delete(&format!("/deploy/ns/{ns}/recipe/{a}"), "bob").await.status,
+            200
+        );
     }
 }
 
@@ -110,24 +154,40 @@ async fn templates_are_parsed_and_policed() {
         let path = format!("/deploy/ns/{ns}/template");
         let with = |data: &str| json!({"name": "t", "data": {"openstack": data}, "varrecipes": ["recipes_vm"], "inputs": {"flavor": "Flavor"}});
         let before = api.snapshot().await;
-        let reply = api.post(&path, "bob", with("resource \"x\" \"y\" {\n  a = \n}\n")).await;
+        let reply = api
+            .post(&path, "bob", with("resource \"x\" \"y\" {\n  a = \n}\n"))
+            .await;
         assert_eq!(reply.status, 400);
-        assert!(reply.message().starts_with("data.openstack: HCL syntax error at line"), "{reply:?}");
+        assert!(
+            reply.message().starts_with("data.openstack: HCL syntax error at line"),
+            "{reply:?}"
+        );
         for declared in ["goterra_url", "image_id", "ssh_pub_key", "recipes_vm", "flavor"] {
-            let reply = api.post(&path, "bob", with(&format!("variable \"{declared}\" {{}}\n"))).await;
+            let reply = api
+                .post(&path, "bob", with(&format!("variable \"{declared}\" {{}}\n")))
+                .await;
             assert_eq!(reply.status, 400, "{declared}");
             assert!(reply.message().contains(declared), "{reply:?}");
         }
-        let reply = api.post(&path, "bob", with("terraform {\n  backend \"local\" {}\n}\n")).await;
+        let reply = api
+            .post(&path, "bob", with("terraform {\n  backend \"local\" {}\n}\n"))
+            .await;
         assert_eq!(reply.status, 400);
-        let reply = api.post(&path, "bob", json!({"name": "t", "data": {"bad kind": TF}})).await;
+        let reply = api
+            .post(&path, "bob", json!({"name": "t", "data": {"bad kind": TF}}))
+            .await;
         assert_eq!(reply.status, 400);
-        let reply = api.post(&path, "bob", json!({"name": "t", "varrecipes": ["goterra_x"]})).await;
+        let reply = api
+            .post(&path, "bob", json!({"name": "t", "varrecipes": ["goterra_x"]}))
+            .await;
         assert_eq!(reply.status, 400);
-        let reply = api.post(&path, "bob", json!({"name": "t", "varrecipes": ["a", "a"]})).await;
+        let reply = api
+            .post(&path, "bob", json!({"name": "t", "varrecipes": ["a", "a"]}))
+            .await;
         assert_eq!(reply.status, 400);
         // Host commands: 403 with the reason for members...
-        let local_exec = "resource \"null_resource\" \"vm\" {\n  provisioner \"local-exec\" {\n    command = \"echo hi\"\n  }\n}\n";
+        let local_exec =
+            "resource \"null_resource\" \"vm\" {\n  provisioner \"local-exec\" {\n    command = \"echo hi\"\n  }\n}\n";
         let reply = api.post(&path, "bob", with(local_exec)).await;
         assert_eq!(reply.status, 403);
         assert!(reply.message().contains("only an admin"), "{reply:?}");
@@ -140,13 +200,24 @@ async fn templates_are_parsed_and_policed() {
         let reply = api.put(&item, "bob", json!({"description": "cluster"})).await;
         assert_eq!(reply.status, 200, "{reply:?}");
         assert_eq!(reply.body["template"]["description"], "cluster");
-        let reply = api.put(&item, "bob", json!({"data": {"openstack": format!("{local_exec}\n# edited\n")}})).await;
+        let reply = api
+            .put(
+                &item,
+                "bob",
+                json!({"data": {"openstack": format!("{local_exec}\n# edited\n")}}),
+            )
+            .await;
         assert_eq!(reply.status, 403);
         // ?light=1 leaves the files out of lists.
         let reply = api.get(&format!("{path}?light=1"), "bob").await;
         assert_eq!(reply.body["templates"][0]["data"]["openstack"], "");
         let reply = api.get(&path, "bob").await;
-        assert!(reply.body["templates"][0]["data"]["openstack"].as_str().unwrap().contains("local-exec"));
+        assert!(
+            reply.body["templates"][0]["data"]["openstack"]
+                .as_str()
+                .unwrap()
+                .contains("local-exec")
+        );
     }
 }
 
@@ -160,14 +231,32 @@ async fn applications_check_their_references_and_compute_images() {
         .await;
         let (ns, other) = setup(&api).await;
         let recipe = |name: &str, base: Value| json!({"name": name, "base": base});
-        let r1 = api.create(&ns, "recipe", "bob", recipe("r1", json!(["ubuntu", "debian"]))).await;
-        let r2 = api.create(&ns, "recipe", "bob", recipe("r2", json!(["centos", "debian", "ubuntu"]))).await;
-        let r3 = api.create(&ns, "recipe", "bob", json!({"name": "r3", "parent": r1})).await;
+        let r1 = api
+            .create(&ns, "recipe", "bob", recipe("r1", json!(["ubuntu", "debian"])))
+            .await;
+        let r2 = api
+            .create(
+                &ns,
+                "recipe",
+                "bob",
+                recipe("r2", json!(["centos", "debian", "ubuntu"])),
+            )
+            .await;
+        let r3 = api
+            .create(&ns, "recipe", "bob", json!({"name": "r3", "parent": r1}))
+            .await;
         let r4 = api.create(&ns, "recipe", "bob", recipe("r4", json!(["centos"]))).await;
         let orphan = api.create(&ns, "recipe", "bob", json!({"name": "orphan"})).await;
-        let private_elsewhere = api.create(&other, "recipe", "olga", recipe("p", json!(["debian"]))).await;
+        let private_elsewhere = api
+            .create(&other, "recipe", "olga", recipe("p", json!(["debian"])))
+            .await;
         let template = api
-            .create(&ns, "template", "bob", json!({"name": "t", "data": {"openstack": TF}, "varrecipes": ["master", "workers"]}))
+            .create(
+                &ns,
+                "template",
+                "bob",
+                json!({"name": "t", "data": {"openstack": TF}, "varrecipes": ["master", "workers"]}),
+            )
             .await;
         let private_template = api.create(&other, "template", "olga", template_body("pt", false)).await;
         let path = format!("/deploy/ns/{ns}/app");
@@ -181,42 +270,84 @@ async fn applications_check_their_references_and_compute_images() {
             // S-4: another namespace's private template is not usable.
             (app_body("app", false, &private_template, &r1), "template"),
             (app(json!({"master": [r1]})), "templaterecipes"),
-            (app(json!({"master": [r1], "workers": [], "extra": []})), "templaterecipes"),
+            (
+                app(json!({"master": [r1], "workers": [], "extra": []})),
+                "templaterecipes",
+            ),
             (app(json!({"master": ["nope"], "workers": []})), "templaterecipes"),
-            (app(json!({"master": [private_elsewhere], "workers": []})), "templaterecipes"),
+            (
+                app(json!({"master": [private_elsewhere], "workers": []})),
+                "templaterecipes",
+            ),
             (app(json!({"master": [orphan], "workers": []})), "templaterecipes"),
             (app(json!({"master": [r1], "workers": [r4]})), "templaterecipes"),
-            (json!({"name": "app", "template": template, "templaterecipes": {"master": [], "workers": []}, "defaults": {"master": ["x"]}}), "defaults"),
+            (
+                json!({"name": "app", "template": template, "templaterecipes": {"master": [], "workers": []}, "defaults": {"master": ["x"]}}),
+                "defaults",
+            ),
         ] {
             let reply = api.post(&path, "bob", body.clone()).await;
             assert_eq!(reply.status, 400, "{body}: {reply:?}");
             assert!(reply.message().starts_with(field), "{body}: {reply:?}");
         }
-        let reply = api.post(&path, "bob", app(json!({"master": [r1], "workers": [r4]}))).await;
-        assert!(reply.message().contains("'r1' (ubuntu, debian)") && reply.message().contains("'r4' (centos)"), "{reply:?}");
+        let reply = api
+            .post(&path, "bob", app(json!({"master": [r1], "workers": [r4]})))
+            .await;
+        assert!(
+            reply.message().contains("'r1' (ubuntu, debian)") && reply.message().contains("'r4' (centos)"),
+            "{reply:?}"
+        );
         assert_eq!(api.snapshot().await, before);
 
         // B-5: the intersection, in the first recipe's order, through parents (r3 → r1).
         let id = api
-            .create(&ns, "app", "bob", json!({"name": "app", "template": template, "image": ["chosen"],
-                "templaterecipes": {"master": [r3], "workers": [r2, r1]}}))
+            .create(
+                &ns,
+                "app",
+                "bob",
+                json!({"name": "app", "template": template, "image": ["chosen"],
+                "templaterecipes": {"master": [r3], "workers": [r2, r1]}}),
+            )
             .await;
         let item = format!("{path}/{id}");
-        assert_eq!(api.get(&item, "bob").await.body["app"]["image"], json!(["ubuntu", "debian"]));
+        assert_eq!(
+            api.get(&item, "bob").await.body["app"]["image"],
+            json!(["ubuntu", "debian"])
+        );
         // S-5: updates are validated again; `image` stays the server's; B-4: the answer is the
         // object after the change.
-        let reply = api.put(&item, "bob", json!({"image": ["chosen"], "templaterecipes": {"master": [r2], "workers": []}})).await;
+        let reply = api
+            .put(
+                &item,
+                "bob",
+                json!({"image": ["chosen"], "templaterecipes": {"master": [r2], "workers": []}}),
+            )
+            .await;
         assert_eq!(reply.status, 200, "{reply:?}");
         assert_eq!(reply.body["app"]["image"], json!(["centos", "debian", "ubuntu"]));
         assert_eq!(reply.body["app"]["templaterecipes"]["master"], json!([r2]));
-        let reply = api.put(&item, "bob", json!({"templaterecipes": {"master": [private_elsewhere], "workers": []}})).await;
+        let reply = api
+            .put(
+                &item,
+                "bob",
+                json!({"templaterecipes": {"master": [private_elsewhere], "workers": []}}),
+            )
+            .await;
         assert_eq!(reply.status, 400);
         let reply = api.put(&item, "bob", json!({"template": private_template})).await;
         assert_eq!(reply.status, 400);
         // No recipes: the configured default image.
-        let reply = api.put(&item, "bob", json!({"templaterecipes": {"master": [], "workers": []}})).await;
+        let reply = api
+            .put(&item, "bob", json!({"templaterecipes": {"master": [], "workers": []}}))
+            .await;
         assert_eq!(reply.body["app"]["image"], json!(["debian"]));
-        let reply = api.put(&item, "bob", json!({"templaterecipes": {"master": [r1], "workers": [r3]}})).await;
+        let reply = api
+            .put(
+                &item,
+                "bob",
+                json!({"templaterecipes": {"master": [r1], "workers": [r3]}}),
+            )
+            .await;
         assert_eq!(reply.status, 200);
 
         // Used objects are not deleted; the answer names the users.
@@ -227,9 +358,17 @@ async fn applications_check_their_references_and_compute_images() {
         assert_eq!(reply.status, 409);
         assert!(reply.message().contains("application 'app'"), "{reply:?}");
         // Recipes no longer used can go.
-        assert_eq!(api.delete(&format!("/deploy/ns/{ns}/recipe/{r2}"), "bob").await.status, 200);
+        assert_eq!(
+            api.delete(&format!("/deploy/ns/{ns}/recipe/{r2}"), "bob").await.status,
+            200
+        );
         assert_eq!(api.delete(&item, "bob").await.body, json!({"app": id}));
-        assert_eq!(api.delete(&format!("/deploy/ns/{ns}/template/{template}"), "bob").await.status, 200);
+        assert_eq!(
+            api.delete(&format!("/deploy/ns/{ns}/template/{template}"), "bob")
+                .await
+                .status,
+            200
+        );
         assert_eq!(api.get(&item, "bob").await.status, 404);
     }
 }
@@ -253,7 +392,9 @@ async fn frozen_objects_wait_for_an_admin() {
             assert_eq!(api.delete(&item, "bob").await.status, 409);
             // ...and admins change it only by unfreezing.
             assert_eq!(api.put(&item, "admin", json!({"description": "x"})).await.status, 409);
-            let reply = api.put(&item, "admin", json!({"frozen": false, "description": "thawed"})).await;
+            let reply = api
+                .put(&item, "admin", json!({"frozen": false, "description": "thawed"}))
+                .await;
             assert_eq!(reply.status, 200, "{reply:?}");
             assert_eq!(reply.body[kind]["frozen"], false);
             assert_eq!(reply.body[kind]["description"], "thawed");

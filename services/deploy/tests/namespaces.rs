@@ -19,10 +19,22 @@ async fn creation_follows_the_acl() {
         let reply = api.post("/deploy/ns", "alice", json!({"name": "team"})).await;
         assert_eq!(reply.status, 403, "{reply:?}");
         assert!(reply.message().contains("GOT_ACL_USER_CREATENS"), "{reply:?}");
-        assert_eq!(api.post("/deploy/ns", "admin", json!({"name": "by-admin"})).await.status, 201);
-        assert_eq!(api.post("/deploy/ns", "super", json!({"name": "by-super"})).await.status, 201);
+        assert_eq!(
+            api.post("/deploy/ns", "admin", json!({"name": "by-admin"}))
+                .await
+                .status,
+            201
+        );
+        assert_eq!(
+            api.post("/deploy/ns", "super", json!({"name": "by-super"}))
+                .await
+                .status,
+            201
+        );
         // S-14: no token is 401, not 403.
-        let reply = api.call(Method::POST, "/deploy/ns", None, Some(json!({"name": "x"}))).await;
+        let reply = api
+            .call(Method::POST, "/deploy/ns", None, Some(json!({"name": "x"})))
+            .await;
         assert_eq!(reply.status, 401);
 
         let api = Api::start(engine).await;
@@ -40,12 +52,19 @@ async fn lifecycle_with_events() {
         let mut events = api.server.events.subscribe();
         // S-13: client-chosen ids and owners are ignored.
         let reply = api
-            .post("/deploy/ns", "alice", json!({"name": " team ", "_id": "chosen", "owners": ["mallory"], "freeze": true}))
+            .post(
+                "/deploy/ns",
+                "alice",
+                json!({"name": " team ", "_id": "chosen", "owners": ["mallory"], "freeze": true}),
+            )
             .await;
         assert_eq!(reply.status, 201);
         let id = reply.body["ns"].as_str().unwrap().to_string();
         assert_ne!(id, "chosen");
-        assert_eq!(events.recv().await.unwrap(), Event::new("ns_create", "alice", id.clone()));
+        assert_eq!(
+            events.recv().await.unwrap(),
+            Event::new("ns_create", "alice", id.clone())
+        );
 
         let reply = api.get(&format!("/deploy/ns/{id}"), "alice").await;
         assert_eq!(
@@ -56,12 +75,19 @@ async fn lifecycle_with_events() {
         // Patch semantics; duplicates collapse; owners are not repeated as members; unknown
         // uids are fine (they are opaque). The answer is the namespace after the change (B-4).
         let reply = api
-            .put(&format!("/deploy/ns/{id}"), "alice", json!({"members": ["bob", "bob", "alice", " carol "]}))
+            .put(
+                &format!("/deploy/ns/{id}"),
+                "alice",
+                json!({"members": ["bob", "bob", "alice", " carol "]}),
+            )
             .await;
         assert_eq!(reply.status, 200, "{reply:?}");
         assert_eq!(reply.body["ns"]["members"], json!(["bob", "carol"]));
         assert_eq!(reply.body["ns"]["name"], "team");
-        assert_eq!(events.recv().await.unwrap(), Event::new("ns_update", "alice", id.clone()));
+        assert_eq!(
+            events.recv().await.unwrap(),
+            Event::new("ns_update", "alice", id.clone())
+        );
 
         // S-10: owners are never emptied nor nulled, names stay unique.
         let before = api.snapshot().await;
@@ -79,24 +105,58 @@ async fn lifecycle_with_events() {
             assert!(reply.message().starts_with(field), "{body}: {reply:?}");
         }
         api.namespace("dave", "taken", &[]).await;
-        let reply = api.put(&format!("/deploy/ns/{id}"), "alice", json!({"name": "taken"})).await;
+        let reply = api
+            .put(&format!("/deploy/ns/{id}"), "alice", json!({"name": "taken"}))
+            .await;
         assert_eq!(reply.status, 409, "{reply:?}");
         // B-24: duplicates are refused by the database, not by a racy read.
-        assert_eq!(api.post("/deploy/ns", "bob", json!({"name": "taken"})).await.status, 409);
+        assert_eq!(
+            api.post("/deploy/ns", "bob", json!({"name": "taken"})).await.status,
+            409
+        );
         // freeze: admins and super users only (the same value may be sent back).
-        assert_eq!(api.put(&format!("/deploy/ns/{id}"), "alice", json!({"freeze": true})).await.status, 403);
-        assert_eq!(api.put(&format!("/deploy/ns/{id}"), "alice", json!({"freeze": false})).await.status, 200);
-        assert_eq!(api.snapshot().await.len(), before.len() + 2, "only the namespace 'taken' was added");
+        assert_eq!(
+            api.put(&format!("/deploy/ns/{id}"), "alice", json!({"freeze": true}))
+                .await
+                .status,
+            403
+        );
+        assert_eq!(
+            api.put(&format!("/deploy/ns/{id}"), "alice", json!({"freeze": false}))
+                .await
+                .status,
+            200
+        );
+        assert_eq!(
+            api.snapshot().await.len(),
+            before.len() + 2,
+            "only the namespace 'taken' was added"
+        );
 
         // Super users change freeze only where they may manage the namespace.
-        assert_eq!(api.put(&format!("/deploy/ns/{id}"), "super", json!({"freeze": true})).await.status, 403);
-        let reply = api.put(&format!("/deploy/ns/{id}"), "admin", json!({"freeze": true})).await;
+        assert_eq!(
+            api.put(&format!("/deploy/ns/{id}"), "super", json!({"freeze": true}))
+                .await
+                .status,
+            403
+        );
+        let reply = api
+            .put(&format!("/deploy/ns/{id}"), "admin", json!({"freeze": true}))
+            .await;
         assert_eq!(reply.body["ns"]["freeze"], true);
         // A second owner can be added, then the first may leave.
-        let reply = api.put(&format!("/deploy/ns/{id}"), "alice", json!({"owners": ["alice", "bob"]})).await;
+        let reply = api
+            .put(
+                &format!("/deploy/ns/{id}"),
+                "alice",
+                json!({"owners": ["alice", "bob"]}),
+            )
+            .await;
         assert_eq!(reply.body["ns"]["owners"], json!(["alice", "bob"]));
         assert_eq!(reply.body["ns"]["members"], json!(["carol"]));
-        let reply = api.put(&format!("/deploy/ns/{id}"), "alice", json!({"owners": ["bob"]})).await;
+        let reply = api
+            .put(&format!("/deploy/ns/{id}"), "alice", json!({"owners": ["bob"]}))
+            .await;
         assert_eq!(reply.status, 200);
         assert_eq!(api.get(&format!("/deploy/ns/{id}"), "alice").await.status, 403);
 
@@ -105,14 +165,25 @@ async fn lifecycle_with_events() {
         api.create(&id, "endpoint", "bob", endpoint_body("e", false)).await;
         let reply = api.delete(&format!("/deploy/ns/{id}"), "bob").await;
         assert_eq!(reply.status, 409);
-        assert!(reply.message().contains("1 recipe") && reply.message().contains("1 endpoint"), "{reply:?}");
+        assert!(
+            reply.message().contains("1 recipe") && reply.message().contains("1 endpoint"),
+            "{reply:?}"
+        );
         for kind in ["recipe", "endpoint"] {
             let list = api.get(&format!("/deploy/ns/{id}/{kind}"), "bob").await;
             let object = list.body[format!("{kind}s")][0]["id"].as_str().unwrap().to_string();
-            assert_eq!(api.delete(&format!("/deploy/ns/{id}/{kind}/{object}"), "bob").await.status, 200);
+            assert_eq!(
+                api.delete(&format!("/deploy/ns/{id}/{kind}/{object}"), "bob")
+                    .await
+                    .status,
+                200
+            );
         }
         while events.try_recv().is_ok() {}
-        assert_eq!(api.delete(&format!("/deploy/ns/{id}"), "bob").await.body, json!({"ns": id}));
+        assert_eq!(
+            api.delete(&format!("/deploy/ns/{id}"), "bob").await.body,
+            json!({"ns": id})
+        );
         assert_eq!(events.recv().await.unwrap(), Event::new("ns_delete", "bob", id.clone()));
         assert_eq!(api.get(&format!("/deploy/ns/{id}"), "bob").await.status, 404);
         assert_eq!(api.get("/deploy/ns/unknown", "admin").await.status, 404);
@@ -137,7 +208,10 @@ async fn lists_are_own_namespaces_and_paged() {
         };
         assert_eq!(names(&api.get("/deploy/ns", "alice").await), ["n1", "n2", "n3", "n4"]);
         assert_eq!(names(&api.get("/deploy/ns", "bob").await), ["n4"]);
-        assert_eq!(names(&api.get("/deploy/ns?skip=1&limit=2", "alice").await), ["n2", "n3"]);
+        assert_eq!(
+            names(&api.get("/deploy/ns?skip=1&limit=2", "alice").await),
+            ["n2", "n3"]
+        );
         assert!(names(&api.get("/deploy/ns", "admin").await).is_empty());
         assert_eq!(names(&api.get("/deploy/ns?all=1", "admin").await).len(), 4);
         assert_eq!(names(&api.get("/deploy/ns?all=1", "bob").await), ["n4"]);

@@ -67,16 +67,34 @@ async fn fixture(api: &Api) -> Fixture {
     let b = api.namespace("outsider", "ns-b", &[]).await;
     let recipe_private = api.create(&a, "recipe", "owner", recipe_body("r-private", false)).await;
     let recipe_public = api.create(&a, "recipe", "owner", recipe_body("r-public", true)).await;
-    let template_private = api.create(&a, "template", "owner", template_body("t-private", false)).await;
-    let template_public = api.create(&a, "template", "owner", template_body("t-public", true)).await;
+    let template_private = api
+        .create(&a, "template", "owner", template_body("t-private", false))
+        .await;
+    let template_public = api
+        .create(&a, "template", "owner", template_body("t-public", true))
+        .await;
     let app_private = api
-        .create(&a, "app", "owner", app_body("a-private", false, &template_private, &recipe_private))
+        .create(
+            &a,
+            "app",
+            "owner",
+            app_body("a-private", false, &template_private, &recipe_private),
+        )
         .await;
     let app_public = api
-        .create(&a, "app", "owner", app_body("a-public", true, &template_public, &recipe_public))
+        .create(
+            &a,
+            "app",
+            "owner",
+            app_body("a-public", true, &template_public, &recipe_public),
+        )
         .await;
-    let endpoint_private = api.create(&a, "endpoint", "owner", endpoint_body("e-private", false)).await;
-    let endpoint_public = api.create(&a, "endpoint", "owner", endpoint_body("e-public", true)).await;
+    let endpoint_private = api
+        .create(&a, "endpoint", "owner", endpoint_body("e-private", false))
+        .await;
+    let endpoint_public = api
+        .create(&a, "endpoint", "owner", endpoint_body("e-public", true))
+        .await;
     Fixture {
         objects: vec![
             ("recipe", recipe_private, recipe_public.clone()),
@@ -107,14 +125,39 @@ fn matrix(f: &Fixture) -> Vec<Row> {
     let mut rows = vec![
         // Namespaces: members read, owners manage, admins do everything.
         row(Method::GET, "/deploy/ns".into(), None, [200, 200, 200, 200, 401]),
-        row(Method::POST, "/deploy/ns".into(), Some(json!({"name": "{unique}"})), [201, 201, 201, 201, 401]),
+        row(
+            Method::POST,
+            "/deploy/ns".into(),
+            Some(json!({"name": "{unique}"})),
+            [201, 201, 201, 201, 401],
+        ),
         row(Method::GET, format!("/deploy/ns/{a}"), None, [200, 200, 200, 403, 401]),
-        row(Method::PUT, format!("/deploy/ns/{a}"), Some(json!({"members": ["member"]})), [200, 403, 200, 403, 401]),
-        row(Method::PUT, format!("/deploy/ns/{a}"), Some(json!({"freeze": true})), [403, 403, 200, 403, 401]),
-        row(Method::PUT, format!("/deploy/ns/{a}"), Some(json!({"freeze": false})), [403, 403, 200, 403, 401]),
+        row(
+            Method::PUT,
+            format!("/deploy/ns/{a}"),
+            Some(json!({"members": ["member"]})),
+            [200, 403, 200, 403, 401],
+        ),
+        row(
+            Method::PUT,
+            format!("/deploy/ns/{a}"),
+            Some(json!({"freeze": true})),
+            [403, 403, 200, 403, 401],
+        ),
+        row(
+            Method::PUT,
+            format!("/deploy/ns/{a}"),
+            Some(json!({"freeze": false})),
+            [403, 403, 200, 403, 401],
+        ),
         Row {
             fresh: Fresh::Namespace,
-            ..row(Method::DELETE, "/deploy/ns/{fresh}".into(), None, [200, 403, 200, 403, 401])
+            ..row(
+                Method::DELETE,
+                "/deploy/ns/{fresh}".into(),
+                None,
+                [200, 403, 200, 403, 401],
+            )
         },
     ];
     for kind in ["recipe", "template", "app", "endpoint"] {
@@ -124,12 +167,31 @@ fn matrix(f: &Fixture) -> Vec<Row> {
             "app" => app_body("{unique}", false, &f.public_template, &f.public_recipe),
             _ => endpoint_body("{unique}", false),
         };
-        rows.push(row(Method::GET, format!("/deploy/ns/{a}/{kind}"), None, [200, 200, 200, 403, 401]));
-        rows.push(row(Method::POST, format!("/deploy/ns/{a}/{kind}"), Some(body), [201, 201, 201, 403, 401]));
-        rows.push(row(Method::GET, format!("/deploy/{}", plural(kind)), None, [200, 200, 200, 200, 401]));
+        rows.push(row(
+            Method::GET,
+            format!("/deploy/ns/{a}/{kind}"),
+            None,
+            [200, 200, 200, 403, 401],
+        ));
+        rows.push(row(
+            Method::POST,
+            format!("/deploy/ns/{a}/{kind}"),
+            Some(body),
+            [201, 201, 201, 403, 401],
+        ));
+        rows.push(row(
+            Method::GET,
+            format!("/deploy/{}", plural(kind)),
+            None,
+            [200, 200, 200, 200, 401],
+        ));
         for public in [false, true] {
             let id = f.id(kind, public);
-            let read = if public { [200, 200, 200, 200, 401] } else { [200, 200, 200, 403, 401] };
+            let read = if public {
+                [200, 200, 200, 200, 401]
+            } else {
+                [200, 200, 200, 403, 401]
+            };
             rows.push(row(Method::GET, format!("/deploy/ns/{a}/{kind}/{id}"), None, read));
             // Public means readable and usable, never writable by outsiders.
             rows.push(row(
@@ -139,35 +201,82 @@ fn matrix(f: &Fixture) -> Vec<Row> {
                 [200, 200, 200, 403, 401],
             ));
             // Under another namespace's URL an object does not exist, for everyone.
-            rows.push(row(Method::GET, format!("/deploy/ns/{b}/{kind}/{id}"), None, [404, 404, 404, 404, 401]));
+            rows.push(row(
+                Method::GET,
+                format!("/deploy/ns/{b}/{kind}/{id}"),
+                None,
+                [404, 404, 404, 404, 401],
+            ));
             rows.push(row(
                 Method::PUT,
                 format!("/deploy/ns/{b}/{kind}/{id}"),
                 Some(json!({"description": "x"})),
                 [404, 404, 404, 404, 401],
             ));
-            rows.push(row(Method::DELETE, format!("/deploy/ns/{b}/{kind}/{id}"), None, [404, 404, 404, 404, 401]));
+            rows.push(row(
+                Method::DELETE,
+                format!("/deploy/ns/{b}/{kind}/{id}"),
+                None,
+                [404, 404, 404, 404, 401],
+            ));
             rows.push(Row {
                 fresh: Fresh::Object(kind, public),
-                ..row(Method::DELETE, format!("/deploy/ns/{a}/{kind}/{{fresh}}"), None, [200, 200, 200, 403, 401])
+                ..row(
+                    Method::DELETE,
+                    format!("/deploy/ns/{a}/{kind}/{{fresh}}"),
+                    None,
+                    [200, 200, 200, 403, 401],
+                )
             });
         }
     }
     for public in [false, true] {
         let endpoint = f.id("endpoint", public);
-        let usable = if public { [200, 200, 200, 200, 401] } else { [200, 200, 200, 403, 401] };
+        let usable = if public {
+            [200, 200, 200, 200, 401]
+        } else {
+            [200, 200, 200, 403, 401]
+        };
         let secret = format!("/deploy/ns/{a}/endpoint/{endpoint}/secret");
-        rows.push(row(Method::GET, secret.clone(), None, if public { [404, 404, 404, 404, 401] } else { [404, 404, 404, 403, 401] }));
-        rows.push(row(Method::PUT, secret.clone(), Some(json!({"name": "cloud-user", "password": "pw"})), usable));
+        rows.push(row(
+            Method::GET,
+            secret.clone(),
+            None,
+            if public {
+                [404, 404, 404, 404, 401]
+            } else {
+                [404, 404, 404, 403, 401]
+            },
+        ));
+        rows.push(row(
+            Method::PUT,
+            secret.clone(),
+            Some(json!({"name": "cloud-user", "password": "pw"})),
+            usable,
+        ));
         rows.push(row(Method::GET, secret.clone(), None, usable));
         rows.push(row(Method::DELETE, secret, None, usable));
         // Defaults belong to (user, endpoint, namespace deployed from): members of that namespace.
         let defaults = format!("/deploy/ns/{a}/endpoint/{endpoint}/defaults");
         rows.push(row(Method::GET, defaults.clone(), None, [404, 404, 404, 403, 401]));
-        rows.push(row(Method::PUT, defaults.clone(), Some(json!({"defaults": {"flavor": ["small"]}})), [200, 200, 200, 403, 401]));
+        rows.push(row(
+            Method::PUT,
+            defaults.clone(),
+            Some(json!({"defaults": {"flavor": ["small"]}})),
+            [200, 200, 200, 403, 401],
+        ));
         rows.push(row(Method::GET, defaults, None, [200, 200, 200, 403, 401]));
         let app = f.id("app", public);
-        rows.push(row(Method::GET, format!("/deploy/ns/{a}/app/{app}/inputs"), None, if public { [200, 200, 200, 200, 401] } else { [200, 200, 200, 403, 401] }));
+        rows.push(row(
+            Method::GET,
+            format!("/deploy/ns/{a}/app/{app}/inputs"),
+            None,
+            if public {
+                [200, 200, 200, 200, 401]
+            } else {
+                [200, 200, 200, 403, 401]
+            },
+        ));
     }
     // A public endpoint is usable from another namespace, where the caller keeps defaults.
     let public_endpoint = f.id("endpoint", true);
@@ -253,6 +362,10 @@ async fn permission_matrix() {
                 assert!(reply.status < 500, "{role} {} {path}: {}", row.method, reply.text);
             }
         }
-        assert!(failures.is_empty(), "permission matrix mismatches:\n{}", failures.join("\n"));
+        assert!(
+            failures.is_empty(),
+            "permission matrix mismatches:\n{}",
+            failures.join("\n")
+        );
     }
 }

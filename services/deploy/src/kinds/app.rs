@@ -39,7 +39,10 @@ impl Kind for Application {
             _ => {
                 return Err(validate::bad(
                     "template",
-                    format!("template '{}' not found or not usable from this namespace", validate::shorten(&self.template)),
+                    format!(
+                        "template '{}' not found or not usable from this namespace",
+                        validate::shorten(&self.template)
+                    ),
                 ));
             }
         };

@@ -16,7 +16,10 @@ pub(crate) fn check_kind(field: &str, kind: &str) -> Result<(), ApiError> {
     } else {
         Err(validate::bad(
             field,
-            format!("endpoint kind '{}' must be 1 to {MAX_IDENTIFIER} letters, digits, '_' or '-'", validate::shorten(kind)),
+            format!(
+                "endpoint kind '{}' must be 1 to {MAX_IDENTIFIER} letters, digits, '_' or '-'",
+                validate::shorten(kind)
+            ),
         ))
     }
 }
@@ -63,7 +66,10 @@ impl Kind for Endpoint {
         }
         for (base, image) in &self.images {
             if base.trim().is_empty() || base.len() > MAX_NAME {
-                return Err(validate::bad("images", format!("base image names are 1 to {MAX_NAME} characters")));
+                return Err(validate::bad(
+                    "images",
+                    format!("base image names are 1 to {MAX_NAME} characters"),
+                ));
             }
             validate::text("images", image, MAX_TEXT)?;
         }

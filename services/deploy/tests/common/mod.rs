@@ -45,7 +45,9 @@ impl Api {
     }
 
     pub async fn start_with(engine: Engine, configure: impl FnOnce(&mut Config)) -> Self {
-        let server = TestServer::start_with(engine, &[goterra_deploy::spec()], configure).await.unwrap();
+        let server = TestServer::start_with(engine, &[goterra_deploy::spec()], configure)
+            .await
+            .unwrap();
         Self {
             server,
             client: reqwest::Client::new(),
@@ -68,7 +70,9 @@ impl Api {
             request = request.bearer_auth(self.token(user));
         }
         if let Some(body) = body {
-            request = request.header("content-type", "application/json").body(body.to_string());
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
         }
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
@@ -108,7 +112,9 @@ impl Api {
         assert_eq!(reply.status, 201, "{reply:?}");
         let id = reply.body["ns"].as_str().unwrap().to_string();
         if !members.is_empty() {
-            let reply = self.put(&format!("/deploy/ns/{id}"), owner, json!({"members": members})).await;
+            let reply = self
+                .put(&format!("/deploy/ns/{id}"), owner, json!({"members": members}))
+                .await;
             assert_eq!(reply.status, 200, "{reply:?}");
         }
         id
@@ -136,7 +142,11 @@ impl Api {
         ];
         let mut rows = Vec::new();
         for query in queries {
-            for row in sqlx::query(query).fetch_all(self.server.platform.db.pool()).await.unwrap() {
+            for row in sqlx::query(query)
+                .fetch_all(self.server.platform.db.pool())
+                .await
+                .unwrap()
+            {
                 let a: String = row.try_get("a").unwrap();
                 let b: String = row.try_get("b").unwrap();
                 let c: String = row.try_get("c").unwrap();
