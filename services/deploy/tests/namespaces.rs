@@ -223,3 +223,73 @@ async fn lists_are_own_namespaces_and_paged() {
         assert_eq!(api.get("/deploy/recipes?limit=501", "alice").await.status, 400);
     }
 }
+
+#[tokio::test]
+async fn names_are_unique_under_concurrency_and_constraints_hold() {
+    for engine in ENGINES {
+        let api = std::sync::Arc::new(Api::start(engine).await);
+        // B-24: concurrent creations of one name: exactly one wins, the others get 409.
+        let attempts: Vec<_> = (0..8)
+            .map(|i| {
+                let api = api.clone();
+                tokio::spawn(async move {
+                    api.post("/deploy/ns", &format!("user{i}"), json!({"name": "race"}))
+                        .await
+                        .status
+                })
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for attempt in attempts {
+            statuses.push(attempt.await.unwrap());
+        }
+        statuses.sort_unstable();
+        assert_eq!(statuses, [201, 409, 409, 409, 409, 409, 409, 409], "{engine:?}");
+        let ns = api.get("/deploy/ns?all=1", "admin").await.body["ns"][0]["_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let owner = api.get(&format!("/deploy/ns/{ns}"), "admin").await.body["ns"]["owners"][0]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let attempts: Vec<_> = (0..6)
+            .map(|_| {
+                let (api, ns, owner) = (api.clone(), ns.clone(), owner.clone());
+                tokio::spawn(async move {
+                    api.post(&format!("/deploy/ns/{ns}/recipe"), &owner, recipe_body("same", false))
+                        .await
+                        .status
+                })
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for attempt in attempts {
+            statuses.push(attempt.await.unwrap());
+        }
+        statuses.sort_unstable();
+        assert_eq!(statuses, [201, 409, 409, 409, 409, 409], "{engine:?}");
+
+        // Admins cannot create objects in namespaces that do not exist (the original could).
+        let reply = api
+            .post("/deploy/ns/nope/recipe", "admin", recipe_body("r", false))
+            .await;
+        assert_eq!(reply.status, 404);
+
+        // The database itself refuses orphans, whatever the code does.
+        let pool = api.server.platform.db.pool();
+        let orphan = sqlx::query(
+            "INSERT INTO deploy_recipes (id, namespace_id, name, public, frozen, ts, body) VALUES ('x', 'nope', 'x', 0, 0, 0, '{}')",
+        )
+        .execute(pool)
+        .await;
+        assert!(goterra_db::is_foreign_key_violation(&orphan.unwrap_err()), "{engine:?}");
+        let dangling = sqlx::query("INSERT INTO deploy_app_recipes (app_id, recipe_id) VALUES ('nope', 'nope')")
+            .execute(pool)
+            .await;
+        assert!(
+            goterra_db::is_foreign_key_violation(&dangling.unwrap_err()),
+            "{engine:?}"
+        );
+    }
+}
