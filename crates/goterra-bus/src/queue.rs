@@ -1,0 +1,39 @@
+//! The run queue contract: at-least-once delivery with explicit acknowledgement.
+
+use async_trait::async_trait;
+use goterra_core::runs::RunJob;
+
+/// Hands run jobs from deploy to agents. A job stays in the queue until a consumer acks it; a
+/// job whose consumer dies (or nacks it) is delivered again, so consumers must tolerate a
+/// redelivered job.
+#[async_trait]
+pub trait RunQueue: Send + Sync {
+    /// Stores the job durably; an error means the job was not queued.
+    async fn enqueue(&self, job: &RunJob) -> anyhow::Result<()>;
+
+    /// Starts consuming. At most `prefetch` jobs are held unacknowledged by this consumer at
+    /// once; further jobs go to other consumers or wait.
+    async fn consumer(&self, prefetch: u16) -> anyhow::Result<Box<dyn JobConsumer>>;
+}
+
+#[async_trait]
+pub trait JobConsumer: Send {
+    /// Waits for the next job. Errors are transient (the consumer reconnects on its own), so
+    /// callers may retry after a pause.
+    async fn next(&mut self) -> anyhow::Result<Box<dyn QueuedJob>>;
+}
+
+/// A job taken from the queue, not yet acknowledged.
+#[async_trait]
+pub trait QueuedJob: Send + Sync {
+    fn job(&self) -> &RunJob;
+
+    /// True when the queue delivered this job before (to this or another consumer).
+    fn redelivered(&self) -> bool;
+
+    /// The job is done (its result is reported): remove it from the queue.
+    async fn ack(self: Box<Self>) -> anyhow::Result<()>;
+
+    /// The job was not handled: put it back for another delivery.
+    async fn requeue(self: Box<Self>) -> anyhow::Result<()>;
+}
