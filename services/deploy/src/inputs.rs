@@ -28,7 +28,7 @@ fn overlay(into: &mut Defaults, values: &Defaults) {
 /// Template inputs; recipe inputs (each recipe's chain from the root down, so a child overrides
 /// its parent); endpoints usable from the application's namespace, keyed by id; suggested values
 /// where the application wins over the template, which wins over recipes.
-#[utoipa::path(get, path = "/deploy/ns/{id}/app/{application}/inputs", tag = "applications",
+#[utoipa::path(get, path = "/deploy/ns/{id}/app/{application}/inputs", operation_id = "get_app_inputs", tag = "applications",
     params(("id" = String, Path), ("application" = String, Path)), security(("token" = []), ("apikey" = [])),
     responses((status = 200, body = InputsResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]

@@ -1,5 +1,11 @@
 //! The deploy service (`/deploy`): namespaces and their catalogue — endpoints and users'
 //! endpoint secrets, recipes, templates, applications. Runs come next and build on this model.
+//!
+//! What runs reuse: [`catalogue::fetch`] / [`catalogue::readable`] to load an application or an
+//! endpoint with the access rules, [`images::chain`] (a recipe and its ancestors, usable from a
+//! namespace) and [`images::base_images`], [`secrets::credentials`] (the run owner's decrypted
+//! endpoint secret), [`crypto::SecretBox`] (encryption at rest for sensitive run inputs), and
+//! `Kind::dependents` of `Endpoint` and `Application`, where live runs will make deletion a 409.
 
 pub mod access;
 pub mod catalogue;

@@ -119,7 +119,7 @@ async fn publish(state: &AppState, action: &str, user: &Identity, id: &str) {
 }
 
 /// Lists the caller's namespaces (owner or member); admins list all with `?all=1`.
-#[utoipa::path(get, path = "/deploy/ns", tag = "namespaces", params(NamespaceListQuery),
+#[utoipa::path(get, path = "/deploy/ns", operation_id = "list_namespaces", tag = "namespaces", params(NamespaceListQuery),
     security(("token" = []), ("apikey" = [])),
     responses((status = 200, body = NamespaceList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn list(
@@ -161,7 +161,7 @@ pub async fn list(
 
 /// Creates a namespace owned by the caller. Any user may when `GOT_ACL_USER_CREATENS=1` (or
 /// `acl.allow_user_create_ns`), otherwise admins and super users only.
-#[utoipa::path(post, path = "/deploy/ns", tag = "namespaces", request_body = NewNamespace,
+#[utoipa::path(post, path = "/deploy/ns", operation_id = "create_namespace", tag = "namespaces", request_body = NewNamespace,
     security(("token" = []), ("apikey" = [])),
     responses((status = 201, body = NamespaceId), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -199,7 +199,7 @@ pub async fn create(
 }
 
 /// One namespace, for its owners and members (and admins).
-#[utoipa::path(get, path = "/deploy/ns/{id}", tag = "namespaces", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/deploy/ns/{id}", operation_id = "get_namespace", tag = "namespaces", params(("id" = String, Path)),
     security(("token" = []), ("apikey" = [])),
     responses((status = 200, body = NamespaceOne), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
@@ -217,7 +217,7 @@ pub async fn get_one(
 /// Changes a namespace (owners and admins). Fields left out keep their value; a namespace keeps
 /// at least one owner; `freeze` changes only by admins and super users. Answers the namespace
 /// after the change.
-#[utoipa::path(put, path = "/deploy/ns/{id}", tag = "namespaces", params(("id" = String, Path)),
+#[utoipa::path(put, path = "/deploy/ns/{id}", operation_id = "update_namespace", tag = "namespaces", params(("id" = String, Path)),
     request_body = NamespacePatch, security(("token" = []), ("apikey" = [])),
     responses((status = 200, body = NamespaceOne), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -305,7 +305,7 @@ async fn remaining(state: &AppState, id: &str) -> Result<Vec<String>, ApiError> 
 }
 
 /// Deletes an empty namespace (owners and admins); 409 listing what it still holds.
-#[utoipa::path(delete, path = "/deploy/ns/{id}", tag = "namespaces", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/deploy/ns/{id}", operation_id = "delete_namespace", tag = "namespaces", params(("id" = String, Path)),
     security(("token" = []), ("apikey" = [])),
     responses((status = 200, body = NamespaceId), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]

@@ -143,7 +143,8 @@ fn add_kind<K: Kind + ToSchema>(doc: &mut utoipa::openapi::OpenApi, tag: &str) {
     let op = paging(
         OperationBuilder::new()
             .tag(tag)
-            .summary(Some(format!("List the namespace's {}s (members)", label))),
+            .summary(Some(format!("List the namespace's {}s (members)", label)))
+            .operation_id(Some(format!("list_{}", K::MANY))),
     )
     .parameter(path_param("id"))
     .response("200", json_response("the objects", wrapper(K::MANY, list())));
@@ -156,6 +157,7 @@ fn add_kind<K: Kind + ToSchema>(doc: &mut utoipa::openapi::OpenApi, tag: &str) {
     let op = OperationBuilder::new()
         .tag(tag)
         .summary(Some(format!("Create a {label} (members)")))
+        .operation_id(Some(format!("create_{}", K::ONE)))
         .parameter(path_param("id"))
         .request_body(body())
         .response("201", json_response("its id", wrapper(K::ONE, string_schema())));
@@ -168,6 +170,7 @@ fn add_kind<K: Kind + ToSchema>(doc: &mut utoipa::openapi::OpenApi, tag: &str) {
     let op = OperationBuilder::new()
         .tag(tag)
         .summary(Some(format!("Get a {label} (public, or members)")))
+        .operation_id(Some(format!("get_{}", K::ONE)))
         .parameter(path_param("id"))
         .parameter(path_param(K::PARAM))
         .response("200", json_response("the object", wrapper(K::ONE, object())));
@@ -182,6 +185,7 @@ fn add_kind<K: Kind + ToSchema>(doc: &mut utoipa::openapi::OpenApi, tag: &str) {
         .summary(Some(format!(
             "Change a {label} (members): fields left out keep their value"
         )))
+        .operation_id(Some(format!("update_{}", K::ONE)))
         .parameter(path_param("id"))
         .parameter(path_param(K::PARAM))
         .request_body(body())
@@ -198,6 +202,7 @@ fn add_kind<K: Kind + ToSchema>(doc: &mut utoipa::openapi::OpenApi, tag: &str) {
     let op = OperationBuilder::new()
         .tag(tag)
         .summary(Some(format!("Delete a {label} (members); 409 while frozen or used")))
+        .operation_id(Some(format!("delete_{}", K::ONE)))
         .parameter(path_param("id"))
         .parameter(path_param(K::PARAM))
         .response("200", json_response("its id", wrapper(K::ONE, string_schema())));
@@ -210,7 +215,8 @@ fn add_kind<K: Kind + ToSchema>(doc: &mut utoipa::openapi::OpenApi, tag: &str) {
     let op = paging(
         OperationBuilder::new()
             .tag(tag)
-            .summary(Some(format!("The public {label}s (any logged user)"))),
+            .summary(Some(format!("The public {label}s (any logged user)")))
+            .operation_id(Some(format!("list_public_{}", K::MANY))),
     )
     .response("200", json_response("the objects", wrapper(K::MANY, list())));
     paths.add_path_operation(

@@ -32,7 +32,7 @@ async fn usable_endpoint(
 }
 
 /// Stores (or replaces) the caller's credentials for an endpoint.
-#[utoipa::path(put, path = "/deploy/ns/{id}/endpoint/{endpoint}/secret", tag = "endpoints",
+#[utoipa::path(put, path = "/deploy/ns/{id}/endpoint/{endpoint}/secret", operation_id = "put_endpoint_secret", tag = "endpoints",
     params(("id" = String, Path), ("endpoint" = String, Path)), request_body = SecretRequest,
     security(("token" = []), ("apikey" = [])),
     responses((status = 200, body = Message), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -82,7 +82,7 @@ pub async fn put_secret(
 }
 
 /// Whether the caller has credentials for the endpoint, and for which cloud user.
-#[utoipa::path(get, path = "/deploy/ns/{id}/endpoint/{endpoint}/secret", tag = "endpoints",
+#[utoipa::path(get, path = "/deploy/ns/{id}/endpoint/{endpoint}/secret", operation_id = "get_endpoint_secret", tag = "endpoints",
     params(("id" = String, Path), ("endpoint" = String, Path)), security(("token" = []), ("apikey" = [])),
     responses((status = 200, body = SecretStatus), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
@@ -108,7 +108,7 @@ pub async fn get_secret(
 }
 
 /// Removes the caller's credentials for the endpoint (200 even when there were none).
-#[utoipa::path(delete, path = "/deploy/ns/{id}/endpoint/{endpoint}/secret", tag = "endpoints",
+#[utoipa::path(delete, path = "/deploy/ns/{id}/endpoint/{endpoint}/secret", operation_id = "delete_endpoint_secret", tag = "endpoints",
     params(("id" = String, Path), ("endpoint" = String, Path)), security(("token" = []), ("apikey" = [])),
     responses((status = 200, body = Message), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
@@ -193,7 +193,7 @@ pub async fn user_defaults(
 }
 
 /// The caller's suggested values for the endpoint's inputs when deploying from `{id}`.
-#[utoipa::path(get, path = "/deploy/ns/{id}/endpoint/{endpoint}/defaults", tag = "endpoints",
+#[utoipa::path(get, path = "/deploy/ns/{id}/endpoint/{endpoint}/defaults", operation_id = "get_endpoint_defaults", tag = "endpoints",
     params(("id" = String, Path), ("endpoint" = String, Path)), security(("token" = []), ("apikey" = [])),
     responses((status = 200, body = EndpointDefaults), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
@@ -210,7 +210,7 @@ pub async fn get_defaults(
 }
 
 /// Saves the caller's suggested values for the endpoint's inputs (replacing earlier ones).
-#[utoipa::path(put, path = "/deploy/ns/{id}/endpoint/{endpoint}/defaults", tag = "endpoints",
+#[utoipa::path(put, path = "/deploy/ns/{id}/endpoint/{endpoint}/defaults", operation_id = "put_endpoint_defaults", tag = "endpoints",
     params(("id" = String, Path), ("endpoint" = String, Path)), request_body = EndpointDefaults,
     security(("token" = []), ("apikey" = [])),
     responses((status = 200, body = EndpointDefaults), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),

@@ -10,7 +10,7 @@ use goterra_core::{ApiError, Claims, ErrorBody};
 
 /// Exchanges the `X-API-Key` header for a user token (what the original's clients and
 /// Terraform provider call first).
-#[utoipa::path(post, path = "/deploy/session/bind", tag = "session",
+#[utoipa::path(post, path = "/deploy/session/bind", operation_id = "bind_session", tag = "session",
     params(("X-API-Key" = String, Header, description = "The user's API key")),
     responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody)))]
 pub async fn bind(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<TokenResponse>, ApiError> {

@@ -75,3 +75,23 @@ async fn the_service_serves_its_document() {
         .unwrap();
     assert_eq!(health["message"], "ok");
 }
+
+#[test]
+fn operation_ids_are_unique() {
+    let document = serde_json::to_value(goterra_deploy::openapi::document()).unwrap();
+    let mut ids = Vec::new();
+    for item in document["paths"].as_object().unwrap().values() {
+        for operation in item.as_object().unwrap().values() {
+            ids.push(
+                operation["operationId"]
+                    .as_str()
+                    .expect("every operation has an id")
+                    .to_string(),
+            );
+        }
+    }
+    let count = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "{ids:?}");
+}
