@@ -246,7 +246,11 @@ pub fn body_object(value: Value) -> Result<Map<String, Value>, ApiError> {
 pub fn decode<T: DeserializeOwned>(map: Map<String, Value>) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(Value::Object(map)).map_err(|err| {
         let path = err.path().to_string();
-        ApiError::bad_request(format!("{path}: {}", err.inner()))
+        // serde quotes the offending value: keep the message short.
+        ApiError::bad_request(format!(
+            "{path}: {}",
+            crate::validate::shorten_message(&err.inner().to_string())
+        ))
     })
 }
 

@@ -44,7 +44,9 @@ pub async fn put_secret(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Message>, ApiError> {
     let endpoint = usable_endpoint(&state, &user, &namespace_id, &endpoint_id).await?;
-    let request: SecretRequest = decode(body_object(body)?)?;
+    // Never echo the body: a mistyped password would be quoted in the decoder's message.
+    let request: SecretRequest = decode(body_object(body)?)
+        .map_err(|_| ApiError::bad_request("name, password: both are required and must be strings"))?;
     let username = request.name.trim();
     if username.is_empty() || username.len() > MAX_NAME {
         return Err(validate::bad(

@@ -136,6 +136,15 @@ pub fn shorten(value: &str) -> String {
     }
 }
 
+/// A message cut to a readable length.
+pub fn shorten_message(message: &str) -> String {
+    if message.chars().count() <= 200 {
+        message.to_string()
+    } else {
+        format!("{}…", message.chars().take(200).collect::<String>())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

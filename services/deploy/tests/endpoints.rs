@@ -115,6 +115,11 @@ async fn secrets_are_one_per_user_and_endpoint_encrypted_and_never_returned() {
         }
         let reply = api.raw(Method::PUT, &secret, Some("alice"), Some("{not json")).await;
         assert_eq!(reply.status, 400);
+        let reply = api
+            .put(&secret, "alice", json!({"name": "me", "password": 987654321}))
+            .await;
+        assert_eq!(reply.status, 400);
+        assert!(!reply.text.contains("987654321"), "{reply:?}");
 
         // S-8: stored encrypted (versioned AES-GCM), one row per (user, endpoint).
         let rows = sqlx::query("SELECT uid, username, password FROM deploy_endpoint_secrets ORDER BY uid")
