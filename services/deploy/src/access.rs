@@ -106,6 +106,21 @@ pub async fn load_optional(state: &AppState, id: &str) -> Result<Option<Namespac
 pub const ROLE_OWNER: &str = "owner";
 pub const ROLE_MEMBER: &str = "member";
 
+/// A namespace by id or, failing that, by name (ids win: a name cannot shadow another id).
+pub async fn load_by_id_or_name(state: &AppState, key: &str) -> Result<NamespaceRecord, ApiError> {
+    if let Some(namespace) = load_optional(state, key).await? {
+        return Ok(namespace);
+    }
+    let row = sqlx::query("SELECT id FROM deploy_namespaces WHERE name = $1")
+        .bind(key.to_string())
+        .fetch_optional(state.db().pool())
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(not_found_namespace)?;
+    let id: String = row.try_get("id").map_err(ApiError::internal)?;
+    load(state, &id).await
+}
+
 pub async fn load(state: &AppState, id: &str) -> Result<NamespaceRecord, ApiError> {
     load_optional(state, id).await?.ok_or_else(not_found_namespace)
 }

@@ -198,7 +198,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, headers, Json(NamespaceId { ns: namespace.id })).into_response())
 }
 
-/// One namespace, for its owners and members (and admins).
+/// One namespace, for its owners and members (and admins). `{id}` may also be the namespace's
+/// name (the store's `X-API-NS` accepts either and asks here).
 #[utoipa::path(get, path = "/deploy/ns/{id}", operation_id = "get_namespace", tag = "namespaces", params(("id" = String, Path)),
     security(("token" = []), ("apikey" = [])),
     responses((status = 200, body = NamespaceOne), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -208,7 +209,10 @@ pub async fn get_one(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<NamespaceOne>, ApiError> {
-    let namespace = access::require_member(&state, &id, &user).await?;
+    let namespace = access::load_by_id_or_name(&state, &id).await?;
+    if !namespace.can_use(&user) {
+        return Err(access::not_a_member());
+    }
     Ok(Json(NamespaceOne {
         ns: namespace.into_view(),
     }))

@@ -71,6 +71,9 @@ async fn lifecycle_with_events() {
             reply.body,
             json!({"ns": {"_id": id, "name": "team", "owners": ["alice"], "members": [], "freeze": false}})
         );
+        // By name too (the store checks membership this way).
+        assert_eq!(api.get("/deploy/ns/team", "alice").await.body, reply.body);
+        assert_eq!(api.get("/deploy/ns/team", "mallory").await.status, 403);
 
         // Patch semantics; duplicates collapse; owners are not repeated as members; unknown
         // uids are fine (they are opaque). The answer is the namespace after the change (B-4).
