@@ -57,13 +57,50 @@ pub fn not_a_member() -> ApiError {
     ApiError::forbidden("not a member of this namespace")
 }
 
-/// Loads several namespaces, keeping the order of `ids` (lists are paged, so this stays small).
+/// Loads several namespaces in two queries, keeping the order of `ids` (at most one page).
 pub async fn load_many(state: &AppState, ids: &[String]) -> Result<Vec<NamespaceRecord>, ApiError> {
-    let mut records = Vec::with_capacity(ids.len());
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let list = placeholders.join(", ");
+    let pool = state.db().pool();
+    // The lists hold placeholders only; values are bound.
+    let namespaces_sql = format!(r#"SELECT id, name, "freeze" FROM deploy_namespaces WHERE id IN ({list})"#);
+    let mut query = sqlx::query_as::<_, (String, String, i64)>(&namespaces_sql);
     for id in ids {
-        if let Some(record) = load_optional(state, id).await? {
-            records.push(record);
+        query = query.bind(id.clone());
+    }
+    let rows = query.fetch_all(pool).await.map_err(ApiError::internal)?;
+    let users_sql = format!(
+        "SELECT namespace_id, uid, role FROM deploy_namespace_users WHERE namespace_id IN ({list}) \
+         ORDER BY namespace_id, position, uid"
+    );
+    let mut users_query = sqlx::query_as::<_, (String, String, String)>(&users_sql);
+    for id in ids {
+        users_query = users_query.bind(id.clone());
+    }
+    let users = users_query.fetch_all(pool).await.map_err(ApiError::internal)?;
+    let mut records: Vec<NamespaceRecord> = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some((id, name, freeze)) = rows.iter().find(|(row_id, _, _)| row_id == id).cloned() else {
+            continue;
+        };
+        let mut record = NamespaceRecord {
+            id,
+            name,
+            freeze: freeze != 0,
+            owners: Vec::new(),
+            members: Vec::new(),
+        };
+        for (_, uid, role) in users.iter().filter(|(namespace_id, _, _)| *namespace_id == record.id) {
+            if role == ROLE_OWNER {
+                record.owners.push(uid.clone());
+            } else {
+                record.members.push(uid.clone());
+            }
         }
+        records.push(record);
     }
     Ok(records)
 }
