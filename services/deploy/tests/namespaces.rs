@@ -215,6 +215,10 @@ async fn lists_are_own_namespaces_and_paged() {
             names(&api.get("/deploy/ns?skip=1&limit=2", "alice").await),
             ["n2", "n3"]
         );
+        let listed = api.get("/deploy/ns", "alice").await;
+        assert_eq!(listed.body["ns"][3]["owners"], json!(["bob"]));
+        assert_eq!(listed.body["ns"][3]["members"], json!(["alice"]));
+        assert_eq!(listed.body["ns"][0]["owners"], json!(["alice"]));
         assert!(names(&api.get("/deploy/ns", "admin").await).is_empty());
         assert_eq!(names(&api.get("/deploy/ns?all=1", "admin").await).len(), 4);
         assert_eq!(names(&api.get("/deploy/ns?all=1", "bob").await), ["n4"]);
