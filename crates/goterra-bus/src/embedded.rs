@@ -92,13 +92,19 @@ impl EmbeddedQueue {
     /// Creates the table when needed.
     pub async fn open(db: Db, options: EmbeddedQueueOptions) -> anyhow::Result<Self> {
         db.migrate(MIGRATIONS).await.context("cannot create the queue table")?;
-        Ok(Self {
+        Ok(Self::new(db, options))
+    }
+
+    /// Over a database whose migrations (including [`MIGRATIONS`]) are already applied, as in
+    /// a service's router.
+    pub fn new(db: Db, options: EmbeddedQueueOptions) -> Self {
+        Self {
             shared: Arc::new(Shared {
                 wake: wake_signal(&options.name),
                 db,
                 options,
             }),
-        })
+        }
     }
 
     /// Jobs waiting or held, for monitoring and tests.

@@ -1,10 +1,27 @@
-//! The run-agent service.
+//! The run-agent service: executes run jobs with Terraform (see `docs/run-agent.md`).
+//!
+//! `router()` serves `GET /run-agent` and starts the agent loop in the background: on
+//! RabbitMQ when `GOT_AMQP` is set, otherwise on the embedded queue in the platform database
+//! (the all-in-one `goterra up`). `GOT_AGENT_DISABLED=1` serves the routes without an agent.
 
-use axum::Router;
+pub mod agent;
+pub mod control;
+pub mod executor;
+
+use agent::{Agent, AgentOptions, RunningRun};
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use goterra_bus::{EmbeddedQueue, EmbeddedQueueOptions, RabbitQueue, RunQueue};
 use goterra_core::{Platform, ServiceSpec};
 use goterra_db::Migration;
+use serde::Serialize;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use utoipa::{OpenApi, ToSchema};
 
-pub const MIGRATIONS: &[Migration] = &[];
+/// The embedded queue's table, created here too so that `goterra migrate` knows it.
+pub const MIGRATIONS: &[Migration] = goterra_bus::MIGRATIONS;
 
 pub fn spec() -> ServiceSpec {
     ServiceSpec {
@@ -15,6 +32,96 @@ pub fn spec() -> ServiceSpec {
     }
 }
 
-pub async fn router(_platform: Platform) -> anyhow::Result<Router> {
-    Ok(goterra_core::http::health_router("/run-agent"))
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Goterra run-agent", description = "Executes run jobs with Terraform."),
+    paths(status),
+    components(schemas(AgentStatus, RunningRun))
+)]
+pub struct ApiDoc;
+
+/// `GET /run-agent`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentStatus {
+    pub version: String,
+    pub message: String,
+    /// Runs this agent executes at once (0 when no agent runs in this process).
+    pub capacity: u16,
+    pub running: Vec<RunningRun>,
+}
+
+/// The queue the agent consumes when none is given: RabbitMQ with `GOT_AMQP`, else embedded.
+pub fn default_queue(platform: &Platform) -> Arc<dyn RunQueue> {
+    match &platform.config.amqp {
+        Some(url) => Arc::new(RabbitQueue::new(url.clone(), queue_name())),
+        None => Arc::new(embedded_queue(platform)),
+    }
+}
+
+/// The embedded run queue over the platform database, for deploy and the agent of one process
+/// (queues of the same name in one process wake each other up). The database must have
+/// [`MIGRATIONS`] applied, as `goterra up` does for every service it runs.
+pub fn embedded_queue(platform: &Platform) -> EmbeddedQueue {
+    EmbeddedQueue::new(
+        platform.db.clone(),
+        EmbeddedQueueOptions {
+            name: queue_name(),
+            ..EmbeddedQueueOptions::default()
+        },
+    )
+}
+
+/// `GOT_RUN_QUEUE`, default `gotaction`.
+fn queue_name() -> String {
+    executor::non_empty_env("GOT_RUN_QUEUE").unwrap_or_else(|| goterra_bus::DEFAULT_RUN_QUEUE.to_string())
+}
+
+/// Starts an agent on `queue`, reporting to deploy at `GOT_DEPLOY_URL` (default: this
+/// platform's public URL). Returns the agent (for its status) and its stop signal.
+pub fn start_agent(
+    platform: &Platform,
+    queue: Arc<dyn RunQueue>,
+    options: AgentOptions,
+) -> anyhow::Result<(Arc<Agent>, CancellationToken)> {
+    let deploy = executor::non_empty_env("GOT_DEPLOY_URL").unwrap_or_else(|| platform.config.public_url());
+    let name = format!("agent-{}", goterra_core::new_id());
+    let control = Arc::new(control::HttpRunControl::new(&deploy, name, platform.tokens.clone())?);
+    let agent = Agent::new(queue, control, options);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(agent.clone().run(shutdown.clone()));
+    Ok((agent, shutdown))
+}
+
+pub async fn router(platform: Platform) -> anyhow::Result<Router> {
+    let agent = if executor::non_empty_env("GOT_AGENT_DISABLED").is_some_and(|v| v == "1") {
+        None
+    } else {
+        let queue = default_queue(&platform);
+        let (agent, _shutdown) = start_agent(&platform, queue, AgentOptions::from_env()?)?;
+        Some(agent)
+    };
+    Ok(routes(agent))
+}
+
+/// The routes, around an agent or none.
+pub fn routes(agent: Option<Arc<Agent>>) -> Router {
+    Router::new()
+        .route("/run-agent", get(status))
+        .route("/run-agent/openapi.json", get(openapi))
+        .with_state(agent)
+}
+
+/// Version, capacity and the runs in progress.
+#[utoipa::path(get, path = "/run-agent", responses((status = 200, body = AgentStatus)))]
+async fn status(State(agent): State<Option<Arc<Agent>>>) -> Json<AgentStatus> {
+    Json(AgentStatus {
+        version: goterra_core::http::VERSION.to_string(),
+        message: "ok".to_string(),
+        capacity: agent.as_ref().map_or(0, |agent| agent.capacity()),
+        running: agent.as_ref().map(|agent| agent.running()).unwrap_or_default(),
+    })
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
 }

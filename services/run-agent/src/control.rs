@@ -1,0 +1,127 @@
+//! [`RunControl`] over HTTP, against deploy's agent routes, with an agent credential minted
+//! from the shared token secret.
+
+use crate::agent::RunControl;
+use anyhow::Context;
+use async_trait::async_trait;
+use goterra_core::runs::{AgentAnswer, LogLines, RunAction, RunReport, RunSpec};
+use goterra_core::{Claims, TokenCodec};
+use reqwest::StatusCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Lifetime of each minted agent credential: one per request, so a short one.
+const CREDENTIAL_TTL_SECS: u64 = 300;
+
+pub struct HttpRunControl {
+    client: reqwest::Client,
+    /// Base URL of the platform, without a trailing slash: routes are `{base}/deploy/agent/...`.
+    base: String,
+    agent: String,
+    tokens: Arc<TokenCodec>,
+}
+
+impl HttpRunControl {
+    pub fn new(base: &str, agent: impl Into<String>, tokens: Arc<TokenCodec>) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(Self {
+            client,
+            base: base.trim_end_matches('/').to_string(),
+            agent: agent.into(),
+            tokens,
+        })
+    }
+
+    fn url(&self, id: &str, what: &str) -> String {
+        format!("{}/deploy/agent/run/{}/{what}", self.base, urlencode(id))
+    }
+
+    fn credential(&self) -> String {
+        let expires = goterra_core::token::unix_now() + CREDENTIAL_TTL_SECS;
+        self.tokens.issue(&Claims::for_agent(&self.agent, expires))
+    }
+
+    async fn post<B: serde::Serialize + ?Sized>(&self, id: &str, what: &str, body: &B) -> anyhow::Result<AgentAnswer> {
+        let response = self
+            .client
+            .post(self.url(id, what))
+            .bearer_auth(self.credential())
+            .json(body)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach deploy ({what})"))?;
+        let response = ensure_success(response, what).await?;
+        let text = response.text().await.unwrap_or_default();
+        if text.trim().is_empty() {
+            return Ok(AgentAnswer::default());
+        }
+        serde_json::from_str(&text).with_context(|| format!("unexpected answer from deploy ({what})"))
+    }
+}
+
+/// Run ids are opaque; keep them a single path segment.
+fn urlencode(id: &str) -> String {
+    id.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn ensure_success(response: reqwest::Response, what: &str) -> anyhow::Result<reqwest::Response> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let message = response
+        .json::<serde_json::Value>()
+        .await
+        .ok()
+        .and_then(|body| body.get("message").and_then(|m| m.as_str()).map(str::to_string))
+        .unwrap_or_default();
+    anyhow::bail!("deploy answered {status} to {what}: {message}")
+}
+
+#[async_trait]
+impl RunControl for HttpRunControl {
+    async fn spec(&self, id: &str, action: RunAction) -> anyhow::Result<Option<RunSpec>> {
+        let response = self
+            .client
+            .get(self.url(id, "spec"))
+            .query(&[("action", action.as_str())])
+            .bearer_auth(self.credential())
+            .send()
+            .await
+            .context("cannot reach deploy (spec)")?;
+        // Gone, or not waiting for this action any more: nothing to do.
+        if matches!(
+            response.status(),
+            StatusCode::NOT_FOUND | StatusCode::CONFLICT | StatusCode::GONE
+        ) {
+            return Ok(None);
+        }
+        let response = ensure_success(response, "spec").await?;
+        let spec = response.json().await.context("unexpected run spec from deploy")?;
+        Ok(Some(spec))
+    }
+
+    async fn started(&self, id: &str) -> anyhow::Result<AgentAnswer> {
+        self.post(id, "started", &serde_json::json!({})).await
+    }
+
+    async fn log(&self, id: &str, lines: Vec<String>) -> anyhow::Result<AgentAnswer> {
+        self.post(id, "log", &LogLines { lines }).await
+    }
+
+    async fn heartbeat(&self, id: &str) -> anyhow::Result<AgentAnswer> {
+        self.post(id, "heartbeat", &serde_json::json!({})).await
+    }
+
+    async fn finished(&self, id: &str, report: &RunReport) -> anyhow::Result<()> {
+        self.post(id, "finished", report).await.map(|_| ())
+    }
+}

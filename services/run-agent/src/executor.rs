@@ -1,0 +1,288 @@
+//! Runs Terraform for one action of a run, in a private temporary directory.
+//!
+//! The directory (0700, removed afterwards) holds:
+//! - `app.tf`: the application's template, as given;
+//! - `goterra_variables.tf`: a declaration for every variable the spec fills (sensitive ones
+//!   with `sensitive = true`), so templates never declare the platform's variables;
+//! - `terraform.tfvars.json`: the plain values, as JSON (values are data, never pasted into HCL);
+//! - `backend_override.tf`: an `http` backend on deploy's state endpoint.
+//!
+//! Sensitive values reach Terraform only as `TF_VAR_<name>` and the state credential only as
+//! `TF_HTTP_USERNAME`/`TF_HTTP_PASSWORD`, in an environment built from scratch (the agent's own
+//! secrets never reach Terraform or its `local-exec` children). Every output line goes through
+//! a [`LogSink`] with every secret value replaced by `***`.
+//!
+//! Timeout and cancellation send SIGTERM to Terraform's whole process group (Terraform stops
+//! cleanly and releases the state lock), then SIGKILL after a grace period.
+
+mod files;
+mod process;
+mod redact;
+
+pub use redact::Redactor;
+
+use goterra_core::runs::{RunAction, RunReport, RunSpec, RunStatus};
+use process::{CommandOutcome, Stop, TerraformCommand};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Receives Terraform's output, one redacted line at a time.
+pub trait LogSink: Send + Sync {
+    fn line(&self, line: String);
+}
+
+/// How the agent runs Terraform.
+#[derive(Clone, Debug)]
+pub struct ExecutorConfig {
+    /// `GOT_TERRAFORM_BIN`: the binary (OpenTofu works too); default `terraform` on `PATH`.
+    pub terraform_bin: PathBuf,
+    /// `GOT_TERRAFORM_PLUGIN_DIR`: providers for an offline `terraform init -plugin-dir=...`.
+    pub plugin_dir: Option<PathBuf>,
+    /// `GOT_KILL_GRACE_SECS`: time between SIGTERM and SIGKILL on timeout or cancel.
+    pub kill_grace: Duration,
+    /// `GOT_AGENT_WORK_DIR`: where run directories are created; default the system temp dir.
+    pub work_dir: Option<PathBuf>,
+    /// `PATH` given to Terraform (the agent's own).
+    pub path: String,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        Self {
+            terraform_bin: PathBuf::from("terraform"),
+            plugin_dir: None,
+            kill_grace: Duration::from_secs(30),
+            work_dir: None,
+            path: std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+        }
+    }
+}
+
+impl ExecutorConfig {
+    /// Reads the `GOT_*` variables above; a bad number is an error naming the variable.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let mut config = Self::default();
+        if let Some(bin) = non_empty_env("GOT_TERRAFORM_BIN") {
+            config.terraform_bin = PathBuf::from(bin);
+        }
+        config.plugin_dir = non_empty_env("GOT_TERRAFORM_PLUGIN_DIR").map(PathBuf::from);
+        config.work_dir = non_empty_env("GOT_AGENT_WORK_DIR").map(PathBuf::from);
+        if let Some(grace) = non_empty_env("GOT_KILL_GRACE_SECS") {
+            let secs: u64 = grace
+                .parse()
+                .map_err(|_| anyhow::anyhow!("GOT_KILL_GRACE_SECS must be a number of seconds, got {grace:?}"))?;
+            config.kill_grace = Duration::from_secs(secs);
+        }
+        Ok(config)
+    }
+}
+
+pub(crate) fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.trim().is_empty())
+}
+
+/// Why an action stopped before its end.
+enum Stopped {
+    Failed(String),
+    TimedOut(Duration),
+    Canceled,
+}
+
+/// Runs the spec's action to its end and reports the result; never panics on Terraform's
+/// behaviour, and always reports the time spent.
+pub async fn execute(
+    config: &ExecutorConfig,
+    spec: &RunSpec,
+    sink: Arc<dyn LogSink>,
+    cancel: CancellationToken,
+) -> RunReport {
+    let started = Instant::now();
+    let timeout = Duration::from_secs(spec.timeout_secs.max(1));
+    let deadline = tokio::time::Instant::now() + timeout;
+    let redactor = Arc::new(Redactor::for_spec(spec));
+    let result = run_action(config, spec, sink, redactor.clone(), deadline, timeout, &cancel).await;
+    let duration = started.elapsed().as_secs_f64();
+    match result {
+        Ok((outputs, deployment_id)) => RunReport {
+            status: RunStatus::success(spec.action),
+            outputs,
+            duration,
+            error: String::new(),
+            deployment_id,
+        },
+        Err(stopped) => {
+            let (status, error) = match stopped {
+                Stopped::Failed(error) => (RunStatus::failure(spec.action), error),
+                Stopped::TimedOut(after) => (
+                    RunStatus::failure(spec.action),
+                    format!("{} timed out after {} s and was stopped", spec.action, after.as_secs()),
+                ),
+                Stopped::Canceled => (RunStatus::Canceled, format!("{} canceled", spec.action)),
+            };
+            RunReport {
+                status,
+                outputs: serde_json::json!({}),
+                duration,
+                error: redactor.redact(&error),
+                deployment_id: None,
+            }
+        }
+    }
+}
+
+async fn run_action(
+    config: &ExecutorConfig,
+    spec: &RunSpec,
+    sink: Arc<dyn LogSink>,
+    redactor: Arc<Redactor>,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+    cancel: &CancellationToken,
+) -> Result<(serde_json::Value, Option<String>), Stopped> {
+    let dir =
+        files::write_run_dir(config.work_dir.as_deref(), spec).map_err(|err| Stopped::Failed(format!("{err:#}")))?;
+    let env = files::environment(config, spec, dir.path());
+    let run = |name: &'static str, args: Vec<String>, stream_stdout: bool| TerraformCommand {
+        name,
+        bin: config.terraform_bin.clone(),
+        args,
+        dir: dir.path().to_path_buf(),
+        env: env.clone(),
+        sink: sink.clone(),
+        redactor: redactor.clone(),
+        stream_stdout,
+        deadline,
+        cancel: cancel.clone(),
+        kill_grace: config.kill_grace,
+    };
+    let mut init = vec!["init".to_string(), "-input=false".into(), "-no-color".into()];
+    if let Some(plugins) = &config.plugin_dir {
+        init.push(format!("-plugin-dir={}", plugins.display()));
+    }
+    check(run("init", init, true).run().await, timeout)?;
+    let outcome = match spec.action {
+        RunAction::Deploy => {
+            check(
+                run(
+                    "apply",
+                    strings(&["apply", "-auto-approve", "-input=false", "-no-color"]),
+                    true,
+                )
+                .run()
+                .await,
+                timeout,
+            )?;
+            let output = check(
+                run("output", strings(&["output", "-json", "-no-color"]), false)
+                    .run()
+                    .await,
+                timeout,
+            )?;
+            let outputs = parse_outputs(&output.stdout).map_err(Stopped::Failed)?;
+            let deployment_id = deployment_id(&outputs);
+            (redact_sensitive_outputs(outputs, &redactor), deployment_id)
+        }
+        RunAction::Destroy => {
+            check(
+                run(
+                    "destroy",
+                    strings(&["destroy", "-auto-approve", "-input=false", "-no-color"]),
+                    true,
+                )
+                .run()
+                .await,
+                timeout,
+            )?;
+            (serde_json::json!({}), None)
+        }
+    };
+    // The directory holds the tfvars file; it goes as soon as Terraform is done with it.
+    if let Err(err) = dir.close() {
+        tracing::warn!(%err, "cannot remove a run directory");
+    }
+    Ok(outcome)
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|arg| (*arg).to_string()).collect()
+}
+
+fn check(outcome: Result<CommandOutcome, Stop>, timeout: Duration) -> Result<CommandOutcome, Stopped> {
+    match outcome {
+        Ok(outcome) => Ok(outcome),
+        Err(Stop::Failed(error)) => Err(Stopped::Failed(error)),
+        Err(Stop::TimedOut) => Err(Stopped::TimedOut(timeout)),
+        Err(Stop::Canceled) => Err(Stopped::Canceled),
+    }
+}
+
+fn parse_outputs(stdout: &str) -> Result<serde_json::Value, String> {
+    if stdout.trim().is_empty() {
+        return Ok(serde_json::json!({}));
+    }
+    serde_json::from_str(stdout)
+        .map_err(|err| format!("terraform output -json printed something that is not JSON: {err}"))
+}
+
+/// The template's `deployment_id` output; any JSON value is accepted (the original crashed on
+/// a non-string one).
+fn deployment_id(outputs: &serde_json::Value) -> Option<String> {
+    match outputs.get("deployment_id")?.get("value")? {
+        serde_json::Value::String(id) => Some(id.clone()),
+        serde_json::Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+/// Outputs marked sensitive keep their entry but lose their value; known secret values are
+/// redacted in the others too.
+fn redact_sensitive_outputs(mut outputs: serde_json::Value, redactor: &Redactor) -> serde_json::Value {
+    if let Some(map) = outputs.as_object_mut() {
+        for output in map.values_mut() {
+            let sensitive = output.get("sensitive").and_then(serde_json::Value::as_bool) == Some(true);
+            if let Some(value) = output.get_mut("value") {
+                if sensitive {
+                    *value = serde_json::Value::String(redact::MASK.into());
+                } else {
+                    redactor.redact_json(value);
+                }
+            }
+        }
+    }
+    outputs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn deployment_id_accepts_any_value() {
+        assert_eq!(
+            deployment_id(&json!({"deployment_id": {"value": "d1"}})),
+            Some("d1".into())
+        );
+        assert_eq!(
+            deployment_id(&json!({"deployment_id": {"value": 42}})),
+            Some("42".into())
+        );
+        assert_eq!(deployment_id(&json!({"other": {"value": "x"}})), None);
+    }
+
+    #[test]
+    fn sensitive_outputs_lose_their_value() {
+        let redactor = Redactor::new(["hunter2".to_string()]);
+        let outputs = redact_sensitive_outputs(
+            json!({
+                "token": {"sensitive": true, "type": "string", "value": "abc"},
+                "echo": {"sensitive": false, "type": "string", "value": "pw=hunter2"},
+            }),
+            &redactor,
+        );
+        assert_eq!(outputs["token"]["value"], json!("***"));
+        assert_eq!(outputs["echo"]["value"], json!("pw=***"));
+    }
+}
