@@ -40,6 +40,9 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 pub struct EmbeddedBackend {
     db: Db,
+    /// SQLite allows one writer at a time and makes the others sleep and retry; taking turns
+    /// here instead keeps write latency low under concurrency. `None` on PostgreSQL.
+    write_turn: Option<tokio::sync::Mutex<()>>,
     limits: Limits,
     hub: Arc<WaitHub>,
     _sweeper: DropGuard,
@@ -50,8 +53,10 @@ impl EmbeddedBackend {
     pub fn new(db: Db, limits: Limits) -> Self {
         let stop = CancellationToken::new();
         tokio::spawn(sweep_forever(db.clone(), stop.clone()));
+        let write_turn = (db.engine() == goterra_db::Engine::Sqlite).then(|| tokio::sync::Mutex::new(()));
         Self {
             db,
+            write_turn,
             limits,
             hub: WaitHub::new(),
             _sweeper: stop.drop_guard(),
@@ -60,7 +65,15 @@ impl EmbeddedBackend {
 
     /// Deletes the deployments expired at `now_ms`; returns how many.
     pub async fn sweep(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
         sweep(&self.db, now_ms).await
+    }
+
+    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.write_turn {
+            Some(turn) => Some(turn.lock().await),
+            None => None,
+        }
     }
 }
 
@@ -104,6 +117,7 @@ impl StoreBackend for EmbeddedBackend {
 
     async fn create(&self, id: &str, metadata: &Metadata) -> Result<(), StoreError> {
         let expires = unix_millis().saturating_add(self.limits.ttl_millis());
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO store_deployments (id, uid, ns, created_at, updated_at, expires_at_ms) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -141,6 +155,7 @@ impl StoreBackend for EmbeddedBackend {
     async fn put(&self, id: &str, entries: &[(String, String)]) -> Result<(), StoreError> {
         let entries = dedup_entries(entries);
         let now = unix_millis();
+        let turn = self.write_turn().await;
         let mut tx = self.db.pool().begin().await.map_err(backend_error)?;
         // Updating the deployment row first locks it, so concurrent writers of one deployment
         // take turns and the key count below cannot be raced past the limit.
@@ -181,6 +196,7 @@ impl StoreBackend for EmbeddedBackend {
             return Err(StoreError::TooManyKeys(self.limits.max_keys));
         }
         tx.commit().await.map_err(backend_error)?;
+        drop(turn);
         for (key, value) in &entries {
             self.hub.publish(id, key, value);
         }
@@ -222,6 +238,7 @@ impl StoreBackend for EmbeddedBackend {
     }
 
     async fn delete(&self, id: &str) -> Result<bool, StoreError> {
+        let turn = self.write_turn().await;
         let mut tx = self.db.pool().begin().await.map_err(backend_error)?;
         let existed = sqlx::query("DELETE FROM store_deployments WHERE id = $1 AND expires_at_ms > $2")
             .bind(id)
@@ -242,6 +259,7 @@ impl StoreBackend for EmbeddedBackend {
             .await
             .map_err(backend_error)?;
         tx.commit().await.map_err(backend_error)?;
+        drop(turn);
         self.hub.recheck_deployment(id);
         Ok(existed)
     }

@@ -115,6 +115,12 @@ impl RedisBackend {
     }
 }
 
+impl RedisBackend {
+    async fn exists(&self, conn: &mut ConnectionManager, id: &str) -> Result<bool, StoreError> {
+        conn.exists(self.names.meta(id)).await.map_err(backend_error)
+    }
+}
+
 /// The one pub/sub connection of this process.
 struct Subscriber {
     client: redis::Client,
@@ -267,30 +273,20 @@ impl StoreBackend for RedisBackend {
 
     async fn get(&self, id: &str, key: &str) -> Result<Option<String>, StoreError> {
         let mut conn = self.conn.clone();
-        let (exists, value): (bool, Option<String>) = redis::pipe()
-            .atomic()
-            .exists(self.names.meta(id))
-            .hget(self.names.data(id), key)
-            .query_async(&mut conn)
-            .await
-            .map_err(backend_error)?;
-        if exists {
-            Ok(value)
-        } else {
-            Err(StoreError::DeploymentNotFound)
+        let value: Option<String> = conn.hget(self.names.data(id), key).await.map_err(backend_error)?;
+        // A value proves the deployment exists (both hashes expire and go together); only a
+        // miss needs a second look.
+        match value {
+            Some(value) => Ok(Some(value)),
+            None if self.exists(&mut conn, id).await? => Ok(None),
+            None => Err(StoreError::DeploymentNotFound),
         }
     }
 
     async fn get_all(&self, id: &str, prefix: Option<&str>) -> Result<BTreeMap<String, String>, StoreError> {
         let mut conn = self.conn.clone();
-        let (exists, all): (bool, BTreeMap<String, String>) = redis::pipe()
-            .atomic()
-            .exists(self.names.meta(id))
-            .hgetall(self.names.data(id))
-            .query_async(&mut conn)
-            .await
-            .map_err(backend_error)?;
-        if !exists {
+        let all: BTreeMap<String, String> = conn.hgetall(self.names.data(id)).await.map_err(backend_error)?;
+        if all.is_empty() && !self.exists(&mut conn, id).await? {
             return Err(StoreError::DeploymentNotFound);
         }
         Ok(match prefix {
