@@ -46,6 +46,9 @@ pub struct ExecutorConfig {
     pub work_dir: Option<PathBuf>,
     /// `PATH` given to Terraform (the agent's own).
     pub path: String,
+    /// `GOT_RUN_TIMEOUT` (seconds): the longest an action may take on this agent, whatever
+    /// the spec asks.
+    pub max_timeout: Option<Duration>,
 }
 
 impl Default for ExecutorConfig {
@@ -56,6 +59,7 @@ impl Default for ExecutorConfig {
             kill_grace: Duration::from_secs(30),
             work_dir: None,
             path: std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+            max_timeout: None,
         }
     }
 }
@@ -74,6 +78,14 @@ impl ExecutorConfig {
                 .parse()
                 .map_err(|_| anyhow::anyhow!("GOT_KILL_GRACE_SECS must be a number of seconds, got {grace:?}"))?;
             config.kill_grace = Duration::from_secs(secs);
+        }
+        if let Some(timeout) = non_empty_env("GOT_RUN_TIMEOUT") {
+            let secs: u64 = timeout
+                .parse()
+                .ok()
+                .filter(|secs| *secs > 0)
+                .ok_or_else(|| anyhow::anyhow!("GOT_RUN_TIMEOUT must be a positive number of seconds, got {timeout:?}"))?;
+            config.max_timeout = Some(Duration::from_secs(secs));
         }
         Ok(config)
     }
@@ -99,7 +111,10 @@ pub async fn execute(
     cancel: CancellationToken,
 ) -> RunReport {
     let started = Instant::now();
-    let timeout = Duration::from_secs(spec.timeout_secs.max(1));
+    let mut timeout = Duration::from_secs(spec.timeout_secs.max(1));
+    if let Some(max) = config.max_timeout {
+        timeout = timeout.min(max);
+    }
     let deadline = tokio::time::Instant::now() + timeout;
     let redactor = Arc::new(Redactor::for_spec(spec));
     let result = run_action(config, spec, sink, redactor.clone(), deadline, timeout, &cancel).await;

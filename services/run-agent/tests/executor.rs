@@ -199,8 +199,12 @@ async fn a_timeout_stops_terraform_and_its_children() {
         json!({"pid_file": pid_file}),
         &[],
     );
-    deploy.timeout_secs = 20;
-    let config = executor_config(work.path());
+    // The spec allows 300 s; the agent's own cap (GOT_RUN_TIMEOUT) is shorter and wins.
+    deploy.timeout_secs = 300;
+    let config = ExecutorConfig {
+        max_timeout: Some(std::time::Duration::from_secs(20)),
+        ..executor_config(work.path())
+    };
     let log = Arc::new(Lines::default());
     let report = execute(&config, &deploy, log.clone(), CancellationToken::new()).await;
     assert_eq!(report.status, RunStatus::DeployFailure, "{}", log.text());
