@@ -16,3 +16,42 @@ pub use embedded::{EmbeddedQueue, EmbeddedQueueOptions, MIGRATIONS};
 pub use events::{DEFAULT_EVENT_EXCHANGE, RabbitEventBus};
 pub use queue::{JobConsumer, QueuedJob, RunQueue};
 pub use rabbit::{DEFAULT_RUN_QUEUE, RabbitQueue};
+
+use goterra_core::Platform;
+use goterra_core::events::EventBus;
+use std::sync::Arc;
+
+/// `GOT_RUN_QUEUE`, default [`DEFAULT_RUN_QUEUE`].
+pub fn run_queue_name() -> String {
+    std::env::var("GOT_RUN_QUEUE")
+        .ok()
+        .filter(|name| !name.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_RUN_QUEUE.to_string())
+}
+
+/// The run queue of a platform, the same for deploy (which enqueues) and the agent (which
+/// consumes): RabbitMQ when `GOT_AMQP` is set, else the embedded queue in the platform database
+/// (whose [`MIGRATIONS`] must be applied; embedded queues of one name in one process wake each
+/// other up).
+pub fn platform_run_queue(platform: &Platform) -> Arc<dyn RunQueue> {
+    match &platform.config.amqp {
+        Some(url) => Arc::new(RabbitQueue::new(url.clone(), run_queue_name())),
+        None => Arc::new(EmbeddedQueue::new(
+            platform.db.clone(),
+            EmbeddedQueueOptions {
+                name: run_queue_name(),
+                ..EmbeddedQueueOptions::default()
+            },
+        )),
+    }
+}
+
+/// The RabbitMQ event bus on `gotevent` when `GOT_AMQP` is set (for the process that builds
+/// the platform); `None` means the in-process bus is enough. Must be called within a tokio
+/// runtime.
+pub fn rabbit_event_bus(config: &goterra_core::Config) -> Option<Arc<dyn EventBus>> {
+    config
+        .amqp
+        .as_ref()
+        .map(|url| Arc::new(RabbitEventBus::start(url.clone(), DEFAULT_EVENT_EXCHANGE)) as Arc<dyn EventBus>)
+}

@@ -86,7 +86,12 @@ impl RabbitQueue {
             .basic_publish(
                 "".into(),
                 self.queue.as_str().into(),
-                BasicPublishOptions::default(),
+                // Mandatory: if the queue was deleted meanwhile, the broker returns the job
+                // instead of dropping it, and we declare the queue again and retry.
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
                 body,
                 properties,
             )
@@ -96,6 +101,9 @@ impl RabbitQueue {
             .context("no confirmation for the run job")?;
         if !confirmation.is_ack() {
             anyhow::bail!("RabbitMQ refused the run job");
+        }
+        if confirmation.take_message().is_some() {
+            anyhow::bail!("the run queue {} does not exist", self.queue);
         }
         Ok(())
     }

@@ -234,3 +234,52 @@ async fn rabbit_queue_reports_an_unreachable_broker() {
     assert!(message.contains("cannot connect to RabbitMQ"), "{message}");
     assert!(!message.contains("hunter2"), "{message}");
 }
+
+#[tokio::test]
+async fn rabbit_consumer_and_publisher_recover_when_the_queue_disappears() {
+    let queue = RabbitQueue::new(amqp_url(), random_name());
+    queue.enqueue(&RunJob::new(RunAction::Deploy, "before")).await.unwrap();
+    let mut consumer = queue.consumer(1).await.unwrap();
+    next_job(&mut consumer).await.ack().await.unwrap();
+    // The broker cancels the consumer, and the publisher's channel now points at nothing.
+    queue.delete().await.unwrap();
+    queue.enqueue(&RunJob::new(RunAction::Deploy, "after")).await.unwrap();
+    let job = next_job(&mut consumer).await;
+    assert_eq!(job.job().id, "after");
+    job.ack().await.unwrap();
+    queue.delete().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_message_that_is_not_a_job_is_rejected_and_skipped() {
+    use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
+    let queue = RabbitQueue::new(amqp_url(), random_name());
+    let mut consumer = queue.consumer(1).await.unwrap();
+    let connection = lapin::Connection::connect(amqp_url().expose(), lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .queue_declare(
+            queue.queue_name().into(),
+            QueueDeclareOptions::durable(),
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    channel
+        .basic_publish(
+            "".into(),
+            queue.queue_name().into(),
+            BasicPublishOptions::default(),
+            b"{\"action\":\"state\",\"id\":\"x\"}",
+            lapin::BasicProperties::default(),
+        )
+        .await
+        .unwrap();
+    queue.enqueue(&RunJob::new(RunAction::Destroy, "good")).await.unwrap();
+    let job = next_job(&mut consumer).await;
+    assert_eq!(job.job().id, "good");
+    job.ack().await.unwrap();
+    queue.delete().await.unwrap();
+}

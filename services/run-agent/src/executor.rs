@@ -80,11 +80,9 @@ impl ExecutorConfig {
             config.kill_grace = Duration::from_secs(secs);
         }
         if let Some(timeout) = non_empty_env("GOT_RUN_TIMEOUT") {
-            let secs: u64 = timeout
-                .parse()
-                .ok()
-                .filter(|secs| *secs > 0)
-                .ok_or_else(|| anyhow::anyhow!("GOT_RUN_TIMEOUT must be a positive number of seconds, got {timeout:?}"))?;
+            let secs: u64 = timeout.parse().ok().filter(|secs| *secs > 0).ok_or_else(|| {
+                anyhow::anyhow!("GOT_RUN_TIMEOUT must be a positive number of seconds, got {timeout:?}")
+            })?;
             config.max_timeout = Some(Duration::from_secs(secs));
         }
         Ok(config)

@@ -12,7 +12,7 @@ use agent::{Agent, AgentOptions, RunningRun};
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use goterra_bus::{EmbeddedQueue, EmbeddedQueueOptions, RabbitQueue, RunQueue};
+use goterra_bus::RunQueue;
 use goterra_core::{Platform, ServiceSpec};
 use goterra_db::Migration;
 use serde::Serialize;
@@ -50,30 +50,10 @@ pub struct AgentStatus {
     pub running: Vec<RunningRun>,
 }
 
-/// The queue the agent consumes when none is given: RabbitMQ with `GOT_AMQP`, else embedded.
+/// The queue the agent consumes: RabbitMQ with `GOT_AMQP`, else the embedded queue
+/// (see [`goterra_bus::platform_run_queue`], which deploy uses too).
 pub fn default_queue(platform: &Platform) -> Arc<dyn RunQueue> {
-    match &platform.config.amqp {
-        Some(url) => Arc::new(RabbitQueue::new(url.clone(), queue_name())),
-        None => Arc::new(embedded_queue(platform)),
-    }
-}
-
-/// The embedded run queue over the platform database, for deploy and the agent of one process
-/// (queues of the same name in one process wake each other up). The database must have
-/// [`MIGRATIONS`] applied, as `goterra up` does for every service it runs.
-pub fn embedded_queue(platform: &Platform) -> EmbeddedQueue {
-    EmbeddedQueue::new(
-        platform.db.clone(),
-        EmbeddedQueueOptions {
-            name: queue_name(),
-            ..EmbeddedQueueOptions::default()
-        },
-    )
-}
-
-/// `GOT_RUN_QUEUE`, default `gotaction`.
-fn queue_name() -> String {
-    executor::non_empty_env("GOT_RUN_QUEUE").unwrap_or_else(|| goterra_bus::DEFAULT_RUN_QUEUE.to_string())
+    goterra_bus::platform_run_queue(platform)
 }
 
 /// Starts an agent on `queue`, reporting to deploy at `GOT_DEPLOY_URL` (default: this
