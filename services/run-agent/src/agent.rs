@@ -159,8 +159,14 @@ impl Agent {
                     });
                 }
                 Err(err) => {
-                    // The consumer reconnects by itself and already paused.
                     tracing::warn!(error = %format!("{err:#}"), "run queue unavailable");
+                    // The consumer reconnects by itself; this pause keeps a failing database
+                    // from turning the loop into a busy one.
+                    drop(slot);
+                    tokio::select! {
+                        () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                        () = shutdown.cancelled() => return,
+                    }
                 }
             }
         }

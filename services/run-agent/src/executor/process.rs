@@ -14,6 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 /// Lines of output kept for the error message of a failed command.
 const TAIL_LINES: usize = 40;
+/// Longest log line kept; the rest of a longer line is cut (after redaction, so a cut never
+/// reveals part of a secret).
+const MAX_LINE: usize = 8192;
 /// How long to wait for the last output lines once Terraform has exited. A background
 /// process that kept the pipe open must not hold the run forever.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -190,6 +193,7 @@ async fn read_lines(
                     continue;
                 }
                 let line = redactor.redact(line.trim_end_matches(['\n', '\r']));
+                let line = truncate(line);
                 if let Ok(mut tail) = tail.lock() {
                     if tail.len() == TAIL_LINES {
                         tail.pop_front();
@@ -201,4 +205,30 @@ async fn read_lines(
         }
     }
     captured
+}
+
+fn truncate(mut line: String) -> String {
+    if line.len() > MAX_LINE {
+        let mut end = MAX_LINE;
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        line.truncate(end);
+        line.push_str(" [...]");
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_are_cut_on_a_character_boundary() {
+        let line = "é".repeat(MAX_LINE);
+        let cut = truncate(line);
+        assert!(cut.ends_with(" [...]"));
+        assert!(cut.len() <= MAX_LINE + 6);
+        assert_eq!(truncate("short".into()), "short");
+    }
 }
