@@ -25,8 +25,8 @@ pub fn new_id() -> String {
 }
 
 pub mod platform;
-pub mod runs;
 pub mod remote;
+pub mod runs;
 pub use platform::Platform;
 pub mod service;
 pub use service::ServiceSpec;

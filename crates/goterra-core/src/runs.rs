@@ -262,7 +262,10 @@ mod tests {
     #[test]
     fn a_job_is_only_action_and_id() {
         let job = RunJob::new(RunAction::Destroy, "r1");
-        assert_eq!(serde_json::to_value(&job).unwrap(), json!({"action": "destroy", "id": "r1"}));
+        assert_eq!(
+            serde_json::to_value(&job).unwrap(),
+            json!({"action": "destroy", "id": "r1"})
+        );
         // An original message with secrets still decodes, and the secrets are not kept.
         let old: RunJob =
             serde_json::from_value(json!({"action": "deploy", "id": "r2", "secrets": {"password": "x"}})).unwrap();
