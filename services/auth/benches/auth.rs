@@ -15,7 +15,11 @@ const CONCURRENCY: usize = 32;
 const ADMIN_KEY: &str = "bench-admin-key-0123456789";
 
 fn per_op(elapsed: Duration, n: u32) -> String {
-    format!("{:.2} µs/op ({:.0} ops/s)", elapsed.as_secs_f64() * 1e6 / f64::from(n), f64::from(n) / elapsed.as_secs_f64())
+    format!(
+        "{:.2} µs/op ({:.0} ops/s)",
+        elapsed.as_secs_f64() * 1e6 / f64::from(n),
+        f64::from(n) / elapsed.as_secs_f64()
+    )
 }
 
 fn tokens() {
@@ -101,7 +105,10 @@ async fn http(engine: Engine) {
 fn main() {
     println!("auth bench: {CONCURRENCY} concurrent clients, {HTTP_REQUESTS} requests per HTTP scenario");
     tokens();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         http(Engine::Sqlite).await;
         http(Engine::Postgres).await;
