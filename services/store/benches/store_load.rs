@@ -3,7 +3,8 @@
 //! Starts its own servers on loopback ports (the release `goterra-store` binary with each
 //! backend, and etcd when installed), drives them with one load client, and prints a Markdown
 //! report for `docs/performance.md`. Every loop is bounded in requests and time.
-//! Needs Redis on 127.0.0.1:6379 (`GOT_BENCH_REDIS_URL`); set `GOT_BENCH_QUICK=1` for a smoke run.
+//! Needs Redis on 127.0.0.1:6379 (`GOT_BENCH_REDIS_URL`); set `GOT_BENCH_QUICK=1` for a smoke run,
+//! `GOT_BENCH_ONLY_WAITERS=1` for the waiters alone.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use base64::Engine;
@@ -346,11 +347,44 @@ fn open_fds(pid: u32) -> usize {
         .unwrap_or_default()
 }
 
+/// One waiting request over a bare keep-alive TCP connection: a load client this light leaves
+/// the two cores to the server. Returns once the answer is complete (`true` for a 200), with the
+/// connection, which is closed only after the measurement.
+async fn raw_wait(address: std::net::SocketAddr, request: Arc<String>) -> Option<(bool, tokio::net::TcpStream)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut answer = Vec::with_capacity(512);
+    let mut buffer = [0u8; 1024];
+    loop {
+        let read = stream.read(&mut buffer).await.ok()?;
+        if read == 0 {
+            return None;
+        }
+        answer.extend_from_slice(&buffer[..read]);
+        let text = String::from_utf8_lossy(&answer);
+        if let Some(end_of_head) = text.find("\r\n\r\n") {
+            let length = text[..end_of_head]
+                .lines()
+                .find_map(|line| {
+                    line.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().to_string())
+                })
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            if answer.len() >= end_of_head + 4 + length {
+                return Some((answer.starts_with(b"HTTP/1.1 200"), stream));
+            }
+        }
+    }
+}
+
 /// `waiters` requests wait on one key; one PUT must answer them all.
 async fn waiters_run(backend: &str, server: &Server, waiters: usize) -> String {
     let (id, token) = create_deployment(&server.url).await;
     let pid = server.child.id();
-    let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let address: std::net::SocketAddr = server.url.trim_start_matches("http://").parse().unwrap();
     // Warm up the server (allocator, pools) so the baseline is fair.
     let _ = load("warm-up", 500, {
         let url = format!("{}/store/{id}/warm", server.url);
@@ -360,19 +394,24 @@ async fn waiters_run(backend: &str, server: &Server, waiters: usize) -> String {
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (fds_before, rss_before) = (open_fds(pid), rss_kib(pid));
+    let request = Arc::new(format!(
+        "GET /store/{id}/cluster_token?wait=120 HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\r\n"
+    ));
     let answered = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = (0..waiters)
         .map(|_| {
-            let request = client
-                .get(format!("{}/store/{id}/cluster_token?wait=120", server.url))
-                .bearer_auth(&token)
-                .timeout(Duration::from_secs(150));
-            let answered = answered.clone();
+            let (request, answered) = (request.clone(), answered.clone());
             tokio::spawn(async move {
-                let response = request.send().await.ok()?;
-                let ok = response.status().is_success() && response.bytes().await.is_ok();
+                let outcome = tokio::time::timeout(Duration::from_secs(150), raw_wait(address, request))
+                    .await
+                    .ok()
+                    .flatten();
+                let at = Instant::now();
                 answered.fetch_add(1, Ordering::Relaxed);
-                ok.then(Instant::now)
+                match outcome {
+                    Some((true, stream)) => Some((at, stream)),
+                    _ => None,
+                }
             })
         })
         .collect();
@@ -385,6 +424,7 @@ async fn waiters_run(backend: &str, server: &Server, waiters: usize) -> String {
     let connected = open_fds(pid).saturating_sub(fds_before);
     let early = answered.load(Ordering::Relaxed);
     let rss_waiting = rss_kib(pid);
+    let client = reqwest::Client::new();
     let put_at = Instant::now();
     let status = client
         .put(format!("{}/store/{id}", server.url))
@@ -397,12 +437,15 @@ async fn waiters_run(backend: &str, server: &Server, waiters: usize) -> String {
     assert!(status.is_success());
     let mut ok = 0;
     let mut last = put_at;
+    let mut connections = Vec::with_capacity(waiters);
     for task in tasks {
-        if let Some(at) = task.await.unwrap() {
+        if let Some((at, stream)) = task.await.unwrap() {
             ok += 1;
             last = last.max(at);
+            connections.push(stream);
         }
     }
+    drop(connections);
     let per_waiter = (rss_waiting.saturating_sub(rss_before) as f64) / waiters as f64;
     format!(
         "| store {backend} | {waiters} | {connected} | {early} | {ok} | {:.1} KiB | {} ms |",
@@ -419,6 +462,8 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let mut rows = Vec::new();
+        let mut raw = Vec::new();
+        if std::env::var("GOT_BENCH_ONLY_WAITERS").is_err() {
         let embedded = start_store(None).await;
         rows.extend(store_runs("embedded (SQLite)", &embedded, settings.requests).await);
         drop(embedded);
@@ -431,7 +476,8 @@ fn main() {
             None => eprintln!("etcd is not installed: skipped"),
         }
         drop(etcd);
-        let raw = redis_benchmark(settings.requests * 5);
+        raw = redis_benchmark(settings.requests * 5);
+        }
 
         let mut waiter_rows = Vec::new();
         let embedded = start_store(None).await;
