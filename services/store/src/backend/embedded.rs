@@ -43,6 +43,8 @@ pub struct EmbeddedBackend {
     /// SQLite allows one writer at a time and makes the others sleep and retry; taking turns
     /// here instead keeps write latency low under concurrency. `None` on PostgreSQL.
     write_turn: Option<tokio::sync::Mutex<()>>,
+    /// Writes waiting for the turn (SQLite only).
+    queued: std::sync::Mutex<Vec<QueuedWrite>>,
     limits: Limits,
     hub: Arc<WaitHub>,
     _sweeper: DropGuard,
@@ -57,6 +59,7 @@ impl EmbeddedBackend {
         Self {
             db,
             write_turn,
+            queued: std::sync::Mutex::new(Vec::new()),
             limits,
             hub: WaitHub::new(),
             _sweeper: stop.drop_guard(),
@@ -69,12 +72,135 @@ impl EmbeddedBackend {
         sweep(&self.db, now_ms).await
     }
 
+    fn publish(&self, id: &str, entries: &[(String, String)]) {
+        for (key, value) in entries {
+            self.hub.publish(id, key, value);
+        }
+    }
+
+    /// SQLite commits are bound by the disk's flush: writers that arrive while one commits
+    /// queue up, and the next to get the turn commits them all in one transaction (each in its
+    /// own savepoint, so one refused write does not undo the others).
+    async fn put_batched(&self, id: &str, entries: Vec<(String, String)>) -> Result<(), StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.queue().push(QueuedWrite {
+            id: id.to_string(),
+            entries,
+            reply,
+        });
+        {
+            let _turn = self.write_turn().await;
+            let batch = std::mem::take(&mut *self.queue());
+            if !batch.is_empty() {
+                self.write_batch(batch).await;
+            }
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(backend_error(anyhow::anyhow!("a batched write was lost"))))
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Vec<QueuedWrite>> {
+        self.queued.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn write_batch(&self, batch: Vec<QueuedWrite>) {
+        let now = unix_millis();
+        let written: Result<Vec<Result<(), StoreError>>, sqlx::Error> = async {
+            let mut tx = self.db.pool().begin().await?;
+            let mut outcomes = Vec::with_capacity(batch.len());
+            for write in &batch {
+                sqlx::query("SAVEPOINT store_put").execute(&mut *tx).await?;
+                let outcome = put_in(&mut tx, &write.id, &write.entries, now, &self.limits).await?;
+                if outcome.is_err() {
+                    sqlx::query("ROLLBACK TO SAVEPOINT store_put").execute(&mut *tx).await?;
+                }
+                sqlx::query("RELEASE SAVEPOINT store_put").execute(&mut *tx).await?;
+                outcomes.push(outcome);
+            }
+            tx.commit().await?;
+            Ok(outcomes)
+        }
+        .await;
+        match written {
+            Ok(outcomes) => {
+                for (write, outcome) in batch.into_iter().zip(outcomes) {
+                    if outcome.is_ok() {
+                        self.publish(&write.id, &write.entries);
+                    }
+                    let _ = write.reply.send(outcome);
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "a batch of store writes failed");
+                for write in batch {
+                    let _ = write
+                        .reply
+                        .send(Err(backend_error(anyhow::anyhow!("store write failed: {err}"))));
+                }
+            }
+        }
+    }
+
     async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         match &self.write_turn {
             Some(turn) => Some(turn.lock().await),
             None => None,
         }
     }
+}
+
+/// A write waiting for its turn, and where to send its outcome.
+struct QueuedWrite {
+    id: String,
+    entries: Vec<(String, String)>,
+    reply: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// One write inside the caller's transaction: `Ok(Err(..))` when it is refused (unknown
+/// deployment, key limit), in which case the caller must roll it back.
+async fn put_in(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    entries: &[(String, String)],
+    now: i64,
+    limits: &Limits,
+) -> Result<Result<(), StoreError>, sqlx::Error> {
+    // Updating the deployment row first locks it (PostgreSQL), so concurrent writers of one
+    // deployment take turns and the key count below cannot be raced past the limit.
+    let touched = sqlx::query(
+        "UPDATE store_deployments SET updated_at = $1, expires_at_ms = $2 \
+         WHERE id = $3 AND expires_at_ms > $4",
+    )
+    .bind(now / 1000)
+    .bind(now.saturating_add(limits.ttl_millis()))
+    .bind(id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if touched == 0 {
+        return Ok(Err(StoreError::DeploymentNotFound));
+    }
+    for (key, value) in entries {
+        sqlx::query(
+            "INSERT INTO store_values (deployment_id, name, value) VALUES ($1, $2, $3) \
+             ON CONFLICT (deployment_id, name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(id)
+        .bind(key)
+        .bind(value)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM store_values WHERE deployment_id = $1")
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
+    if usize::try_from(count).unwrap_or(usize::MAX) > limits.max_keys {
+        return Ok(Err(StoreError::TooManyKeys(limits.max_keys)));
+    }
+    Ok(Ok(()))
 }
 
 async fn sweep_forever(db: Db, stop: CancellationToken) {
@@ -153,54 +279,24 @@ impl StoreBackend for EmbeddedBackend {
     }
 
     async fn put(&self, id: &str, entries: &[(String, String)]) -> Result<(), StoreError> {
-        let entries = dedup_entries(entries);
+        let entries: Vec<(String, String)> = dedup_entries(entries)
+            .into_iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
+        if self.write_turn.is_some() {
+            return self.put_batched(id, entries).await;
+        }
         let now = unix_millis();
-        let turn = self.write_turn().await;
         let mut tx = self.db.pool().begin().await.map_err(backend_error)?;
-        // Updating the deployment row first locks it, so concurrent writers of one deployment
-        // take turns and the key count below cannot be raced past the limit.
-        let touched = sqlx::query(
-            "UPDATE store_deployments SET updated_at = $1, expires_at_ms = $2 \
-             WHERE id = $3 AND expires_at_ms > $4",
-        )
-        .bind(now / 1000)
-        .bind(now.saturating_add(self.limits.ttl_millis()))
-        .bind(id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend_error)?
-        .rows_affected();
-        if touched == 0 {
-            return Err(StoreError::DeploymentNotFound);
-        }
-        for (key, value) in &entries {
-            sqlx::query(
-                "INSERT INTO store_values (deployment_id, name, value) VALUES ($1, $2, $3) \
-                 ON CONFLICT (deployment_id, name) DO UPDATE SET value = excluded.value",
-            )
-            .bind(id)
-            .bind(*key)
-            .bind(*value)
-            .execute(&mut *tx)
+        let outcome = put_in(&mut tx, id, &entries, now, &self.limits)
             .await
             .map_err(backend_error)?;
+        if outcome.is_ok() {
+            tx.commit().await.map_err(backend_error)?;
+            self.publish(id, &entries);
         }
-        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM store_values WHERE deployment_id = $1")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(backend_error)?;
-        if usize::try_from(count).unwrap_or(usize::MAX) > self.limits.max_keys {
-            // Dropping the transaction rolls every entry back.
-            return Err(StoreError::TooManyKeys(self.limits.max_keys));
-        }
-        tx.commit().await.map_err(backend_error)?;
-        drop(turn);
-        for (key, value) in &entries {
-            self.hub.publish(id, key, value);
-        }
-        Ok(())
+        // Otherwise dropping the transaction rolls every entry back.
+        outcome
     }
 
     async fn get(&self, id: &str, key: &str) -> Result<Option<String>, StoreError> {
