@@ -1,5 +1,5 @@
 //! The deploy service (`/deploy`): namespaces and their catalogue — endpoints and users'
-//! endpoint secrets, recipes, templates, applications. Runs come next and build on this model.
+//! endpoint secrets, recipes, templates, applications — and runs (see [`runs`]).
 //!
 //! What runs reuse: [`catalogue::fetch`] / [`catalogue::readable`] to load an application or an
 //! endpoint with the access rules, [`images::chain`] (a recipe and its ancestors, usable from a
@@ -16,6 +16,7 @@ mod kinds;
 pub mod migrations;
 pub mod model;
 pub mod namespaces;
+pub mod runs;
 pub mod openapi;
 pub mod secrets;
 pub mod session;
@@ -24,7 +25,8 @@ pub mod template_policy;
 pub mod validate;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
+use goterra_bus::{EmbeddedQueue, EmbeddedQueueOptions, RabbitQueue, RunQueue};
 use catalogue::Kind;
 use goterra_core::{Platform, ServiceSpec};
 use goterra_db::Migration;
@@ -54,9 +56,40 @@ fn catalogue_routes<K: Kind>(router: Router<AppState>) -> Router<AppState> {
         .route(&format!("/deploy/{}", K::MANY), get(list_public::<K>))
 }
 
+/// The run queue deploy writes to: RabbitMQ when `GOT_AMQP` is set, else the embedded queue in
+/// the platform database. The queue name is `GOT_RUN_QUEUE` (default `gotaction`), as the agent's.
+pub fn default_queue(platform: &Platform) -> Arc<dyn RunQueue> {
+    let name = std::env::var("GOT_RUN_QUEUE")
+        .ok()
+        .filter(|name| !name.trim().is_empty())
+        .unwrap_or_else(|| goterra_bus::DEFAULT_RUN_QUEUE.to_string());
+    match &platform.config.amqp {
+        Some(url) => Arc::new(RabbitQueue::new(url.clone(), name)),
+        None => Arc::new(EmbeddedQueue::new(
+            platform.db.clone(),
+            EmbeddedQueueOptions {
+                name,
+                ..EmbeddedQueueOptions::default()
+            },
+        )),
+    }
+}
+
 pub async fn router(platform: Platform) -> anyhow::Result<Router> {
+    let queue = default_queue(&platform);
+    router_with(platform, queue, runs::RunOptions::from_env()?).await
+}
+
+/// The router over a given run queue and run limits (tests, embedding).
+pub async fn router_with(platform: Platform, queue: Arc<dyn RunQueue>, run_options: runs::RunOptions) -> anyhow::Result<Router> {
     let secrets = Arc::new(crypto::SecretBox::from_config(&platform.config)?);
-    let state = AppState { platform, secrets };
+    runs::sweep::spawn(platform.db.clone(), queue.clone(), run_options.clone());
+    let state = AppState {
+        platform,
+        secrets,
+        queue,
+        runs: run_options,
+    };
     let mut router = Router::new()
         .route("/deploy", get(goterra_core::http::health))
         .route("/deploy/openapi.json", get(openapi::serve))
@@ -78,7 +111,24 @@ pub async fn router(platform: Platform) -> anyhow::Result<Router> {
             "/deploy/ns/{id}/endpoint/{endpoint}/defaults",
             get(secrets::get_defaults).put(secrets::put_defaults),
         )
-        .route("/deploy/ns/{id}/app/{application}/inputs", get(inputs::app_inputs));
+        .route("/deploy/ns/{id}/app/{application}/inputs", get(inputs::app_inputs))
+        .route("/deploy/run", get(runs::routes::list_mine))
+        .route("/deploy/ns/{id}/run", get(runs::routes::list_namespace))
+        .route(
+            "/deploy/ns/{id}/run/{run}",
+            get(runs::routes::get_one)
+                .post(runs::routes::create)
+                .delete(runs::routes::destroy),
+        )
+        .route("/deploy/ns/{id}/run/{run}/terraform", post(runs::routes::preview))
+        .route("/deploy/ns/{id}/run/{run}/cancel", post(runs::routes::cancel))
+        .route("/deploy/ns/{id}/run/{run}/log", get(runs::routes::log))
+        .route("/deploy/agent/run/{id}/spec", get(runs::agent::spec))
+        .route("/deploy/agent/run/{id}/started", post(runs::agent::started))
+        .route("/deploy/agent/run/{id}/log", post(runs::agent::log))
+        .route("/deploy/agent/run/{id}/heartbeat", post(runs::agent::heartbeat))
+        .route("/deploy/agent/run/{id}/finished", post(runs::agent::finished))
+        .route("/deploy/agent/run/{id}/state", any(runs::tfstate::endpoint));
     router = catalogue_routes::<Recipe>(router);
     router = catalogue_routes::<Template>(router);
     router = catalogue_routes::<Application>(router);

@@ -106,8 +106,72 @@ CREATE TABLE deploy_endpoint_defaults (
 );
 "#;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    id: "deploy-0001-catalogue",
-    postgres: CATALOGUE_V1,
-    sqlite: CATALOGUE_V1,
-}];
+/// Runs. What an agent needs again for a later action (template text, plain variables) is a
+/// snapshot taken at creation, so editing or deleting the catalogue never strands a live run.
+/// Columns named `*_sealed` are encrypted with the [`crate::crypto::SecretBox`] and set to NULL
+/// once the run is destroyed. `action` is the action in flight (NULL when none).
+const RUNS_V1: &str = r#"
+CREATE TABLE deploy_runs (
+    id TEXT PRIMARY KEY,
+    namespace_id TEXT NOT NULL REFERENCES deploy_namespaces(id),
+    app_id TEXT NOT NULL,
+    endpoint_id TEXT NOT NULL,
+    uid TEXT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    status TEXT NOT NULL,
+    action TEXT,
+    inputs TEXT NOT NULL,
+    template TEXT NOT NULL,
+    variables TEXT NOT NULL,
+    sensitive_sealed TEXT,
+    boot_sealed TEXT,
+    deployment TEXT NOT NULL,
+    outputs TEXT NOT NULL,
+    error TEXT NOT NULL,
+    events TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    ended_at BIGINT NOT NULL DEFAULT 0,
+    duration_ms BIGINT NOT NULL DEFAULT 0,
+    status_at BIGINT NOT NULL,
+    heartbeat_at BIGINT NOT NULL DEFAULT 0,
+    cancel_requested BIGINT NOT NULL DEFAULT 0,
+    requeues BIGINT NOT NULL DEFAULT 0,
+    log_lines BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX deploy_runs_by_namespace ON deploy_runs (namespace_id, created_at);
+CREATE INDEX deploy_runs_by_uid ON deploy_runs (uid, created_at);
+CREATE INDEX deploy_runs_by_status ON deploy_runs (status);
+
+CREATE TABLE deploy_run_logs (
+    run_id TEXT NOT NULL REFERENCES deploy_runs(id),
+    seq BIGINT NOT NULL,
+    line TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+
+-- Terraform's state for the http backend, encrypted, with its lock.
+CREATE TABLE deploy_run_states (
+    run_id TEXT PRIMARY KEY REFERENCES deploy_runs(id),
+    state_sealed TEXT,
+    lock_id TEXT,
+    lock_info TEXT,
+    updated_at BIGINT NOT NULL
+);
+"#;
+
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        id: "deploy-0001-catalogue",
+        postgres: CATALOGUE_V1,
+        sqlite: CATALOGUE_V1,
+    },
+    Migration {
+        id: "deploy-0002-runs",
+        postgres: RUNS_V1,
+        sqlite: RUNS_V1,
+    },
+    // The embedded run queue's table (same id as goterra-bus's, so applying it twice is a no-op):
+    // deploy enqueues into it when no broker is configured.
+    goterra_bus::MIGRATIONS[0],
+];

@@ -1,6 +1,8 @@
 //! What every deploy handler gets.
 
 use crate::crypto::SecretBox;
+use crate::runs::RunOptions;
+use goterra_bus::RunQueue;
 use axum::extract::FromRef;
 use goterra_core::{Authenticator, Platform};
 use goterra_db::Db;
@@ -10,6 +12,9 @@ use std::sync::Arc;
 pub struct AppState {
     pub platform: Platform,
     pub secrets: Arc<SecretBox>,
+    /// Where run jobs go (embedded table or RabbitMQ).
+    pub queue: Arc<dyn RunQueue>,
+    pub runs: RunOptions,
 }
 
 impl AppState {

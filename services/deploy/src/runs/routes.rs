@@ -1,0 +1,460 @@
+//! The user routes of runs.
+
+use super::model::{Run, RunCreated, RunList, RunLog, RunRequest, TerraformPreview};
+use super::prepare::{declarations, prepare};
+use super::records::{self, RunRecord};
+use super::store_client;
+use crate::access::{self, NamespaceRecord};
+use crate::state::{AppState, now};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use goterra_core::runs::{RunAction, RunJob, RunStatus};
+use goterra_core::{ApiError, ApiJson, ApiQuery, AuthUser, ErrorBody, Event, Identity, Sensitive};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::time::Duration;
+use utoipa::IntoParams;
+
+/// Most log lines one `GET .../log` returns.
+const LOG_PAGE: i64 = 5000;
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RunListQuery {
+    /// Items to skip (default 0).
+    pub skip: Option<i64>,
+    /// Items to return, 1 to 500 (default 100).
+    pub limit: Option<i64>,
+    /// `1`: every run the caller may see (namespace owners: their namespaces' runs; admins: all).
+    pub all: Option<u8>,
+}
+
+impl RunListQuery {
+    fn bounds(&self) -> Result<(i64, i64), ApiError> {
+        goterra_core::Pagination {
+            skip: self.skip,
+            limit: self.limit,
+        }
+        .bounds()
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogQuery {
+    /// First line to return (0-based, default 0).
+    pub from: Option<i64>,
+    /// `1`: stream the log as server-sent events until the action in flight ends.
+    pub follow: Option<u8>,
+}
+
+/// The run, when the caller may see and act on it: its owner, an owner of its namespace, an admin.
+async fn run_access(state: &AppState, user: &Identity, namespace_id: &str, run_id: &str) -> Result<(RunRecord, NamespaceRecord), ApiError> {
+    let namespace = access::load(state, namespace_id).await?;
+    let run = records::find(state.db(), run_id).await?;
+    let run = match run {
+        Some(run) if run.namespace == namespace.id => run,
+        _ => return Err(records::not_found()),
+    };
+    if user.is_admin() || run.uid == user.uid || namespace.is_owner(&user.uid) {
+        Ok((run, namespace))
+    } else {
+        Err(ApiError::forbidden("not allowed to access this run"))
+    }
+}
+
+fn seal_map(state: &AppState, map: &BTreeMap<String, String>) -> Result<String, ApiError> {
+    let json = serde_json::to_vec(map).map_err(ApiError::internal)?;
+    Ok(state.secrets.encrypt(&json))
+}
+
+/// Starts a run: checks, store deployment, boot scripts, stored `deploy_pending`, queued.
+#[utoipa::path(post, path = "/deploy/ns/{id}/run/{application}", operation_id = "create_run", tag = "runs",
+    params(("id" = String, Path), ("application" = String, Path)), request_body = RunRequest,
+    security(("token" = []), ("apikey" = [])),
+    responses((status = 201, body = RunCreated), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 503, description = "store or run queue unavailable", body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path((namespace_id, app_id)): Path<(String, String)>,
+    ApiJson(request): ApiJson<RunRequest>,
+) -> Result<Response, ApiError> {
+    let namespace = access::require_member(&state, &namespace_id, &user).await?;
+    if namespace.freeze {
+        return Err(ApiError::forbidden("namespace is frozen: new runs are refused"));
+    }
+    let prepared = prepare(&state, &user, &namespace.id, &app_id, request, true).await?;
+    let id = goterra_core::new_id();
+    let platform_url = state.platform.config.public_url();
+
+    let deployment = store_client::create(&state.platform, &user, &namespace.id)
+        .await
+        .map_err(|err| ApiError::Unavailable(format!("cannot create the run's store deployment: {err}")))?;
+
+    let ssh_pub_key = prepared.inputs.get("ssh_pub_key").map(String::as_str);
+    let mut boot = BTreeMap::new();
+    for (var, recipes) in &prepared.boot_recipes {
+        let script = goterra_boot::render(&goterra_boot::BootScript {
+            app_id: &prepared.app.id,
+            name: &format!("{}-{var}", prepared.app.name),
+            store_url: &platform_url,
+            deployment: &deployment.id,
+            token: &deployment.token,
+            recipes,
+            inputs: &prepared.inputs,
+            ssh_pub_key,
+        })
+        .map_err(|err| ApiError::bad_request(format!("cannot render the boot script of {var}: {err}")))?;
+        boot.insert(var.clone(), script);
+    }
+
+    let mut variables = prepared.variables;
+    variables.insert("goterra_run".into(), json!(id));
+    variables.insert("goterra_deployment".into(), json!(deployment.id));
+    let mut sensitive: BTreeMap<String, String> = prepared
+        .sensitive
+        .iter()
+        .map(|(name, value)| (name.clone(), value.expose().clone()))
+        .collect();
+    sensitive.insert("goterra_deployment_token".into(), deployment.token.expose().clone());
+
+    let created = now();
+    let insert = sqlx::query(
+        "INSERT INTO deploy_runs (id, namespace_id, app_id, endpoint_id, uid, name, description, status, action, \
+         inputs, template, variables, sensitive_sealed, boot_sealed, deployment, outputs, error, events, created_at, status_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, '', '', '[]', $16, $16)",
+    )
+    .bind(id.clone())
+    .bind(namespace.id.clone())
+    .bind(prepared.app.id.clone())
+    .bind(prepared.endpoint.id.clone())
+    .bind(user.uid.clone())
+    .bind(prepared.name.clone())
+    .bind(prepared.description.clone())
+    .bind(RunStatus::DeployPending.as_str())
+    .bind(RunAction::Deploy.as_str())
+    .bind(serde_json::to_string(&prepared.inputs).map_err(ApiError::internal)?)
+    .bind(prepared.template.clone())
+    .bind(serde_json::to_string(&variables).map_err(ApiError::internal)?)
+    .bind(seal_map(&state, &sensitive)?)
+    .bind(seal_map(&state, &boot)?)
+    .bind(deployment.id.clone())
+    .bind(created)
+    .execute(state.db().pool())
+    .await;
+    if let Err(err) = insert {
+        let _ = store_client::delete(&state.platform, &user.uid, &deployment.id).await;
+        return Err(ApiError::internal(err));
+    }
+    tracing::info!(run = %id, namespace = %namespace.id, uid = %user.uid, "run created");
+    enqueue(&state, &id, RunAction::Deploy).await?;
+    state
+        .platform
+        .events
+        .publish(Event::new("run_deploy", user.uid.clone(), id.clone()))
+        .await;
+
+    let mut headers = HeaderMap::new();
+    if let Ok(value) = HeaderValue::from_str(&format!("{platform_url}/deploy/ns/{}/run/{id}", namespace.id)) {
+        headers.insert(header::LOCATION, value);
+    }
+    Ok((StatusCode::CREATED, headers, Json(RunCreated { run: id })).into_response())
+}
+
+/// Queues the action; a queue that refuses it fails the run at once, with the reason.
+async fn enqueue(state: &AppState, id: &str, action: RunAction) -> Result<(), ApiError> {
+    if let Err(err) = state.queue.enqueue(&RunJob::new(action, id)).await {
+        tracing::warn!(run = %id, error = %format!("{err:#}"), "cannot queue the run");
+        let reason = format!("the run queue is unavailable, the {action} was not started: {err}");
+        records::fail_action(state.db(), id, action, &validate_len(&reason)).await?;
+        records::push_event(state.db(), id, action, false).await?;
+        return Err(ApiError::Unavailable(format!(
+            "the run queue is unavailable: run {id} is marked {}",
+            RunStatus::failure(action)
+        )));
+    }
+    Ok(())
+}
+
+fn validate_len(text: &str) -> String {
+    crate::validate::shorten_message(text)
+}
+
+/// The files an agent would write for this request, sensitive values left out. Nothing is stored.
+#[utoipa::path(post, path = "/deploy/ns/{id}/run/{application}/terraform", operation_id = "preview_run", tag = "runs",
+    params(("id" = String, Path), ("application" = String, Path)), request_body = RunRequest,
+    security(("token" = []), ("apikey" = [])),
+    responses((status = 200, body = TerraformPreview), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn preview(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path((namespace_id, app_id)): Path<(String, String)>,
+    ApiJson(request): ApiJson<RunRequest>,
+) -> Result<Json<TerraformPreview>, ApiError> {
+    let prepared = prepare(&state, &user, &namespace_id, &app_id, request, false).await?;
+    let mut variables = prepared.variables;
+    variables.insert("goterra_run".into(), json!(""));
+    variables.insert("goterra_deployment".into(), json!(""));
+    let cloudinit: BTreeMap<String, String> = prepared
+        .boot_recipes
+        .iter()
+        .map(|(var, recipes)| {
+            let names: Vec<&str> = recipes.iter().map(|recipe| recipe.name.as_str()).collect();
+            (var.clone(), format!("# boot script rendered when the run starts; recipes: {}", names.join(", ")))
+        })
+        .collect();
+    variables.insert("goterra_cloudinit".into(), json!(cloudinit));
+    let mut sensitive: Vec<String> = prepared.sensitive.keys().cloned().collect();
+    sensitive.push("goterra_deployment_token".into());
+    sensitive.sort();
+    Ok(Json(TerraformPreview {
+        app_tf: prepared.template,
+        variables_tf: declarations(&variables, &sensitive),
+        tfvars: serde_json::to_string_pretty(&variables).map_err(ApiError::internal)?,
+        sensitive,
+    }))
+}
+
+/// The caller's runs in the namespace; with `?all=1`, every run of it (owners and admins).
+#[utoipa::path(get, path = "/deploy/ns/{id}/run", operation_id = "list_namespace_runs", tag = "runs",
+    params(("id" = String, Path), RunListQuery), security(("token" = []), ("apikey" = [])),
+    responses((status = 200, body = RunList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn list_namespace(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(namespace_id): Path<String>,
+    ApiQuery(query): ApiQuery<RunListQuery>,
+) -> Result<Json<RunList>, ApiError> {
+    let (skip, limit) = query.bounds()?;
+    let namespace = access::require_member(&state, &namespace_id, &user).await?;
+    let everything = query.all == Some(1) && namespace.can_manage(&user);
+    let runs = if everything {
+        records::list(state.db(), "namespace_id = $1", &[&namespace.id], skip, limit).await?
+    } else {
+        records::list(state.db(), "namespace_id = $1 AND uid = $2", &[&namespace.id, &user.uid], skip, limit).await?
+    };
+    Ok(Json(RunList {
+        runs: runs.into_iter().map(RunRecord::view).collect(),
+    }))
+}
+
+/// The caller's runs in every namespace; with `?all=1`, also the runs of the namespaces they
+/// own (admins: every run).
+#[utoipa::path(get, path = "/deploy/run", operation_id = "list_my_runs", tag = "runs",
+    params(RunListQuery), security(("token" = []), ("apikey" = [])),
+    responses((status = 200, body = RunList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn list_mine(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiQuery(query): ApiQuery<RunListQuery>,
+) -> Result<Json<RunList>, ApiError> {
+    let (skip, limit) = query.bounds()?;
+    let runs = match query.all == Some(1) {
+        true if user.is_admin() => records::list(state.db(), "1 = 1", &[], skip, limit).await?,
+        true => {
+            records::list(
+                state.db(),
+                "uid = $1 OR namespace_id IN (SELECT namespace_id FROM deploy_namespace_users WHERE uid = $2 AND role = 'owner')",
+                &[&user.uid, &user.uid],
+                skip,
+                limit,
+            )
+            .await?
+        }
+        false => records::list(state.db(), "uid = $1", &[&user.uid], skip, limit).await?,
+    };
+    Ok(Json(RunList {
+        runs: runs.into_iter().map(RunRecord::view).collect(),
+    }))
+}
+
+/// One run (bare object, as in the original). `secretinputs` is always `null`.
+#[utoipa::path(get, path = "/deploy/ns/{id}/run/{run}", operation_id = "get_run", tag = "runs",
+    params(("id" = String, Path), ("run" = String, Path)), security(("token" = []), ("apikey" = [])),
+    responses((status = 200, body = Run), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path((namespace_id, run_id)): Path<(String, String)>,
+) -> Result<Json<Run>, ApiError> {
+    let (run, _) = run_access(&state, &user, &namespace_id, &run_id).await?;
+    Ok(Json(run.view()))
+}
+
+/// Destroys the run's resources: queues `destroy`. 409 while a deploy is pending or in progress
+/// (cancel it first), while a destroy is already in flight, and once destroyed.
+#[utoipa::path(delete, path = "/deploy/ns/{id}/run/{run}", operation_id = "destroy_run", tag = "runs",
+    params(("id" = String, Path), ("run" = String, Path)), security(("token" = []), ("apikey" = [])),
+    responses((status = 200, description = "the run, now destroy_pending", body = Run), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+pub async fn destroy(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path((namespace_id, run_id)): Path<(String, String)>,
+) -> Result<Json<Run>, ApiError> {
+    let (run, _) = run_access(&state, &user, &namespace_id, &run_id).await?;
+    let destroyable = [
+        RunStatus::DeploySuccess,
+        RunStatus::DeployFailure,
+        RunStatus::DestroyFailure,
+        RunStatus::Canceled,
+    ];
+    let moved = records::transition(
+        state.db(),
+        &run.id,
+        &destroyable,
+        RunStatus::DestroyPending,
+        "action = 'destroy', cancel_requested = 0, requeues = 0, error = ''",
+        vec![],
+    )
+    .await?;
+    if !moved {
+        let current = records::load(state.db(), &run.id).await?;
+        return Err(ApiError::conflict(match current.status.as_str() {
+            "deploy_pending" | "deploy_in_progress" => "a deploy is in progress: cancel it first, then destroy",
+            "destroy_pending" | "destroy_in_progress" => "a destroy is already in flight",
+            "destroy_success" => "the run is already destroyed",
+            _ => "the run cannot be destroyed in its current status",
+        }));
+    }
+    tracing::info!(run = %run.id, uid = %user.uid, "run destroy queued");
+    enqueue(&state, &run.id, RunAction::Destroy).await?;
+    state
+        .platform
+        .events
+        .publish(Event::new("run_destroy", user.uid.clone(), run.id.clone()))
+        .await;
+    Ok(Json(records::load(state.db(), &run.id).await?.view()))
+}
+
+/// Cancels the action in flight: a pending one at once, a running one through the agent's next
+/// heartbeat (the agent stops Terraform and reports `canceled`).
+#[utoipa::path(post, path = "/deploy/ns/{id}/run/{run}/cancel", operation_id = "cancel_run", tag = "runs",
+    params(("id" = String, Path), ("run" = String, Path)), security(("token" = []), ("apikey" = [])),
+    responses((status = 200, body = Run), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path((namespace_id, run_id)): Path<(String, String)>,
+) -> Result<Json<Run>, ApiError> {
+    let (run, _) = run_access(&state, &user, &namespace_id, &run_id).await?;
+    let Some(action) = run.action_in_flight() else {
+        return Err(ApiError::conflict("nothing to cancel: no action is pending or in progress"));
+    };
+    let canceled_now = records::transition(
+        state.db(),
+        &run.id,
+        &[RunStatus::pending(action)],
+        RunStatus::Canceled,
+        "action = NULL, error = 'canceled before an agent started it'",
+        vec![],
+    )
+    .await?;
+    if canceled_now {
+        records::push_event(state.db(), &run.id, action, false).await?;
+    } else {
+        let asked = sqlx::query(&format!(
+            "UPDATE deploy_runs SET cancel_requested = 1 WHERE id = $1 AND status = '{}'",
+            RunStatus::in_progress(action).as_str()
+        ))
+        .bind(run.id.clone())
+        .execute(state.db().pool())
+        .await
+        .map_err(ApiError::internal)?;
+        if asked.rows_affected() == 0 {
+            return Err(ApiError::conflict("nothing to cancel: the action already ended"));
+        }
+    }
+    tracing::info!(run = %run.id, uid = %user.uid, "run cancel requested");
+    Ok(Json(records::load(state.db(), &run.id).await?.view()))
+}
+
+async fn log_page(state: &AppState, id: &str, from: i64, limit: i64) -> Result<Vec<String>, ApiError> {
+    let rows: Vec<(String,)> = sqlx::query_as(&format!(
+        "SELECT line FROM deploy_run_logs WHERE run_id = $1 AND seq >= $2 ORDER BY seq LIMIT {limit}"
+    ))
+    .bind(id.to_string())
+    .bind(from)
+    .fetch_all(state.db().pool())
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(rows.into_iter().map(|(line,)| line).collect())
+}
+
+/// The run's Terraform output (secret values redacted); `?follow=1` streams it as server-sent
+/// events (`data:` one line each) until the action in flight ends, then an `end` event.
+#[utoipa::path(get, path = "/deploy/ns/{id}/run/{run}/log", operation_id = "get_run_log", tag = "runs",
+    params(("id" = String, Path), ("run" = String, Path), LogQuery), security(("token" = []), ("apikey" = [])),
+    responses((status = 200, body = RunLog, description = "the log (or text/event-stream with follow=1)"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn log(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path((namespace_id, run_id)): Path<(String, String)>,
+    ApiQuery(query): ApiQuery<LogQuery>,
+) -> Result<Response, ApiError> {
+    let (run, _) = run_access(&state, &user, &namespace_id, &run_id).await?;
+    let from = query.from.unwrap_or(0);
+    if from < 0 {
+        return Err(ApiError::bad_request("from: must be 0 or more"));
+    }
+    if query.follow != Some(1) {
+        let lines = log_page(&state, &run.id, from, LOG_PAGE).await?;
+        let next = from + i64::try_from(lines.len()).unwrap_or(0);
+        return Ok(Json(RunLog {
+            lines,
+            next,
+            status: run.status,
+        })
+        .into_response());
+    }
+    let deadline = tokio::time::Instant::now() + state.runs.timeout + state.runs.heartbeat_timeout * 2;
+    let stream = futures_util::stream::unfold(Some((state, run.id, from)), move |cursor| async move {
+        let (state, id, next) = cursor?;
+        loop {
+            let lines = match log_page(&state, &id, next, 500).await {
+                Ok(lines) => lines,
+                Err(_) => return Some((Ok::<_, Infallible>(SseEvent::default().event("error").data("cannot read the log")), None)),
+            };
+            if !lines.is_empty() {
+                let count = i64::try_from(lines.len()).unwrap_or(0);
+                let event = SseEvent::default().id((next + count).to_string()).data(lines.join("\n"));
+                return Some((Ok(event), Some((state, id, next + count))));
+            }
+            let current = records::find(state.db(), &id).await.ok().flatten();
+            let ended = current.as_ref().is_none_or(|run| run.action.is_none());
+            if ended || tokio::time::Instant::now() > deadline {
+                let status = current.map(|run| run.status).unwrap_or_default();
+                return Some((Ok(SseEvent::default().event("end").data(status)), None));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// The sensitive values of a run, decrypted (for redaction and the agent's spec).
+pub fn open_sealed(state: &AppState, sealed: &str) -> Result<BTreeMap<String, Sensitive<String>>, ApiError> {
+    let plain = state.secrets.decrypt(sealed).map_err(ApiError::internal)?;
+    let map: BTreeMap<String, String> = serde_json::from_slice(plain.expose()).map_err(ApiError::internal)?;
+    Ok(map.into_iter().map(|(name, value)| (name, Sensitive::new(value))).collect())
+}
+
+/// A JSON object of strings, decrypted (boot scripts).
+pub fn open_sealed_value(state: &AppState, sealed: &str) -> Result<Value, ApiError> {
+    let plain = state.secrets.decrypt(sealed).map_err(ApiError::internal)?;
+    serde_json::from_slice(plain.expose()).map_err(ApiError::internal)
+}

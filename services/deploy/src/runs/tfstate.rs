@@ -1,0 +1,213 @@
+//! Terraform's `http` backend on deploy's database: `GET` (state or 404), `POST` (store), `LOCK`
+//! and `UNLOCK` at `/deploy/agent/run/{id}/state`. The state is encrypted at rest with the
+//! [`crate::crypto::SecretBox`] (it holds every resource attribute, secrets included). Terraform
+//! sends its credential as HTTP basic auth (`TF_HTTP_USERNAME`/`TF_HTTP_PASSWORD`): the password
+//! is an agent token, either the run-scoped one of the run's spec or any agent's.
+
+use super::agent::STATE_AGENT_PREFIX;
+use super::records;
+use crate::state::{AppState, now};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use goterra_core::{ApiError, TokenScope};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Largest state accepted.
+pub const MAX_STATE: usize = 32 * 1024 * 1024;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct StateQuery {
+    /// Lock id Terraform sends with a write while it holds the lock.
+    #[serde(rename = "ID")]
+    pub id: Option<String>,
+}
+
+fn credential(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, rest) = value.split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        let (_, password) = text.split_once(':')?;
+        Some(password.to_string())
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        Some(rest.trim().to_string())
+    } else {
+        None
+    }
+}
+
+fn authorize(state: &AppState, headers: &HeaderMap, run_id: &str) -> Result<(), ApiError> {
+    let token = credential(headers).ok_or_else(|| ApiError::unauthorized("missing credentials: send the agent token as the basic-auth password"))?;
+    let claims = state
+        .platform
+        .tokens
+        .verify(&token)
+        .map_err(|_| ApiError::unauthorized("invalid or expired credentials"))?;
+    if claims.scope() != TokenScope::Agent || claims.uid.is_empty() {
+        return Err(ApiError::forbidden("only run agents may use the state endpoint"));
+    }
+    match claims.uid.strip_prefix(STATE_AGENT_PREFIX) {
+        Some(scoped) if scoped != run_id => Err(ApiError::forbidden("this credential is for another run's state")),
+        _ => Ok(()),
+    }
+}
+
+struct StoredState {
+    state: Option<String>,
+    lock_id: Option<String>,
+    lock_info: Option<String>,
+}
+
+async fn load(state: &AppState, run_id: &str) -> Result<Option<StoredState>, ApiError> {
+    let row: Option<(Option<String>, Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT state_sealed, lock_id, lock_info FROM deploy_run_states WHERE run_id = $1")
+            .bind(run_id.to_string())
+            .fetch_optional(state.db().pool())
+            .await
+            .map_err(ApiError::internal)?;
+    Ok(row.map(|(state, lock_id, lock_info)| StoredState { state, lock_id, lock_info }))
+}
+
+async fn ensure_row(state: &AppState, run_id: &str) -> Result<(), ApiError> {
+    sqlx::query("INSERT INTO deploy_run_states (run_id, updated_at) VALUES ($1, $2) ON CONFLICT (run_id) DO NOTHING")
+        .bind(run_id.to_string())
+        .bind(now())
+        .execute(state.db().pool())
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(())
+}
+
+fn locked(info: Option<String>) -> Response {
+    // Terraform shows the holder's lock info from a 423 (or 409) body.
+    let body = info.unwrap_or_else(|| "{}".into());
+    (StatusCode::LOCKED, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn lock_id_of(body: &Bytes) -> Result<String, ApiError> {
+    let info: Value = serde_json::from_slice(body).map_err(|_| ApiError::bad_request("lock info: not JSON"))?;
+    info.get("ID")
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty() && id.len() <= 256)
+        .map(str::to_string)
+        .ok_or_else(|| ApiError::bad_request("lock info: an \"ID\" is required"))
+}
+
+/// One handler for the four methods (LOCK and UNLOCK are not standard methods).
+pub async fn endpoint(
+    State(state): State<AppState>,
+    Path(run_id): Path<String>,
+    Query(query): Query<StateQuery>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    authorize(&state, &parts.headers, &run_id)?;
+    records::load(state.db(), &run_id).await?;
+    let body = read_body(body).await?;
+    match parts.method.as_str() {
+        "GET" => get(&state, &run_id).await,
+        "POST" => post(&state, &run_id, query.id, &body).await,
+        "LOCK" => lock(&state, &run_id, &body).await,
+        "UNLOCK" => unlock(&state, &run_id, &body).await,
+        "DELETE" => {
+            sqlx::query("UPDATE deploy_run_states SET state_sealed = NULL, updated_at = $2 WHERE run_id = $1")
+                .bind(run_id)
+                .bind(now())
+                .execute(state.db().pool())
+                .await
+                .map_err(ApiError::internal)?;
+            Ok(StatusCode::OK.into_response())
+        }
+        _ => Ok((StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "GET, POST, LOCK, UNLOCK, DELETE")]).into_response()),
+    }
+}
+
+async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_STATE)
+        .await
+        .map_err(|_| ApiError::too_large(format!("the state may be at most {MAX_STATE} bytes")))
+}
+
+async fn get(state: &AppState, run_id: &str) -> Result<Response, ApiError> {
+    let Some(sealed) = load(state, run_id).await?.and_then(|stored| stored.state) else {
+        // No state yet: Terraform starts from an empty one.
+        return Ok(StatusCode::NOT_FOUND.into_response());
+    };
+    let plain = state.secrets.decrypt(&sealed).map_err(ApiError::internal)?;
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        plain.into_inner(),
+    )
+        .into_response())
+}
+
+async fn post(state: &AppState, run_id: &str, lock: Option<String>, body: &Bytes) -> Result<Response, ApiError> {
+    if serde_json::from_slice::<Value>(body).is_err() {
+        return Err(ApiError::bad_request("the state must be JSON"));
+    }
+    ensure_row(state, run_id).await?;
+    // Written only when unlocked, or by the lock's holder.
+    let done = sqlx::query(
+        "UPDATE deploy_run_states SET state_sealed = $2, updated_at = $3 \
+         WHERE run_id = $1 AND (lock_id IS NULL OR lock_id = $4)",
+    )
+    .bind(run_id.to_string())
+    .bind(state.secrets.encrypt(body))
+    .bind(now())
+    .bind(lock.unwrap_or_default())
+    .execute(state.db().pool())
+    .await
+    .map_err(ApiError::internal)?;
+    if done.rows_affected() == 1 {
+        Ok(StatusCode::OK.into_response())
+    } else {
+        Ok(locked(load(state, run_id).await?.and_then(|stored| stored.lock_info)))
+    }
+}
+
+async fn lock(state: &AppState, run_id: &str, body: &Bytes) -> Result<Response, ApiError> {
+    let id = lock_id_of(body)?;
+    ensure_row(state, run_id).await?;
+    let done = sqlx::query(
+        "UPDATE deploy_run_states SET lock_id = $2, lock_info = $3, updated_at = $4 WHERE run_id = $1 AND lock_id IS NULL",
+    )
+    .bind(run_id.to_string())
+    .bind(id)
+    .bind(String::from_utf8_lossy(body).into_owned())
+    .bind(now())
+    .execute(state.db().pool())
+    .await
+    .map_err(ApiError::internal)?;
+    if done.rows_affected() == 1 {
+        Ok(StatusCode::OK.into_response())
+    } else {
+        Ok(locked(load(state, run_id).await?.and_then(|stored| stored.lock_info)))
+    }
+}
+
+async fn unlock(state: &AppState, run_id: &str, body: &Bytes) -> Result<Response, ApiError> {
+    let id = lock_id_of(body)?;
+    let Some(stored) = load(state, run_id).await? else {
+        return Ok(StatusCode::OK.into_response());
+    };
+    match stored.lock_id {
+        None => Ok(StatusCode::OK.into_response()),
+        Some(holder) if holder == id => {
+            sqlx::query("UPDATE deploy_run_states SET lock_id = NULL, lock_info = NULL, updated_at = $3 WHERE run_id = $1 AND lock_id = $2")
+                .bind(run_id.to_string())
+                .bind(id)
+                .bind(now())
+                .execute(state.db().pool())
+                .await
+                .map_err(ApiError::internal)?;
+            Ok(StatusCode::OK.into_response())
+        }
+        Some(_) => Ok(locked(stored.lock_info)),
+    }
+}
