@@ -1,0 +1,555 @@
+//! Runs over HTTP on SQLite and PostgreSQL: creation checks, the life cycle driven through the
+//! agent routes with an agent credential (as the run agent does), the Terraform state endpoint,
+//! log redaction, cancel, the heartbeat sweep, and a run queue that refuses jobs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use goterra_bus::{EmbeddedQueue, EmbeddedQueueOptions};
+use goterra_core::testing::TestServer;
+use goterra_core::{Claims, Identity};
+use goterra_db::testing::ENGINES;
+use goterra_deploy::runs::RunOptions;
+use goterra_deploy::runs::sweep::sweep_once;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const SECRET: &str = "s3cr3t-Value-42";
+const TF: &str = "resource \"null_resource\" \"vm\" {\n  triggers = { image = var.image_id }\n}\n";
+
+struct Env {
+    server: TestServer,
+    client: reqwest::Client,
+    ns: String,
+    app: String,
+    endpoint: String,
+}
+
+fn identity(uid: &str) -> Identity {
+    Identity {
+        uid: uid.to_string(),
+        admin: uid == "admin",
+        super_user: false,
+        email: format!("{uid}@example.org"),
+        kind: String::new(),
+    }
+}
+
+impl Env {
+    /// Deploy and the store in one server, a namespace of alice (bob is a member) with a `local`
+    /// endpoint, a recipe, a template and an application.
+    async fn start(engine: goterra_db::Engine) -> Self {
+        let server = TestServer::start_with(engine, &[goterra_deploy::spec(), goterra_store::spec()], |config| {
+            config.acl.allow_user_create_ns = true;
+        })
+        .await
+        .unwrap();
+        let mut env = Self {
+            server,
+            client: reqwest::Client::new(),
+            ns: String::new(),
+            app: String::new(),
+            endpoint: String::new(),
+        };
+        let (status, body) = env.call(Method::POST, "/deploy/ns", "alice", Some(json!({"name": "team"}))).await;
+        assert_eq!(status, 201, "{body}");
+        env.ns = body["ns"].as_str().unwrap().to_string();
+        let ns = env.ns.clone();
+        let (status, _) = env
+            .call(Method::PUT, &format!("/deploy/ns/{ns}"), "alice", Some(json!({"members": ["bob"]})))
+            .await;
+        assert_eq!(status, 200);
+        env.endpoint = env
+            .create("endpoint", json!({"name": "here", "kind": "local", "inputs": {"region": "Region"}, "defaults": {"region": ["local-1"]}}))
+            .await;
+        let recipe = env
+            .create("recipe", json!({"name": "master", "base": ["debian"], "script": "echo master", "inputs": {"size": "VM size"}}))
+            .await;
+        let template = env
+            .create("template", json!({"name": "tpl", "data": {"local": TF}, "varrecipes": ["master"], "inputs": {"workers": "How many workers"}}))
+            .await;
+        env.app = env
+            .create("app", json!({"name": "cluster", "template": template, "templaterecipes": {"master": [recipe]}}))
+            .await;
+        env
+    }
+
+    fn token(&self, uid: &str) -> String {
+        self.server.platform.tokens.issue(&Claims::for_user(&identity(uid)))
+    }
+
+    fn agent_token(&self) -> String {
+        let expires = goterra_core::token::unix_now() + 300;
+        self.server.platform.tokens.issue(&Claims::for_agent("agent-test", expires))
+    }
+
+    async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value, String) {
+        let mut request = self.client.request(method, format!("{}{path}", self.server.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null), text)
+    }
+
+    async fn call(&self, method: Method, path: &str, uid: &str, body: Option<Value>) -> (u16, Value) {
+        let (status, body, _) = self.send(method, path, Some(&self.token(uid)), body).await;
+        (status, body)
+    }
+
+    async fn agent(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let (status, body, _) = self.send(method, path, Some(&self.agent_token()), body).await;
+        (status, body)
+    }
+
+    async fn create(&self, kind: &str, body: Value) -> String {
+        let (status, reply) = self
+            .call(Method::POST, &format!("/deploy/ns/{}/{kind}", self.ns), "alice", Some(body))
+            .await;
+        assert_eq!(status, 201, "create {kind}: {reply}");
+        reply[kind].as_str().unwrap().to_string()
+    }
+
+    fn run_path(&self) -> String {
+        format!("/deploy/ns/{}/run/{}", self.ns, self.app)
+    }
+
+    fn good_request(&self) -> Value {
+        json!({
+            "name": "first",
+            "endpoint": self.endpoint,
+            "inputs": {"size": "small", "workers": "2", "ssh_pub_key": "ssh-ed25519 AAAA test"},
+            "secretinputs": {"api_secret": SECRET},
+        })
+    }
+
+    async fn start_run(&self, uid: &str) -> String {
+        let (status, body) = self.call(Method::POST, &self.run_path(), uid, Some(self.good_request())).await;
+        assert_eq!(status, 201, "{body}");
+        body["run"].as_str().unwrap().to_string()
+    }
+
+    async fn run(&self, id: &str) -> Value {
+        let (status, body) = self
+            .call(Method::GET, &format!("/deploy/ns/{}/run/{id}", self.ns), "alice", None)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        let (count,): (i64,) = sqlx::query_as(sql).fetch_one(self.server.platform.db.pool()).await.unwrap();
+        count
+    }
+
+    fn queue(&self) -> EmbeddedQueue {
+        EmbeddedQueue::new(self.server.platform.db.clone(), EmbeddedQueueOptions::default())
+    }
+}
+
+#[tokio::test]
+async fn creation_checks_refuse_bad_requests_and_store_nothing() {
+    for engine in ENGINES {
+        let env = Env::start(engine).await;
+        let path = env.run_path();
+        let endpoint = env.endpoint.clone();
+
+        // Missing inputs: 400 naming each (region has a default, so it is not missing).
+        let (status, body) = env
+            .call(Method::POST, &path, "alice", Some(json!({"endpoint": endpoint, "inputs": {}})))
+            .await;
+        assert_eq!(status, 400, "{body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains("missing inputs") && message.contains("size") && message.contains("workers"), "{message}");
+        assert!(!message.contains("region"), "{message}");
+
+        for (inputs, needle) in [
+            (json!({"size": "s", "workers": "1", "goterra_url": "http://evil"}), "reserved"),
+            (json!({"size": "s", "workers": "1", "image_id": "x"}), "reserved"),
+            (json!({"size": "s", "workers": "1", "master": "x"}), "reserved"),
+            (json!({"size": "s", "workers": "1", "a b": "x"}), "identifier"),
+            (json!({"size": "s", "workers": "1", "x\" = 1 }\nresource": "x"}), "identifier"),
+            (json!({"size": "s", "workers": "1", "$(id)": "x"}), "identifier"),
+        ] {
+            let (status, body) = env
+                .call(Method::POST, &path, "alice", Some(json!({"endpoint": endpoint, "inputs": inputs})))
+                .await;
+            assert_eq!(status, 400, "{inputs}: {body}");
+            assert!(body["message"].as_str().unwrap().contains(needle), "{body}");
+        }
+        let huge = "x".repeat(70 * 1024);
+        let (status, _) = env
+            .call(Method::POST, &path, "alice", Some(json!({"endpoint": endpoint, "inputs": {"size": huge, "workers": "1"}})))
+            .await;
+        assert_eq!(status, 400);
+        let (status, _) = env
+            .call(Method::POST, &path, "alice", Some(json!({"endpoint": "nope", "inputs": {"size": "s", "workers": "1"}})))
+            .await;
+        assert_eq!(status, 400);
+        let (status, _) = env.call(Method::POST, &path, "alice", Some(json!("not an object"))).await;
+        assert_eq!(status, 400);
+
+        // Outsiders and anonymous callers.
+        let (status, _) = env.call(Method::POST, &path, "eve", Some(env.good_request())).await;
+        assert_eq!(status, 403);
+        let (status, _, _) = env.send(Method::POST, &path, None, Some(env.good_request())).await;
+        assert_eq!(status, 401);
+        let (status, _) = env
+            .call(Method::POST, &format!("/deploy/ns/{}/run/unknown-app", env.ns), "alice", Some(env.good_request()))
+            .await;
+        assert_eq!(status, 404);
+
+        // A frozen namespace refuses new runs.
+        let (status, body) = env
+            .call(Method::PUT, &format!("/deploy/ns/{}", env.ns), "admin", Some(json!({"freeze": true})))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = env.call(Method::POST, &path, "alice", Some(env.good_request())).await;
+        assert_eq!(status, 403, "{body}");
+        assert!(body["message"].as_str().unwrap().contains("frozen"));
+
+        assert_eq!(env.count("SELECT COUNT(*) FROM deploy_runs").await, 0);
+        assert_eq!(env.count("SELECT COUNT(*) FROM queue_jobs").await, 0);
+        env.server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_run_goes_through_its_statuses_with_the_agent_routes() {
+    for engine in ENGINES {
+        let env = Env::start(engine).await;
+        let id = env.start_run("bob").await;
+        let run_path = format!("/deploy/ns/{}/run/{id}", env.ns);
+
+        let run = env.run(&id).await;
+        assert_eq!(run["status"], "deploy_pending");
+        assert_eq!(run["UID"], "bob");
+        assert_eq!(run["appID"], env.app.as_str());
+        assert_eq!(run["secretinputs"], Value::Null);
+        assert_eq!(run["inputs"]["region"], "local-1", "defaults fill missing inputs");
+        assert!(!run.to_string().contains(SECRET));
+        let deployment = run["deployment"].as_str().unwrap().to_string();
+        assert!(!deployment.is_empty());
+        // The job carries the run id only.
+        assert_eq!(
+            env.count(&format!("SELECT COUNT(*) FROM queue_jobs WHERE run_id = '{id}' AND action = 'deploy'")).await,
+            1
+        );
+        // Sensitive inputs are encrypted at rest.
+        let (sealed,): (String,) = sqlx::query_as(&format!("SELECT sensitive_sealed FROM deploy_runs WHERE id = '{id}'"))
+            .fetch_one(env.server.platform.db.pool())
+            .await
+            .unwrap();
+        assert!(!sealed.contains(SECRET));
+
+        // Lists: own runs; alice (owner) sees bob's with all=1; an outsider cannot look.
+        let (_, mine) = env.call(Method::GET, "/deploy/run", "bob", None).await;
+        assert_eq!(mine["runs"].as_array().unwrap().len(), 1);
+        let (_, own) = env.call(Method::GET, &format!("/deploy/ns/{}/run", env.ns), "alice", None).await;
+        assert_eq!(own["runs"].as_array().unwrap().len(), 0);
+        let (_, all) = env.call(Method::GET, &format!("/deploy/ns/{}/run?all=1", env.ns), "alice", None).await;
+        assert_eq!(all["runs"].as_array().unwrap().len(), 1);
+        let (status, _) = env.call(Method::GET, &run_path, "eve", None).await;
+        assert_eq!(status, 403);
+
+        // Agent routes refuse users; the spec is for the action in flight only.
+        let (status, _) = env.call(Method::GET, &format!("/deploy/agent/run/{id}/spec?action=deploy"), "admin", None).await;
+        assert!(status == 401 || status == 403, "{status}");
+        let (status, _) = env.agent(Method::GET, &format!("/deploy/agent/run/{id}/spec?action=destroy"), None).await;
+        assert_eq!(status, 409);
+        let (status, spec) = env.agent(Method::GET, &format!("/deploy/agent/run/{id}/spec?action=deploy"), None).await;
+        assert_eq!(status, 200, "{spec}");
+        assert_eq!(spec["template"], TF);
+        assert_eq!(spec["sensitive"]["api_secret"], SECRET);
+        assert!(spec["sensitive"]["goterra_deployment_token"].as_str().is_some());
+        assert_eq!(spec["variables"]["goterra_deployment"], deployment.as_str());
+        assert_eq!(spec["variables"]["goterra_run"], id.as_str());
+        assert_eq!(spec["variables"]["master"].as_array().unwrap().len(), 1);
+        assert_eq!(spec["variables"]["size"], "small");
+        assert!(spec["variables"].get("api_secret").is_none());
+        let script = spec["variables"]["goterra_cloudinit"]["master"].as_str().unwrap();
+        assert!(script.starts_with("#!/bin/bash") && script.contains("echo master"));
+        assert!(!script.contains(SECRET), "secret inputs never reach the VMs");
+
+        let (status, answer) = env.agent(Method::POST, &format!("/deploy/agent/run/{id}/started"), Some(json!({}))).await;
+        assert_eq!(status, 200);
+        assert_eq!(answer["cancel"], false);
+        assert_eq!(env.run(&id).await["status"], "deploy_in_progress");
+
+        // The log is redacted by deploy too.
+        let lines = json!({"lines": ["Apply started", format!("password is {SECRET}!"), "done"]});
+        let (status, _) = env.agent(Method::POST, &format!("/deploy/agent/run/{id}/log"), Some(lines)).await;
+        assert_eq!(status, 200);
+        let (status, log) = env.call(Method::GET, &format!("{run_path}/log"), "bob", None).await;
+        assert_eq!(status, 200);
+        assert_eq!(log["lines"].as_array().unwrap().len(), 3);
+        assert_eq!(log["lines"][1], "password is ********!");
+        assert!(!log.to_string().contains(SECRET));
+        let (_, tail) = env.call(Method::GET, &format!("{run_path}/log?from=2"), "bob", None).await;
+        assert_eq!(tail["lines"], json!(["done"]));
+
+        let (status, answer) = env.agent(Method::POST, &format!("/deploy/agent/run/{id}/heartbeat"), None).await;
+        assert_eq!((status, answer["cancel"].clone()), (200, json!(false)));
+
+        // No destroy while the deploy runs.
+        let (status, body) = env.call(Method::DELETE, &run_path, "bob", None).await;
+        assert_eq!(status, 409, "{body}");
+
+        // A report must end the action in flight.
+        let (status, _) = env
+            .agent(Method::POST, &format!("/deploy/agent/run/{id}/finished"), Some(json!({"status": "destroy_success", "duration": 1.0})))
+            .await;
+        assert_eq!(status, 400);
+        let report = json!({"status": "deploy_success", "duration": 2.5, "outputs": {"ip": {"value": "10.0.0.1"}}});
+        let (status, _) = env.agent(Method::POST, &format!("/deploy/agent/run/{id}/finished"), Some(report.clone())).await;
+        assert_eq!(status, 200);
+        let (status, _) = env.agent(Method::POST, &format!("/deploy/agent/run/{id}/finished"), Some(report)).await;
+        assert_eq!(status, 409, "a second report is refused");
+        let run = env.run(&id).await;
+        assert_eq!(run["status"], "deploy_success");
+        assert_eq!(run["duration"], 2.5);
+        assert!(run["outputs"].as_str().unwrap().contains("10.0.0.1"));
+        assert_eq!(run["events"][0]["action"], "deploy");
+        assert_eq!(run["events"][0]["success"], true);
+        assert_eq!(run["end"], 0);
+
+        // The store deployment exists while the run lives.
+        let store = format!("/store/{deployment}");
+        let (status, _, _) = env.send(Method::GET, &store, Some(&env.token("bob")), None).await;
+        assert_eq!(status, 200);
+
+        // Destroy (alice owns the namespace), once.
+        let (status, body) = env.call(Method::DELETE, &run_path, "alice", None).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["status"], "destroy_pending");
+        let (status, _) = env.call(Method::DELETE, &run_path, "alice", None).await;
+        assert_eq!(status, 409);
+        let (status, spec) = env.agent(Method::GET, &format!("/deploy/agent/run/{id}/spec?action=destroy"), None).await;
+        assert_eq!(status, 200);
+        assert_eq!(spec["sensitive"]["api_secret"], SECRET, "destroy uses the run owner's values");
+        env.agent(Method::POST, &format!("/deploy/agent/run/{id}/started"), None).await;
+        assert_eq!(env.run(&id).await["status"], "destroy_in_progress");
+        let (status, _) = env
+            .agent(Method::POST, &format!("/deploy/agent/run/{id}/finished"), Some(json!({"status": "destroy_success", "duration": 1.0})))
+            .await;
+        assert_eq!(status, 200);
+        let run = env.run(&id).await;
+        assert_eq!(run["status"], "destroy_success");
+        assert!(run["end"].as_i64().unwrap() > 0);
+        assert!(run["outputs"].as_str().unwrap().contains("10.0.0.1"), "outputs of the deploy are kept");
+
+        // Sensitive inputs, boot scripts and the store deployment are gone.
+        assert_eq!(
+            env.count(&format!("SELECT COUNT(*) FROM deploy_runs WHERE id = '{id}' AND sensitive_sealed IS NULL AND boot_sealed IS NULL")).await,
+            1
+        );
+        let (status, _, _) = env.send(Method::GET, &store, Some(&env.token("bob")), None).await;
+        assert_eq!(status, 404);
+        let (status, _) = env.agent(Method::GET, &format!("/deploy/agent/run/{id}/spec?action=destroy"), None).await;
+        assert_eq!(status, 409);
+        let (status, _) = env.call(Method::DELETE, &run_path, "alice", None).await;
+        assert_eq!(status, 409, "already destroyed");
+        env.server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_state_endpoint_stores_encrypted_state_with_locks() {
+    for engine in ENGINES {
+        let env = Env::start(engine).await;
+        let id = env.start_run("alice").await;
+        let other = env.start_run("alice").await;
+        let (_, spec) = env.agent(Method::GET, &format!("/deploy/agent/run/{id}/spec?action=deploy"), None).await;
+        let url = spec["state"]["url"].as_str().unwrap().to_string();
+        assert!(url.ends_with(&format!("/deploy/agent/run/{id}/state")));
+        let user = spec["state"]["username"].as_str().unwrap().to_string();
+        let password = spec["state"]["password"].as_str().unwrap().to_string();
+        let (_, other_spec) = env.agent(Method::GET, &format!("/deploy/agent/run/{other}/spec?action=deploy"), None).await;
+        let other_password = other_spec["state"]["password"].as_str().unwrap().to_string();
+
+        let lock = Method::from_bytes(b"LOCK").unwrap();
+        let unlock = Method::from_bytes(b"UNLOCK").unwrap();
+        let call = |method: Method, query: &str, password: Option<&str>, body: Option<String>| {
+            let mut request = env.client.request(method, format!("{url}{query}"));
+            if let Some(password) = password {
+                request = request.basic_auth(&user, Some(password));
+            }
+            if let Some(body) = body {
+                request = request.body(body);
+            }
+            async move {
+                let response = request.send().await.unwrap();
+                let status = response.status();
+                (status, response.text().await.unwrap())
+            }
+        };
+
+        assert_eq!(call(Method::GET, "", Some(&password), None).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(call(Method::GET, "", None, None).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(call(Method::GET, "", Some(&env.token("alice")), None).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(call(Method::GET, "", Some(&other_password), None).await.0, StatusCode::FORBIDDEN);
+        // Any agent's credential opens it too (an agent destroying a run another one deployed).
+        assert_eq!(call(Method::GET, "", Some(&env.agent_token()), None).await.0, StatusCode::NOT_FOUND);
+        // A state credential opens nothing else.
+        let (status, _, _) = env
+            .send(Method::GET, &format!("/deploy/agent/run/{id}/spec?action=deploy"), Some(&password), None)
+            .await;
+        assert_eq!(status, 403);
+
+        let info = |lock_id: &str| Some(json!({"ID": lock_id, "Operation": "OperationTypeApply", "Who": "agent"}).to_string());
+        assert_eq!(call(lock.clone(), "", Some(&password), info("l1")).await.0, StatusCode::OK);
+        let (status, holder) = call(lock.clone(), "", Some(&password), info("l2")).await;
+        assert_eq!(status, StatusCode::LOCKED);
+        assert!(holder.contains("l1"));
+        let state = json!({"version": 4, "serial": 1, "resources": [], "marker": "state-marker-123"}).to_string();
+        assert_eq!(call(Method::POST, "?ID=l2", Some(&password), Some(state.clone())).await.0, StatusCode::LOCKED);
+        assert_eq!(call(Method::POST, "?ID=l1", Some(&password), Some(state.clone())).await.0, StatusCode::OK);
+        assert_eq!(call(Method::POST, "?ID=l1", Some(&password), Some("not json".into())).await.0, StatusCode::BAD_REQUEST);
+        let (status, read) = call(Method::GET, "", Some(&password), None).await;
+        assert_eq!((status, read), (StatusCode::OK, state.clone()));
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM deploy_run_states WHERE state_sealed LIKE '%state-marker%'").await,
+            0,
+            "the state is encrypted at rest"
+        );
+        assert_eq!(call(unlock.clone(), "", Some(&password), info("l2")).await.0, StatusCode::LOCKED);
+        assert_eq!(call(unlock.clone(), "", Some(&password), info("l1")).await.0, StatusCode::OK);
+        assert_eq!(call(lock, "", Some(&password), info("l3")).await.0, StatusCode::OK);
+        assert_eq!(call(unlock, "", Some(&password), info("l3")).await.0, StatusCode::OK);
+        env.server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn cancel_and_the_heartbeat_sweep_end_every_run() {
+    for engine in ENGINES {
+        let env = Env::start(engine).await;
+        let db = env.server.platform.db.clone();
+        let queue = env.queue();
+        let options = RunOptions {
+            heartbeat_timeout: Duration::from_secs(60),
+            pending_timeout: Duration::from_secs(600),
+            ..RunOptions::default()
+        };
+        let now = goterra_deploy::state::now();
+
+        // Cancel while pending: at once.
+        let pending = env.start_run("alice").await;
+        let (status, body) = env
+            .call(Method::POST, &format!("/deploy/ns/{}/run/{pending}/cancel", env.ns), "alice", None)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["status"], "canceled");
+        let (status, _) = env.agent(Method::GET, &format!("/deploy/agent/run/{pending}/spec?action=deploy"), None).await;
+        assert_eq!(status, 409, "the queued job is dropped");
+
+        // Cancel while running: through the agent's next answer.
+        let running = env.start_run("alice").await;
+        env.agent(Method::POST, &format!("/deploy/agent/run/{running}/started"), None).await;
+        let (status, _) = env
+            .call(Method::POST, &format!("/deploy/ns/{}/run/{running}/cancel", env.ns), "alice", None)
+            .await;
+        assert_eq!(status, 200);
+        let (_, answer) = env.agent(Method::POST, &format!("/deploy/agent/run/{running}/heartbeat"), None).await;
+        assert_eq!(answer["cancel"], true);
+        let (status, _) = env
+            .agent(Method::POST, &format!("/deploy/agent/run/{running}/finished"), Some(json!({"status": "canceled", "duration": 1.0, "error": "canceled"})))
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(env.run(&running).await["status"], "canceled");
+        let (status, _) = env
+            .call(Method::POST, &format!("/deploy/ns/{}/run/{running}/cancel", env.ns), "alice", None)
+            .await;
+        assert_eq!(status, 409);
+
+        // A silent agent: re-queued once, then failed.
+        let silent = env.start_run("alice").await;
+        env.agent(Method::POST, &format!("/deploy/agent/run/{silent}/started"), None).await;
+        let age = |id: String| {
+            let db = db.clone();
+            async move {
+                sqlx::query("UPDATE deploy_runs SET heartbeat_at = $2, status_at = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(now - 3600)
+                    .execute(db.pool())
+                    .await
+                    .unwrap();
+            }
+        };
+        let report = sweep_once(&db, &queue, &options, now).await.unwrap();
+        assert!(report.requeued.is_empty() && report.failed.is_empty(), "{report:?}");
+        age(silent.clone()).await;
+        let report = sweep_once(&db, &queue, &options, now).await.unwrap();
+        assert_eq!(report.requeued, vec![silent.clone()]);
+        assert_eq!(env.run(&silent).await["status"], "deploy_pending");
+        assert_eq!(
+            env.count(&format!("SELECT COUNT(*) FROM queue_jobs WHERE run_id = '{silent}'")).await,
+            2
+        );
+        env.agent(Method::POST, &format!("/deploy/agent/run/{silent}/started"), None).await;
+        age(silent.clone()).await;
+        let report = sweep_once(&db, &queue, &options, now).await.unwrap();
+        assert_eq!(report.failed, vec![silent.clone()]);
+        let run = env.run(&silent).await;
+        assert_eq!(run["status"], "deploy_failure");
+        assert!(run["error"].as_str().unwrap().contains("heartbeat"), "{run}");
+        assert_eq!(run["action"], Value::Null);
+        // A late report from the lost agent is refused.
+        let (status, _) = env
+            .agent(Method::POST, &format!("/deploy/agent/run/{silent}/finished"), Some(json!({"status": "deploy_success", "duration": 1.0})))
+            .await;
+        assert_eq!(status, 409);
+
+        // Never taken by an agent: failed after the pending limit.
+        let waiting = env.start_run("alice").await;
+        age(waiting.clone()).await;
+        let report = sweep_once(&db, &queue, &options, now).await.unwrap();
+        assert_eq!(report.failed, vec![waiting.clone()]);
+        let run = env.run(&waiting).await;
+        assert_eq!(run["status"], "deploy_failure");
+        assert!(run["error"].as_str().unwrap().contains("no agent"), "{run}");
+
+        // A failed run can be destroyed (to clean up whatever was created).
+        let (status, body) = env
+            .call(Method::DELETE, &format!("/deploy/ns/{}/run/{waiting}", env.ns), "alice", None)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        env.server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_queue_that_refuses_the_job_fails_the_run_with_a_reason() {
+    for engine in ENGINES {
+        let env = Env::start(engine).await;
+        sqlx::query("DROP TABLE queue_jobs").execute(env.server.platform.db.pool()).await.unwrap();
+        let (status, body) = env.call(Method::POST, &env.run_path(), "alice", Some(env.good_request())).await;
+        assert_eq!(status, 503, "{body}");
+        let (_, runs) = env.call(Method::GET, "/deploy/run", "alice", None).await;
+        let run = &runs["runs"][0];
+        assert_eq!(run["status"], "deploy_failure");
+        assert!(run["error"].as_str().unwrap().contains("queue"), "{run}");
+        env.server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_preview_shows_files_without_secrets() {
+    for engine in ENGINES {
+        let env = Env::start(engine).await;
+        let (status, body) = env
+            .call(Method::POST, &format!("{}/terraform", env.run_path()), "bob", Some(env.good_request()))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["app.tf"], TF);
+        assert!(body["variables.tf"].as_str().unwrap().contains("variable \"api_secret\""));
+        assert!(!body.to_string().contains(SECRET));
+        assert!(body["sensitive"].as_array().unwrap().contains(&json!("password")));
+        assert_eq!(env.count("SELECT COUNT(*) FROM deploy_runs").await, 0, "a preview stores nothing");
+        env.server.stop().await;
+    }
+}
