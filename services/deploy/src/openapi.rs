@@ -3,6 +3,7 @@
 
 use crate::catalogue::Kind;
 use crate::model::*;
+use crate::runs::{agent, model as run_model, routes as runs};
 use crate::{inputs, namespaces, secrets, session};
 use axum::Json;
 use goterra_core::ErrorBody;
@@ -20,7 +21,7 @@ use utoipa::{OpenApi, ToSchema};
 #[openapi(
     info(
         title = "Goterra deploy",
-        description = "Namespaces and their catalogue: endpoints and secrets, recipes, templates, applications."
+        description = "Namespaces and their catalogue: endpoints and secrets, recipes, templates, applications; runs and the routes of run agents."
     ),
     paths(
         namespaces::list,
@@ -35,8 +36,23 @@ use utoipa::{OpenApi, ToSchema};
         secrets::put_defaults,
         inputs::app_inputs,
         session::bind,
+        runs::create,
+        runs::preview,
+        runs::list_namespace,
+        runs::list_mine,
+        runs::get_one,
+        runs::destroy,
+        runs::cancel,
+        runs::log,
+        agent::spec,
+        agent::started,
+        agent::log,
+        agent::heartbeat,
+        agent::finished,
     ),
-    components(schemas(Namespace, Recipe, Template, Application, Endpoint, ErrorBody, Health)),
+    components(schemas(Namespace, Recipe, Template, Application, Endpoint, ErrorBody, Health,
+        run_model::Run, run_model::RunRequest, run_model::RunEvent, run_model::RunCreated, run_model::RunList,
+        run_model::RunLog, run_model::TerraformPreview)),
     modifiers(&Security),
     tags(
         (name = "namespaces", description = "Teams and who belongs to them"),
@@ -45,6 +61,8 @@ use utoipa::{OpenApi, ToSchema};
         (name = "applications", description = "Templates with their recipes"),
         (name = "endpoints", description = "Clouds, and users' credentials for them"),
         (name = "session", description = "API key to token"),
+        (name = "runs", description = "Applications deployed on endpoints"),
+        (name = "agent", description = "Routes of the run agents (agent credentials); Terraform's http state backend is at /deploy/agent/run/{id}/state (GET, POST, LOCK, UNLOCK, basic auth)"),
     )
 )]
 pub struct DeployApi;
