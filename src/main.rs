@@ -76,11 +76,23 @@ async fn execute(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Up { flags } => {
             let config = flags.load_config()?;
-            goterra_core::service::run(config, Topology::AllInOne, &all_services()).await
+            goterra_core::service::run(
+                config,
+                Topology::AllInOne,
+                &all_services(),
+                goterra_bus::rabbit_event_bus,
+            )
+            .await
         }
         Command::Serve { service, flags } => {
             let config = flags.load_config()?;
-            goterra_core::service::run(config, Topology::Standalone, &[service.spec()]).await
+            goterra_core::service::run(
+                config,
+                Topology::Standalone,
+                &[service.spec()],
+                goterra_bus::rabbit_event_bus,
+            )
+            .await
         }
         Command::Migrate { flags } => {
             let config = flags.load_config()?;

@@ -187,10 +187,20 @@ pub async fn build(
     Ok((platform, router))
 }
 
-/// Runs `services` in this process until SIGINT or SIGTERM.
-pub async fn run(config: Config, topology: Topology, services: &[ServiceSpec]) -> anyhow::Result<()> {
+/// Picks the event bus for a configuration: a broker when one is configured (`None` means the
+/// in-process bus). Provided by the crate that knows the brokers.
+pub type EventBusFactory = fn(&Config) -> Option<Arc<dyn EventBus>>;
+
+/// Runs `services` in this process until SIGINT or SIGTERM, publishing events through the bus
+/// `events` picks (in-process when it picks none).
+pub async fn run(
+    config: Config,
+    topology: Topology,
+    services: &[ServiceSpec],
+    events: EventBusFactory,
+) -> anyhow::Result<()> {
     let listen = config.listen_addr()?;
-    let events: Arc<dyn EventBus> = Arc::new(InProcessEventBus::new());
+    let events: Arc<dyn EventBus> = events(&config).unwrap_or_else(|| Arc::new(InProcessEventBus::new()));
     let (platform, router) = build(config, topology, services, events).await?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -204,7 +214,7 @@ pub async fn run(config: Config, topology: Topology, services: &[ServiceSpec]) -
 }
 
 /// The `main` of a `goterra-<svc>` binary.
-pub fn standalone_main(spec: ServiceSpec) -> std::process::ExitCode {
+pub fn standalone_main(spec: ServiceSpec, events: EventBusFactory) -> std::process::ExitCode {
     use clap::Parser;
     #[derive(clap::Parser)]
     #[command(version, about = "A Goterra service running alone")]
@@ -223,7 +233,7 @@ pub fn standalone_main(spec: ServiceSpec) -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         let config = cli.flags.load_config()?;
-        run(config, Topology::Standalone, &[spec]).await
+        run(config, Topology::Standalone, &[spec], events).await
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
