@@ -518,6 +518,7 @@ async fn redis_replicas_share_deployments_and_wake_ups() {
     let configure = |config: &mut goterra_core::Config| {
         config.redis.url = Some(Sensitive::new(common::REDIS_URL.to_string()));
         config.redis.prefix = prefix.clone();
+        config.store.ttl_hours = 1;
     };
     let replica_a = TestServer::start_with(goterra_db::Engine::Sqlite, &services(), configure)
         .await

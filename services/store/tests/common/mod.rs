@@ -40,6 +40,8 @@ pub async fn start(
         if setup == Setup::Redis {
             config.redis.url = Some(Sensitive::new(REDIS_URL.to_string()));
             config.redis.prefix = random_prefix();
+            // Whatever a test leaves in the shared Redis goes away within the hour.
+            config.store.ttl_hours = 1;
         }
         configure(config);
     })
