@@ -169,3 +169,27 @@ mod tests {
         assert_eq!(normalized("/auth"), "/auth");
     }
 }
+
+/// OpenAPI security schemes shared by every service: `token` (a bearer fernet token) and
+/// `apikey` (the `X-API-Key` header). Use as `modifiers(&goterra_core::http::SecuritySchemes)`.
+pub struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("fernet")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "apikey",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+    }
+}

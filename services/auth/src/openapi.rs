@@ -4,9 +4,8 @@ use crate::model::*;
 use crate::routes;
 use axum::Json;
 use goterra_core::ErrorBody;
-use goterra_core::http::Health;
+use goterra_core::http::{Health, SecuritySchemes};
 use utoipa::OpenApi;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,31 +24,10 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         routes::delete_user,
     ),
     components(schemas(UserView, ErrorBody, Health)),
-    modifiers(&Security),
+    modifiers(&SecuritySchemes),
     tags((name = "auth", description = "Logging in and tokens"), (name = "users", description = "User accounts"))
 )]
 pub struct AuthApi;
-
-struct Security;
-
-impl utoipa::Modify for Security {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "token",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("fernet")
-                    .build(),
-            ),
-        );
-        components.add_security_scheme(
-            "apikey",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
-        );
-    }
-}
 
 /// The document as checked in under `openapi/auth.json`.
 pub fn document() -> utoipa::openapi::OpenApi {
