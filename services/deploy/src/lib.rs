@@ -16,8 +16,8 @@ mod kinds;
 pub mod migrations;
 pub mod model;
 pub mod namespaces;
-pub mod runs;
 pub mod openapi;
+pub mod runs;
 pub mod secrets;
 pub mod session;
 pub mod state;
@@ -26,8 +26,8 @@ pub mod validate;
 
 use axum::Router;
 use axum::routing::{any, get, post};
-use goterra_bus::{EmbeddedQueue, EmbeddedQueueOptions, RabbitQueue, RunQueue};
 use catalogue::Kind;
+use goterra_bus::{EmbeddedQueue, EmbeddedQueueOptions, RabbitQueue, RunQueue};
 use goterra_core::{Platform, ServiceSpec};
 use goterra_db::Migration;
 use model::{Application, Endpoint, Recipe, Template};
@@ -81,7 +81,11 @@ pub async fn router(platform: Platform) -> anyhow::Result<Router> {
 }
 
 /// The router over a given run queue and run limits (tests, embedding).
-pub async fn router_with(platform: Platform, queue: Arc<dyn RunQueue>, run_options: runs::RunOptions) -> anyhow::Result<Router> {
+pub async fn router_with(
+    platform: Platform,
+    queue: Arc<dyn RunQueue>,
+    run_options: runs::RunOptions,
+) -> anyhow::Result<Router> {
     let secrets = Arc::new(crypto::SecretBox::from_config(&platform.config)?);
     runs::sweep::spawn(platform.db.clone(), queue.clone(), run_options.clone());
     let state = AppState {

@@ -305,6 +305,16 @@ async fn remaining(state: &AppState, id: &str) -> Result<Vec<String>, ApiError> 
             left.push(format!("{count} {}", if count == 1 { one } else { many }));
         }
     }
+    // Runs not destroyed yet; destroyed ones are history and go with the namespace.
+    let (live,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM deploy_runs WHERE namespace_id = $1 AND status <> 'destroy_success'")
+            .bind(id.to_string())
+            .fetch_one(state.db().pool())
+            .await
+            .map_err(ApiError::internal)?;
+    if live > 0 {
+        left.push(format!("{live} run{} not destroyed", if live == 1 { "" } else { "s" }));
+    }
     Ok(left)
 }
 
@@ -336,6 +346,9 @@ pub async fn delete(
     let mut tx = state.db().pool().begin().await.map_err(ApiError::internal)?;
     for sql in [
         "DELETE FROM deploy_endpoint_defaults WHERE namespace_id = $1",
+        "DELETE FROM deploy_run_logs WHERE run_id IN (SELECT id FROM deploy_runs WHERE namespace_id = $1)",
+        "DELETE FROM deploy_run_states WHERE run_id IN (SELECT id FROM deploy_runs WHERE namespace_id = $1)",
+        "DELETE FROM deploy_runs WHERE namespace_id = $1",
         "DELETE FROM deploy_namespace_users WHERE namespace_id = $1",
         "DELETE FROM deploy_namespaces WHERE id = $1",
     ] {

@@ -2,8 +2,8 @@
 
 use crate::crypto::SecretBox;
 use crate::runs::RunOptions;
-use goterra_bus::RunQueue;
 use axum::extract::FromRef;
+use goterra_bus::RunQueue;
 use goterra_core::{Authenticator, Platform};
 use goterra_db::Db;
 use std::sync::Arc;

@@ -50,25 +50,38 @@ impl Env {
             app: String::new(),
             endpoint: String::new(),
         };
-        let (status, body) = env.call(Method::POST, "/deploy/ns", "alice", Some(json!({"name": "team"}))).await;
+        let (status, body) = env
+            .call(Method::POST, "/deploy/ns", "alice", Some(json!({"name": "team"})))
+            .await;
         assert_eq!(status, 201, "{body}");
         env.ns = body["ns"].as_str().unwrap().to_string();
         let ns = env.ns.clone();
         let (status, _) = env
-            .call(Method::PUT, &format!("/deploy/ns/{ns}"), "alice", Some(json!({"members": ["bob"]})))
+            .call(
+                Method::PUT,
+                &format!("/deploy/ns/{ns}"),
+                "alice",
+                Some(json!({"members": ["bob"]})),
+            )
             .await;
         assert_eq!(status, 200);
         env.endpoint = env
             .create("endpoint", json!({"name": "here", "kind": "local", "inputs": {"region": "Region"}, "defaults": {"region": ["local-1"]}}))
             .await;
         let recipe = env
-            .create("recipe", json!({"name": "master", "base": ["debian"], "script": "echo master", "inputs": {"size": "VM size"}}))
+            .create(
+                "recipe",
+                json!({"name": "master", "base": ["debian"], "script": "echo master", "inputs": {"size": "VM size"}}),
+            )
             .await;
         let template = env
             .create("template", json!({"name": "tpl", "data": {"local": TF}, "varrecipes": ["master"], "inputs": {"workers": "How many workers"}}))
             .await;
         env.app = env
-            .create("app", json!({"name": "cluster", "template": template, "templaterecipes": {"master": [recipe]}}))
+            .create(
+                "app",
+                json!({"name": "cluster", "template": template, "templaterecipes": {"master": [recipe]}}),
+            )
             .await;
         env
     }
@@ -79,7 +92,10 @@ impl Env {
 
     fn agent_token(&self) -> String {
         let expires = goterra_core::token::unix_now() + 300;
-        self.server.platform.tokens.issue(&Claims::for_agent("agent-test", expires))
+        self.server
+            .platform
+            .tokens
+            .issue(&Claims::for_agent("agent-test", expires))
     }
 
     async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value, String) {
@@ -108,7 +124,12 @@ impl Env {
 
     async fn create(&self, kind: &str, body: Value) -> String {
         let (status, reply) = self
-            .call(Method::POST, &format!("/deploy/ns/{}/{kind}", self.ns), "alice", Some(body))
+            .call(
+                Method::POST,
+                &format!("/deploy/ns/{}/{kind}", self.ns),
+                "alice",
+                Some(body),
+            )
             .await;
         assert_eq!(status, 201, "create {kind}: {reply}");
         reply[kind].as_str().unwrap().to_string()
@@ -128,7 +149,9 @@ impl Env {
     }
 
     async fn start_run(&self, uid: &str) -> String {
-        let (status, body) = self.call(Method::POST, &self.run_path(), uid, Some(self.good_request())).await;
+        let (status, body) = self
+            .call(Method::POST, &self.run_path(), uid, Some(self.good_request()))
+            .await;
         assert_eq!(status, 201, "{body}");
         body["run"].as_str().unwrap().to_string()
     }
@@ -142,7 +165,10 @@ impl Env {
     }
 
     async fn count(&self, sql: &str) -> i64 {
-        let (count,): (i64,) = sqlx::query_as(sql).fetch_one(self.server.platform.db.pool()).await.unwrap();
+        let (count,): (i64,) = sqlx::query_as(sql)
+            .fetch_one(self.server.platform.db.pool())
+            .await
+            .unwrap();
         count
     }
 
@@ -160,37 +186,68 @@ async fn creation_checks_refuse_bad_requests_and_store_nothing() {
 
         // Missing inputs: 400 naming each (region has a default, so it is not missing).
         let (status, body) = env
-            .call(Method::POST, &path, "alice", Some(json!({"endpoint": endpoint, "inputs": {}})))
+            .call(
+                Method::POST,
+                &path,
+                "alice",
+                Some(json!({"endpoint": endpoint, "inputs": {}})),
+            )
             .await;
         assert_eq!(status, 400, "{body}");
         let message = body["message"].as_str().unwrap();
-        assert!(message.contains("missing inputs") && message.contains("size") && message.contains("workers"), "{message}");
+        assert!(
+            message.contains("missing inputs") && message.contains("size") && message.contains("workers"),
+            "{message}"
+        );
         assert!(!message.contains("region"), "{message}");
 
         for (inputs, needle) in [
-            (json!({"size": "s", "workers": "1", "goterra_url": "http://evil"}), "reserved"),
+            (
+                json!({"size": "s", "workers": "1", "goterra_url": "http://evil"}),
+                "reserved",
+            ),
             (json!({"size": "s", "workers": "1", "image_id": "x"}), "reserved"),
             (json!({"size": "s", "workers": "1", "master": "x"}), "reserved"),
             (json!({"size": "s", "workers": "1", "a b": "x"}), "identifier"),
-            (json!({"size": "s", "workers": "1", "x\" = 1 }\nresource": "x"}), "identifier"),
+            (
+                json!({"size": "s", "workers": "1", "x\" = 1 }\nresource": "x"}),
+                "identifier",
+            ),
             (json!({"size": "s", "workers": "1", "$(id)": "x"}), "identifier"),
         ] {
             let (status, body) = env
-                .call(Method::POST, &path, "alice", Some(json!({"endpoint": endpoint, "inputs": inputs})))
+                .call(
+                    Method::POST,
+                    &path,
+                    "alice",
+                    Some(json!({"endpoint": endpoint, "inputs": inputs})),
+                )
                 .await;
             assert_eq!(status, 400, "{inputs}: {body}");
             assert!(body["message"].as_str().unwrap().contains(needle), "{body}");
         }
         let huge = "x".repeat(70 * 1024);
         let (status, _) = env
-            .call(Method::POST, &path, "alice", Some(json!({"endpoint": endpoint, "inputs": {"size": huge, "workers": "1"}})))
+            .call(
+                Method::POST,
+                &path,
+                "alice",
+                Some(json!({"endpoint": endpoint, "inputs": {"size": huge, "workers": "1"}})),
+            )
             .await;
         assert_eq!(status, 400);
         let (status, _) = env
-            .call(Method::POST, &path, "alice", Some(json!({"endpoint": "nope", "inputs": {"size": "s", "workers": "1"}})))
+            .call(
+                Method::POST,
+                &path,
+                "alice",
+                Some(json!({"endpoint": "nope", "inputs": {"size": "s", "workers": "1"}})),
+            )
             .await;
         assert_eq!(status, 400);
-        let (status, _) = env.call(Method::POST, &path, "alice", Some(json!("not an object"))).await;
+        let (status, _) = env
+            .call(Method::POST, &path, "alice", Some(json!("not an object")))
+            .await;
         assert_eq!(status, 400);
 
         // Outsiders and anonymous callers.
@@ -199,13 +256,23 @@ async fn creation_checks_refuse_bad_requests_and_store_nothing() {
         let (status, _, _) = env.send(Method::POST, &path, None, Some(env.good_request())).await;
         assert_eq!(status, 401);
         let (status, _) = env
-            .call(Method::POST, &format!("/deploy/ns/{}/run/unknown-app", env.ns), "alice", Some(env.good_request()))
+            .call(
+                Method::POST,
+                &format!("/deploy/ns/{}/run/unknown-app", env.ns),
+                "alice",
+                Some(env.good_request()),
+            )
             .await;
         assert_eq!(status, 404);
 
         // A frozen namespace refuses new runs.
         let (status, body) = env
-            .call(Method::PUT, &format!("/deploy/ns/{}", env.ns), "admin", Some(json!({"freeze": true})))
+            .call(
+                Method::PUT,
+                &format!("/deploy/ns/{}", env.ns),
+                "admin",
+                Some(json!({"freeze": true})),
+            )
             .await;
         assert_eq!(status, 200, "{body}");
         let (status, body) = env.call(Method::POST, &path, "alice", Some(env.good_request())).await;
@@ -236,32 +303,55 @@ async fn a_run_goes_through_its_statuses_with_the_agent_routes() {
         assert!(!deployment.is_empty());
         // The job carries the run id only.
         assert_eq!(
-            env.count(&format!("SELECT COUNT(*) FROM queue_jobs WHERE run_id = '{id}' AND action = 'deploy'")).await,
+            env.count(&format!(
+                "SELECT COUNT(*) FROM queue_jobs WHERE run_id = '{id}' AND action = 'deploy'"
+            ))
+            .await,
             1
         );
         // Sensitive inputs are encrypted at rest.
-        let (sealed,): (String,) = sqlx::query_as(&format!("SELECT sensitive_sealed FROM deploy_runs WHERE id = '{id}'"))
-            .fetch_one(env.server.platform.db.pool())
-            .await
-            .unwrap();
+        let (sealed,): (String,) =
+            sqlx::query_as(&format!("SELECT sensitive_sealed FROM deploy_runs WHERE id = '{id}'"))
+                .fetch_one(env.server.platform.db.pool())
+                .await
+                .unwrap();
         assert!(!sealed.contains(SECRET));
 
         // Lists: own runs; alice (owner) sees bob's with all=1; an outsider cannot look.
         let (_, mine) = env.call(Method::GET, "/deploy/run", "bob", None).await;
         assert_eq!(mine["runs"].as_array().unwrap().len(), 1);
-        let (_, own) = env.call(Method::GET, &format!("/deploy/ns/{}/run", env.ns), "alice", None).await;
+        let (_, own) = env
+            .call(Method::GET, &format!("/deploy/ns/{}/run", env.ns), "alice", None)
+            .await;
         assert_eq!(own["runs"].as_array().unwrap().len(), 0);
-        let (_, all) = env.call(Method::GET, &format!("/deploy/ns/{}/run?all=1", env.ns), "alice", None).await;
+        let (_, all) = env
+            .call(Method::GET, &format!("/deploy/ns/{}/run?all=1", env.ns), "alice", None)
+            .await;
         assert_eq!(all["runs"].as_array().unwrap().len(), 1);
         let (status, _) = env.call(Method::GET, &run_path, "eve", None).await;
         assert_eq!(status, 403);
 
         // Agent routes refuse users; the spec is for the action in flight only.
-        let (status, _) = env.call(Method::GET, &format!("/deploy/agent/run/{id}/spec?action=deploy"), "admin", None).await;
+        let (status, _) = env
+            .call(
+                Method::GET,
+                &format!("/deploy/agent/run/{id}/spec?action=deploy"),
+                "admin",
+                None,
+            )
+            .await;
         assert!(status == 401 || status == 403, "{status}");
-        let (status, _) = env.agent(Method::GET, &format!("/deploy/agent/run/{id}/spec?action=destroy"), None).await;
+        let (status, _) = env
+            .agent(
+                Method::GET,
+                &format!("/deploy/agent/run/{id}/spec?action=destroy"),
+                None,
+            )
+            .await;
         assert_eq!(status, 409);
-        let (status, spec) = env.agent(Method::GET, &format!("/deploy/agent/run/{id}/spec?action=deploy"), None).await;
+        let (status, spec) = env
+            .agent(Method::GET, &format!("/deploy/agent/run/{id}/spec?action=deploy"), None)
+            .await;
         assert_eq!(status, 200, "{spec}");
         assert_eq!(spec["template"], TF);
         assert_eq!(spec["sensitive"]["api_secret"], SECRET);
@@ -275,24 +365,36 @@ async fn a_run_goes_through_its_statuses_with_the_agent_routes() {
         assert!(script.starts_with("#!/bin/bash") && script.contains("echo master"));
         assert!(!script.contains(SECRET), "secret inputs never reach the VMs");
 
-        let (status, answer) = env.agent(Method::POST, &format!("/deploy/agent/run/{id}/started"), Some(json!({}))).await;
+        let (status, answer) = env
+            .agent(
+                Method::POST,
+                &format!("/deploy/agent/run/{id}/started"),
+                Some(json!({})),
+            )
+            .await;
         assert_eq!(status, 200);
         assert_eq!(answer["cancel"], false);
         assert_eq!(env.run(&id).await["status"], "deploy_in_progress");
 
         // The log is redacted by deploy too.
         let lines = json!({"lines": ["Apply started", format!("password is {SECRET}!"), "done"]});
-        let (status, _) = env.agent(Method::POST, &format!("/deploy/agent/run/{id}/log"), Some(lines)).await;
+        let (status, _) = env
+            .agent(Method::POST, &format!("/deploy/agent/run/{id}/log"), Some(lines))
+            .await;
         assert_eq!(status, 200);
         let (status, log) = env.call(Method::GET, &format!("{run_path}/log"), "bob", None).await;
         assert_eq!(status, 200);
         assert_eq!(log["lines"].as_array().unwrap().len(), 3);
         assert_eq!(log["lines"][1], "password is ********!");
         assert!(!log.to_string().contains(SECRET));
-        let (_, tail) = env.call(Method::GET, &format!("{run_path}/log?from=2"), "bob", None).await;
+        let (_, tail) = env
+            .call(Method::GET, &format!("{run_path}/log?from=2"), "bob", None)
+            .await;
         assert_eq!(tail["lines"], json!(["done"]));
 
-        let (status, answer) = env.agent(Method::POST, &format!("/deploy/agent/run/{id}/heartbeat"), None).await;
+        let (status, answer) = env
+            .agent(Method::POST, &format!("/deploy/agent/run/{id}/heartbeat"), None)
+            .await;
         assert_eq!((status, answer["cancel"].clone()), (200, json!(false)));
 
         // No destroy while the deploy runs.
@@ -301,13 +403,25 @@ async fn a_run_goes_through_its_statuses_with_the_agent_routes() {
 
         // A report must end the action in flight.
         let (status, _) = env
-            .agent(Method::POST, &format!("/deploy/agent/run/{id}/finished"), Some(json!({"status": "destroy_success", "duration": 1.0})))
+            .agent(
+                Method::POST,
+                &format!("/deploy/agent/run/{id}/finished"),
+                Some(json!({"status": "destroy_success", "duration": 1.0})),
+            )
             .await;
         assert_eq!(status, 400);
         let report = json!({"status": "deploy_success", "duration": 2.5, "outputs": {"ip": {"value": "10.0.0.1"}}});
-        let (status, _) = env.agent(Method::POST, &format!("/deploy/agent/run/{id}/finished"), Some(report.clone())).await;
+        let (status, _) = env
+            .agent(
+                Method::POST,
+                &format!("/deploy/agent/run/{id}/finished"),
+                Some(report.clone()),
+            )
+            .await;
         assert_eq!(status, 200);
-        let (status, _) = env.agent(Method::POST, &format!("/deploy/agent/run/{id}/finished"), Some(report)).await;
+        let (status, _) = env
+            .agent(Method::POST, &format!("/deploy/agent/run/{id}/finished"), Some(report))
+            .await;
         assert_eq!(status, 409, "a second report is refused");
         let run = env.run(&id).await;
         assert_eq!(run["status"], "deploy_success");
@@ -316,6 +430,21 @@ async fn a_run_goes_through_its_statuses_with_the_agent_routes() {
         assert_eq!(run["events"][0]["action"], "deploy");
         assert_eq!(run["events"][0]["success"], true);
         assert_eq!(run["end"], 0);
+
+        // A live run keeps its application and endpoint from deletion.
+        let app_path = format!("/deploy/ns/{}/app/{}", env.ns, env.app);
+        let (status, body) = env.call(Method::DELETE, &app_path, "alice", None).await;
+        assert_eq!(status, 409, "{body}");
+        assert!(body["message"].as_str().unwrap().contains("run 'first'"), "{body}");
+        let (status, _) = env
+            .call(
+                Method::DELETE,
+                &format!("/deploy/ns/{}/endpoint/{}", env.ns, env.endpoint),
+                "alice",
+                None,
+            )
+            .await;
+        assert_eq!(status, 409);
 
         // The store deployment exists while the run lives.
         let store = format!("/store/{deployment}");
@@ -328,19 +457,36 @@ async fn a_run_goes_through_its_statuses_with_the_agent_routes() {
         assert_eq!(body["status"], "destroy_pending");
         let (status, _) = env.call(Method::DELETE, &run_path, "alice", None).await;
         assert_eq!(status, 409);
-        let (status, spec) = env.agent(Method::GET, &format!("/deploy/agent/run/{id}/spec?action=destroy"), None).await;
+        let (status, spec) = env
+            .agent(
+                Method::GET,
+                &format!("/deploy/agent/run/{id}/spec?action=destroy"),
+                None,
+            )
+            .await;
         assert_eq!(status, 200);
-        assert_eq!(spec["sensitive"]["api_secret"], SECRET, "destroy uses the run owner's values");
-        env.agent(Method::POST, &format!("/deploy/agent/run/{id}/started"), None).await;
+        assert_eq!(
+            spec["sensitive"]["api_secret"], SECRET,
+            "destroy uses the run owner's values"
+        );
+        env.agent(Method::POST, &format!("/deploy/agent/run/{id}/started"), None)
+            .await;
         assert_eq!(env.run(&id).await["status"], "destroy_in_progress");
         let (status, _) = env
-            .agent(Method::POST, &format!("/deploy/agent/run/{id}/finished"), Some(json!({"status": "destroy_success", "duration": 1.0})))
+            .agent(
+                Method::POST,
+                &format!("/deploy/agent/run/{id}/finished"),
+                Some(json!({"status": "destroy_success", "duration": 1.0})),
+            )
             .await;
         assert_eq!(status, 200);
         let run = env.run(&id).await;
         assert_eq!(run["status"], "destroy_success");
         assert!(run["end"].as_i64().unwrap() > 0);
-        assert!(run["outputs"].as_str().unwrap().contains("10.0.0.1"), "outputs of the deploy are kept");
+        assert!(
+            run["outputs"].as_str().unwrap().contains("10.0.0.1"),
+            "outputs of the deploy are kept"
+        );
 
         // Sensitive inputs, boot scripts and the store deployment are gone.
         assert_eq!(
@@ -349,10 +495,18 @@ async fn a_run_goes_through_its_statuses_with_the_agent_routes() {
         );
         let (status, _, _) = env.send(Method::GET, &store, Some(&env.token("bob")), None).await;
         assert_eq!(status, 404);
-        let (status, _) = env.agent(Method::GET, &format!("/deploy/agent/run/{id}/spec?action=destroy"), None).await;
+        let (status, _) = env
+            .agent(
+                Method::GET,
+                &format!("/deploy/agent/run/{id}/spec?action=destroy"),
+                None,
+            )
+            .await;
         assert_eq!(status, 409);
         let (status, _) = env.call(Method::DELETE, &run_path, "alice", None).await;
         assert_eq!(status, 409, "already destroyed");
+        let (status, body) = env.call(Method::DELETE, &app_path, "alice", None).await;
+        assert_eq!(status, 200, "a destroyed run keeps nothing: {body}");
         env.server.stop().await;
     }
 }
@@ -363,12 +517,20 @@ async fn the_state_endpoint_stores_encrypted_state_with_locks() {
         let env = Env::start(engine).await;
         let id = env.start_run("alice").await;
         let other = env.start_run("alice").await;
-        let (_, spec) = env.agent(Method::GET, &format!("/deploy/agent/run/{id}/spec?action=deploy"), None).await;
+        let (_, spec) = env
+            .agent(Method::GET, &format!("/deploy/agent/run/{id}/spec?action=deploy"), None)
+            .await;
         let url = spec["state"]["url"].as_str().unwrap().to_string();
         assert!(url.ends_with(&format!("/deploy/agent/run/{id}/state")));
         let user = spec["state"]["username"].as_str().unwrap().to_string();
         let password = spec["state"]["password"].as_str().unwrap().to_string();
-        let (_, other_spec) = env.agent(Method::GET, &format!("/deploy/agent/run/{other}/spec?action=deploy"), None).await;
+        let (_, other_spec) = env
+            .agent(
+                Method::GET,
+                &format!("/deploy/agent/run/{other}/spec?action=deploy"),
+                None,
+            )
+            .await;
         let other_password = other_spec["state"]["password"].as_str().unwrap().to_string();
 
         let lock = Method::from_bytes(b"LOCK").unwrap();
@@ -388,36 +550,79 @@ async fn the_state_endpoint_stores_encrypted_state_with_locks() {
             }
         };
 
-        assert_eq!(call(Method::GET, "", Some(&password), None).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(
+            call(Method::GET, "", Some(&password), None).await.0,
+            StatusCode::NOT_FOUND
+        );
         assert_eq!(call(Method::GET, "", None, None).await.0, StatusCode::UNAUTHORIZED);
-        assert_eq!(call(Method::GET, "", Some(&env.token("alice")), None).await.0, StatusCode::FORBIDDEN);
-        assert_eq!(call(Method::GET, "", Some(&other_password), None).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(
+            call(Method::GET, "", Some(&env.token("alice")), None).await.0,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            call(Method::GET, "", Some(&other_password), None).await.0,
+            StatusCode::FORBIDDEN
+        );
         // Any agent's credential opens it too (an agent destroying a run another one deployed).
-        assert_eq!(call(Method::GET, "", Some(&env.agent_token()), None).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(
+            call(Method::GET, "", Some(&env.agent_token()), None).await.0,
+            StatusCode::NOT_FOUND
+        );
         // A state credential opens nothing else.
         let (status, _, _) = env
-            .send(Method::GET, &format!("/deploy/agent/run/{id}/spec?action=deploy"), Some(&password), None)
+            .send(
+                Method::GET,
+                &format!("/deploy/agent/run/{id}/spec?action=deploy"),
+                Some(&password),
+                None,
+            )
             .await;
         assert_eq!(status, 403);
 
-        let info = |lock_id: &str| Some(json!({"ID": lock_id, "Operation": "OperationTypeApply", "Who": "agent"}).to_string());
-        assert_eq!(call(lock.clone(), "", Some(&password), info("l1")).await.0, StatusCode::OK);
+        let info =
+            |lock_id: &str| Some(json!({"ID": lock_id, "Operation": "OperationTypeApply", "Who": "agent"}).to_string());
+        assert_eq!(
+            call(lock.clone(), "", Some(&password), info("l1")).await.0,
+            StatusCode::OK
+        );
         let (status, holder) = call(lock.clone(), "", Some(&password), info("l2")).await;
         assert_eq!(status, StatusCode::LOCKED);
         assert!(holder.contains("l1"));
         let state = json!({"version": 4, "serial": 1, "resources": [], "marker": "state-marker-123"}).to_string();
-        assert_eq!(call(Method::POST, "?ID=l2", Some(&password), Some(state.clone())).await.0, StatusCode::LOCKED);
-        assert_eq!(call(Method::POST, "?ID=l1", Some(&password), Some(state.clone())).await.0, StatusCode::OK);
-        assert_eq!(call(Method::POST, "?ID=l1", Some(&password), Some("not json".into())).await.0, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            call(Method::POST, "?ID=l2", Some(&password), Some(state.clone()))
+                .await
+                .0,
+            StatusCode::LOCKED
+        );
+        assert_eq!(
+            call(Method::POST, "?ID=l1", Some(&password), Some(state.clone()))
+                .await
+                .0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            call(Method::POST, "?ID=l1", Some(&password), Some("not json".into()))
+                .await
+                .0,
+            StatusCode::BAD_REQUEST
+        );
         let (status, read) = call(Method::GET, "", Some(&password), None).await;
         assert_eq!((status, read), (StatusCode::OK, state.clone()));
         assert_eq!(
-            env.count("SELECT COUNT(*) FROM deploy_run_states WHERE state_sealed LIKE '%state-marker%'").await,
+            env.count("SELECT COUNT(*) FROM deploy_run_states WHERE state_sealed LIKE '%state-marker%'")
+                .await,
             0,
             "the state is encrypted at rest"
         );
-        assert_eq!(call(unlock.clone(), "", Some(&password), info("l2")).await.0, StatusCode::LOCKED);
-        assert_eq!(call(unlock.clone(), "", Some(&password), info("l1")).await.0, StatusCode::OK);
+        assert_eq!(
+            call(unlock.clone(), "", Some(&password), info("l2")).await.0,
+            StatusCode::LOCKED
+        );
+        assert_eq!(
+            call(unlock.clone(), "", Some(&password), info("l1")).await.0,
+            StatusCode::OK
+        );
         assert_eq!(call(lock, "", Some(&password), info("l3")).await.0, StatusCode::OK);
         assert_eq!(call(unlock, "", Some(&password), info("l3")).await.0, StatusCode::OK);
         env.server.stop().await;
@@ -440,35 +645,64 @@ async fn cancel_and_the_heartbeat_sweep_end_every_run() {
         // Cancel while pending: at once.
         let pending = env.start_run("alice").await;
         let (status, body) = env
-            .call(Method::POST, &format!("/deploy/ns/{}/run/{pending}/cancel", env.ns), "alice", None)
+            .call(
+                Method::POST,
+                &format!("/deploy/ns/{}/run/{pending}/cancel", env.ns),
+                "alice",
+                None,
+            )
             .await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["status"], "canceled");
-        let (status, _) = env.agent(Method::GET, &format!("/deploy/agent/run/{pending}/spec?action=deploy"), None).await;
+        let (status, _) = env
+            .agent(
+                Method::GET,
+                &format!("/deploy/agent/run/{pending}/spec?action=deploy"),
+                None,
+            )
+            .await;
         assert_eq!(status, 409, "the queued job is dropped");
 
         // Cancel while running: through the agent's next answer.
         let running = env.start_run("alice").await;
-        env.agent(Method::POST, &format!("/deploy/agent/run/{running}/started"), None).await;
+        env.agent(Method::POST, &format!("/deploy/agent/run/{running}/started"), None)
+            .await;
         let (status, _) = env
-            .call(Method::POST, &format!("/deploy/ns/{}/run/{running}/cancel", env.ns), "alice", None)
+            .call(
+                Method::POST,
+                &format!("/deploy/ns/{}/run/{running}/cancel", env.ns),
+                "alice",
+                None,
+            )
             .await;
         assert_eq!(status, 200);
-        let (_, answer) = env.agent(Method::POST, &format!("/deploy/agent/run/{running}/heartbeat"), None).await;
+        let (_, answer) = env
+            .agent(Method::POST, &format!("/deploy/agent/run/{running}/heartbeat"), None)
+            .await;
         assert_eq!(answer["cancel"], true);
         let (status, _) = env
-            .agent(Method::POST, &format!("/deploy/agent/run/{running}/finished"), Some(json!({"status": "canceled", "duration": 1.0, "error": "canceled"})))
+            .agent(
+                Method::POST,
+                &format!("/deploy/agent/run/{running}/finished"),
+                Some(json!({"status": "canceled", "duration": 1.0, "error": "canceled"})),
+            )
             .await;
         assert_eq!(status, 200);
         assert_eq!(env.run(&running).await["status"], "canceled");
         let (status, _) = env
-            .call(Method::POST, &format!("/deploy/ns/{}/run/{running}/cancel", env.ns), "alice", None)
+            .call(
+                Method::POST,
+                &format!("/deploy/ns/{}/run/{running}/cancel", env.ns),
+                "alice",
+                None,
+            )
             .await;
         assert_eq!(status, 409);
 
         // A silent agent: re-queued once, then failed.
         let silent = env.start_run("alice").await;
-        env.agent(Method::POST, &format!("/deploy/agent/run/{silent}/started"), None).await;
+        env.agent(Method::POST, &format!("/deploy/agent/run/{silent}/started"), None)
+            .await;
         let age = |id: String| {
             let db = db.clone();
             async move {
@@ -487,10 +721,12 @@ async fn cancel_and_the_heartbeat_sweep_end_every_run() {
         assert_eq!(report.requeued, vec![silent.clone()]);
         assert_eq!(env.run(&silent).await["status"], "deploy_pending");
         assert_eq!(
-            env.count(&format!("SELECT COUNT(*) FROM queue_jobs WHERE run_id = '{silent}'")).await,
+            env.count(&format!("SELECT COUNT(*) FROM queue_jobs WHERE run_id = '{silent}'"))
+                .await,
             2
         );
-        env.agent(Method::POST, &format!("/deploy/agent/run/{silent}/started"), None).await;
+        env.agent(Method::POST, &format!("/deploy/agent/run/{silent}/started"), None)
+            .await;
         age(silent.clone()).await;
         let report = sweep_once(&db, &queue, &options, now).await.unwrap();
         assert_eq!(report.failed, vec![silent.clone()]);
@@ -500,7 +736,11 @@ async fn cancel_and_the_heartbeat_sweep_end_every_run() {
         assert_eq!(run["action"], Value::Null);
         // A late report from the lost agent is refused.
         let (status, _) = env
-            .agent(Method::POST, &format!("/deploy/agent/run/{silent}/finished"), Some(json!({"status": "deploy_success", "duration": 1.0})))
+            .agent(
+                Method::POST,
+                &format!("/deploy/agent/run/{silent}/finished"),
+                Some(json!({"status": "deploy_success", "duration": 1.0})),
+            )
             .await;
         assert_eq!(status, 409);
 
@@ -515,7 +755,12 @@ async fn cancel_and_the_heartbeat_sweep_end_every_run() {
 
         // A failed run can be destroyed (to clean up whatever was created).
         let (status, body) = env
-            .call(Method::DELETE, &format!("/deploy/ns/{}/run/{waiting}", env.ns), "alice", None)
+            .call(
+                Method::DELETE,
+                &format!("/deploy/ns/{}/run/{waiting}", env.ns),
+                "alice",
+                None,
+            )
             .await;
         assert_eq!(status, 200, "{body}");
         env.server.stop().await;
@@ -526,8 +771,13 @@ async fn cancel_and_the_heartbeat_sweep_end_every_run() {
 async fn a_queue_that_refuses_the_job_fails_the_run_with_a_reason() {
     for engine in ENGINES {
         let env = Env::start(engine).await;
-        sqlx::query("DROP TABLE queue_jobs").execute(env.server.platform.db.pool()).await.unwrap();
-        let (status, body) = env.call(Method::POST, &env.run_path(), "alice", Some(env.good_request())).await;
+        sqlx::query("DROP TABLE queue_jobs")
+            .execute(env.server.platform.db.pool())
+            .await
+            .unwrap();
+        let (status, body) = env
+            .call(Method::POST, &env.run_path(), "alice", Some(env.good_request()))
+            .await;
         assert_eq!(status, 503, "{body}");
         let (_, runs) = env.call(Method::GET, "/deploy/run", "alice", None).await;
         let run = &runs["runs"][0];
@@ -542,14 +792,28 @@ async fn the_preview_shows_files_without_secrets() {
     for engine in ENGINES {
         let env = Env::start(engine).await;
         let (status, body) = env
-            .call(Method::POST, &format!("{}/terraform", env.run_path()), "bob", Some(env.good_request()))
+            .call(
+                Method::POST,
+                &format!("{}/terraform", env.run_path()),
+                "bob",
+                Some(env.good_request()),
+            )
             .await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["app.tf"], TF);
-        assert!(body["variables.tf"].as_str().unwrap().contains("variable \"api_secret\""));
+        assert!(
+            body["variables.tf"]
+                .as_str()
+                .unwrap()
+                .contains("variable \"api_secret\"")
+        );
         assert!(!body.to_string().contains(SECRET));
         assert!(body["sensitive"].as_array().unwrap().contains(&json!("password")));
-        assert_eq!(env.count("SELECT COUNT(*) FROM deploy_runs").await, 0, "a preview stores nothing");
+        assert_eq!(
+            env.count("SELECT COUNT(*) FROM deploy_runs").await,
+            0,
+            "a preview stores nothing"
+        );
         env.server.stop().await;
     }
 }

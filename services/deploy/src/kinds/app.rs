@@ -70,8 +70,17 @@ impl Kind for Application {
     }
 
     /// Runs will be the users of an application; until they exist nothing holds one.
-    async fn dependents(_state: &AppState, _id: &str) -> Result<Vec<Dependent>, ApiError> {
-        Ok(Vec::new())
+    /// Runs not destroyed yet (their destroy needs the object's owner to still find it).
+    async fn dependents(state: &AppState, id: &str) -> Result<Vec<Dependent>, ApiError> {
+        let runs = crate::runs::records::live_runs_using(state, "app_id", id).await?;
+        Ok(runs
+            .into_iter()
+            .map(|(name, namespace_id)| Dependent {
+                kind: "run",
+                name,
+                namespace_id,
+            })
+            .collect())
     }
 
     async fn write_relations(&self, tx: &mut Transaction<'_, Any>) -> Result<(), sqlx::Error> {

@@ -78,8 +78,17 @@ impl Kind for Endpoint {
     }
 
     /// Runs will be the users of an endpoint; until they exist nothing holds one.
-    async fn dependents(_state: &AppState, _id: &str) -> Result<Vec<Dependent>, ApiError> {
-        Ok(Vec::new())
+    /// Runs not destroyed yet (their destroy needs the object's owner to still find it).
+    async fn dependents(state: &AppState, id: &str) -> Result<Vec<Dependent>, ApiError> {
+        let runs = crate::runs::records::live_runs_using(state, "endpoint_id", id).await?;
+        Ok(runs
+            .into_iter()
+            .map(|(name, namespace_id)| Dependent {
+                kind: "run",
+                name,
+                namespace_id,
+            })
+            .collect())
     }
 
     /// The users' credentials and suggested values for the endpoint go with it.

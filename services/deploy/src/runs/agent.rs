@@ -35,8 +35,8 @@ pub struct SpecQuery {
 }
 
 fn in_flight(run: &records::RunRecord, action: RunAction) -> Result<(), ApiError> {
-    let pending_or_running = run.status == RunStatus::pending(action).as_str()
-        || run.status == RunStatus::in_progress(action).as_str();
+    let pending_or_running =
+        run.status == RunStatus::pending(action).as_str() || run.status == RunStatus::in_progress(action).as_str();
     if run.action_in_flight() == Some(action) && pending_or_running {
         Ok(())
     } else {
@@ -85,7 +85,11 @@ pub async fn spec(
         variables,
         sensitive,
         state: StateBackend {
-            url: format!("{}/deploy/agent/run/{}/state", state.platform.config.public_url(), run.id),
+            url: format!(
+                "{}/deploy/agent/run/{}/state",
+                state.platform.config.public_url(),
+                run.id
+            ),
             username: "goterra".into(),
             password: Sensitive::new(password),
         },
@@ -96,7 +100,9 @@ pub async fn spec(
 /// State credentials only open the state endpoint.
 fn reject_state_credential(agent: &str) -> Result<(), ApiError> {
     if agent.starts_with(STATE_AGENT_PREFIX) {
-        Err(ApiError::forbidden("this credential only opens the run's Terraform state"))
+        Err(ApiError::forbidden(
+            "this credential only opens the run's Terraform state",
+        ))
     } else {
         Ok(())
     }
@@ -126,7 +132,10 @@ pub async fn started(
     reject_state_credential(&agent)?;
     let run = records::load(state.db(), &id).await?;
     let Some(action) = run.action_in_flight() else {
-        return Err(ApiError::conflict(format!("no action in flight (status {})", run.status)));
+        return Err(ApiError::conflict(format!(
+            "no action in flight (status {})",
+            run.status
+        )));
     };
     in_flight(&run, action)?;
     records::transition(
@@ -273,9 +282,16 @@ pub async fn finished(
     reject_state_credential(&agent)?;
     let run = records::load(state.db(), &id).await?;
     let Some(action) = run.action_in_flight() else {
-        return Err(ApiError::conflict(format!("no action in flight (status {})", run.status)));
+        return Err(ApiError::conflict(format!(
+            "no action in flight (status {})",
+            run.status
+        )));
     };
-    let allowed = [RunStatus::success(action), RunStatus::failure(action), RunStatus::Canceled];
+    let allowed = [
+        RunStatus::success(action),
+        RunStatus::failure(action),
+        RunStatus::Canceled,
+    ];
     if !allowed.contains(&report.status) {
         return Err(ApiError::bad_request(format!(
             "status: a {action} ends in {}, {} or canceled",
@@ -284,7 +300,9 @@ pub async fn finished(
         )));
     }
     if !report.duration.is_finite() || report.duration < 0.0 {
-        return Err(ApiError::bad_request("duration: must be a number of seconds, 0 or more"));
+        return Err(ApiError::bad_request(
+            "duration: must be a number of seconds, 0 or more",
+        ));
     }
     let secrets = secret_values(&state, &id).await?;
     let error = crate::validate::shorten_message(&redact(&report.error, &secrets));
@@ -303,7 +321,12 @@ pub async fn finished(
         &[RunStatus::pending(action), RunStatus::in_progress(action)],
         report.status,
         "action = NULL, cancel_requested = 0, error = $2, outputs = $3, duration_ms = $4, ended_at = $5",
-        vec![Bind::Text(error), Bind::Text(outputs), Bind::Int(duration_ms), Bind::Int(ended_at)],
+        vec![
+            Bind::Text(error),
+            Bind::Text(outputs),
+            Bind::Int(duration_ms),
+            Bind::Int(ended_at),
+        ],
     )
     .await?;
     if !moved {
@@ -319,7 +342,11 @@ pub async fn finished(
         forget_destroyed(&state, &run).await?;
     }
     let event = format!("run_{}", report.status.as_str());
-    state.platform.events.publish(Event::new(event, run.uid.clone(), id.clone())).await;
+    state
+        .platform
+        .events
+        .publish(Event::new(event, run.uid.clone(), id.clone()))
+        .await;
     Ok(Json(AgentAnswer { cancel: false }))
 }
 

@@ -120,7 +120,10 @@ pub async fn prepare(
             return Err(bad("secretinputs", format!("'{name}' is also given in inputs")));
         }
     }
-    check_values("secretinputs", secret_inputs.values().map(|value| value.expose().as_str()))?;
+    check_values(
+        "secretinputs",
+        secret_inputs.values().map(|value| value.expose().as_str()),
+    )?;
 
     // The recipes of each recipe variable, with their ancestors.
     let mut known: HashMap<String, crate::model::Recipe> = HashMap::new();
@@ -207,13 +210,14 @@ pub async fn prepare(
             sensitive.insert(name.clone(), value.clone());
         }
     }
-    if with_credentials && (!sensitive.contains_key("password") || user_name.is_empty()) {
-        if let Some((stored_name, stored_password)) = secrets::credentials(state, &user.uid, &endpoint.id).await? {
-            if user_name.is_empty() {
-                user_name = stored_name;
-            }
-            sensitive.entry("password".to_string()).or_insert(stored_password);
+    let needs_stored = with_credentials && (!sensitive.contains_key("password") || user_name.is_empty());
+    if needs_stored
+        && let Some((stored_name, stored_password)) = secrets::credentials(state, &user.uid, &endpoint.id).await?
+    {
+        if user_name.is_empty() {
+            user_name = stored_name;
         }
+        sensitive.entry("password".to_string()).or_insert(stored_password);
     }
     sensitive
         .entry("password".to_string())
@@ -234,13 +238,14 @@ pub async fn prepare(
         }
     }
     for var in &recipe_vars {
-        variables.insert(var.clone(), json!(app.templaterecipes.get(var).cloned().unwrap_or_default()));
+        variables.insert(
+            var.clone(),
+            json!(app.templaterecipes.get(var).cloned().unwrap_or_default()),
+        );
     }
     variables.insert("image_id".into(), json!(image_id));
     variables.insert("user_name".into(), json!(user_name));
-    variables
-        .entry("ssh_pub_key".to_string())
-        .or_insert_with(|| json!(""));
+    variables.entry("ssh_pub_key".to_string()).or_insert_with(|| json!(""));
     variables.insert("goterra_url".into(), json!(state.platform.config.public_url()));
     variables.insert("goterra_namespace".into(), json!(namespace.id));
     variables.insert("goterra_application".into(), json!(app.id));

@@ -196,11 +196,7 @@ pub async fn transition(
             Bind::Int(value) => query.bind(value),
         };
     }
-    let done = query
-        .bind(now())
-        .execute(db.pool())
-        .await
-        .map_err(ApiError::internal)?;
+    let done = query.bind(now()).execute(db.pool()).await.map_err(ApiError::internal)?;
     Ok(done.rows_affected() == 1)
 }
 

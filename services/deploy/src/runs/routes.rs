@@ -54,7 +54,12 @@ pub struct LogQuery {
 }
 
 /// The run, when the caller may see and act on it: its owner, an owner of its namespace, an admin.
-async fn run_access(state: &AppState, user: &Identity, namespace_id: &str, run_id: &str) -> Result<(RunRecord, NamespaceRecord), ApiError> {
+async fn run_access(
+    state: &AppState,
+    user: &Identity,
+    namespace_id: &str,
+    run_id: &str,
+) -> Result<(RunRecord, NamespaceRecord), ApiError> {
     let namespace = access::load(state, namespace_id).await?;
     let run = records::find(state.db(), run_id).await?;
     let run = match run {
@@ -208,7 +213,13 @@ pub async fn preview(
         .iter()
         .map(|(var, recipes)| {
             let names: Vec<&str> = recipes.iter().map(|recipe| recipe.name.as_str()).collect();
-            (var.clone(), format!("# boot script rendered when the run starts; recipes: {}", names.join(", ")))
+            (
+                var.clone(),
+                format!(
+                    "# boot script rendered when the run starts; recipes: {}",
+                    names.join(", ")
+                ),
+            )
         })
         .collect();
     variables.insert("goterra_cloudinit".into(), json!(cloudinit));
@@ -240,7 +251,14 @@ pub async fn list_namespace(
     let runs = if everything {
         records::list(state.db(), "namespace_id = $1", &[&namespace.id], skip, limit).await?
     } else {
-        records::list(state.db(), "namespace_id = $1 AND uid = $2", &[&namespace.id, &user.uid], skip, limit).await?
+        records::list(
+            state.db(),
+            "namespace_id = $1 AND uid = $2",
+            &[&namespace.id, &user.uid],
+            skip,
+            limit,
+        )
+        .await?
     };
     Ok(Json(RunList {
         runs: runs.into_iter().map(RunRecord::view).collect(),
@@ -351,7 +369,9 @@ pub async fn cancel(
 ) -> Result<Json<Run>, ApiError> {
     let (run, _) = run_access(&state, &user, &namespace_id, &run_id).await?;
     let Some(action) = run.action_in_flight() else {
-        return Err(ApiError::conflict("nothing to cancel: no action is pending or in progress"));
+        return Err(ApiError::conflict(
+            "nothing to cancel: no action is pending or in progress",
+        ));
     };
     let canceled_now = records::transition(
         state.db(),
@@ -427,11 +447,18 @@ pub async fn log(
         loop {
             let lines = match log_page(&state, &id, next, 500).await {
                 Ok(lines) => lines,
-                Err(_) => return Some((Ok::<_, Infallible>(SseEvent::default().event("error").data("cannot read the log")), None)),
+                Err(_) => {
+                    return Some((
+                        Ok::<_, Infallible>(SseEvent::default().event("error").data("cannot read the log")),
+                        None,
+                    ));
+                }
             };
             if !lines.is_empty() {
                 let count = i64::try_from(lines.len()).unwrap_or(0);
-                let event = SseEvent::default().id((next + count).to_string()).data(lines.join("\n"));
+                let event = SseEvent::default()
+                    .id((next + count).to_string())
+                    .data(lines.join("\n"));
                 return Some((Ok(event), Some((state, id, next + count))));
             }
             let current = records::find(state.db(), &id).await.ok().flatten();
@@ -450,7 +477,10 @@ pub async fn log(
 pub fn open_sealed(state: &AppState, sealed: &str) -> Result<BTreeMap<String, Sensitive<String>>, ApiError> {
     let plain = state.secrets.decrypt(sealed).map_err(ApiError::internal)?;
     let map: BTreeMap<String, String> = serde_json::from_slice(plain.expose()).map_err(ApiError::internal)?;
-    Ok(map.into_iter().map(|(name, value)| (name, Sensitive::new(value))).collect())
+    Ok(map
+        .into_iter()
+        .map(|(name, value)| (name, Sensitive::new(value)))
+        .collect())
 }
 
 /// A JSON object of strings, decrypted (boot scripts).

@@ -28,7 +28,12 @@ async fn ids(db: &Db, sql: &str, bind: i64) -> Result<Vec<String>, ApiError> {
 }
 
 /// One pass, as of `now` (unix seconds).
-pub async fn sweep_once(db: &Db, queue: &dyn RunQueue, options: &RunOptions, now: i64) -> Result<SweepReport, ApiError> {
+pub async fn sweep_once(
+    db: &Db,
+    queue: &dyn RunQueue,
+    options: &RunOptions,
+    now: i64,
+) -> Result<SweepReport, ApiError> {
     let mut report = SweepReport::default();
     let silent_since = now - i64::try_from(options.heartbeat_timeout.as_secs()).unwrap_or(i64::MAX);
     let waiting_since = now - i64::try_from(options.pending_timeout.as_secs()).unwrap_or(i64::MAX);
@@ -63,7 +68,8 @@ pub async fn sweep_once(db: &Db, queue: &dyn RunQueue, options: &RunOptions, now
                         }
                         Err(err) => {
                             let reason = format!("the agent went silent and the run could not be re-queued: {err}");
-                            if records::fail_action(db, &id, action, &crate::validate::shorten_message(&reason)).await? {
+                            if records::fail_action(db, &id, action, &crate::validate::shorten_message(&reason)).await?
+                            {
                                 records::push_event(db, &id, action, false).await?;
                                 report.failed.push(id);
                             }
@@ -83,7 +89,10 @@ pub async fn sweep_once(db: &Db, queue: &dyn RunQueue, options: &RunOptions, now
         let pending = RunStatus::pending(action);
         let waiting = ids(
             db,
-            &format!("SELECT id FROM deploy_runs WHERE status = '{}' AND status_at < $1", pending.as_str()),
+            &format!(
+                "SELECT id FROM deploy_runs WHERE status = '{}' AND status_at < $1",
+                pending.as_str()
+            ),
             waiting_since,
         )
         .await?;

@@ -42,7 +42,9 @@ fn credential(headers: &HeaderMap) -> Option<String> {
 }
 
 fn authorize(state: &AppState, headers: &HeaderMap, run_id: &str) -> Result<(), ApiError> {
-    let token = credential(headers).ok_or_else(|| ApiError::unauthorized("missing credentials: send the agent token as the basic-auth password"))?;
+    let token = credential(headers).ok_or_else(|| {
+        ApiError::unauthorized("missing credentials: send the agent token as the basic-auth password")
+    })?;
     let claims = state
         .platform
         .tokens
@@ -70,7 +72,11 @@ async fn load(state: &AppState, run_id: &str) -> Result<Option<StoredState>, Api
             .fetch_optional(state.db().pool())
             .await
             .map_err(ApiError::internal)?;
-    Ok(row.map(|(state, lock_id, lock_info)| StoredState { state, lock_id, lock_info }))
+    Ok(row.map(|(state, lock_id, lock_info)| StoredState {
+        state,
+        lock_id,
+        lock_info,
+    }))
 }
 
 async fn ensure_row(state: &AppState, run_id: &str) -> Result<(), ApiError> {
@@ -123,7 +129,11 @@ pub async fn endpoint(
                 .map_err(ApiError::internal)?;
             Ok(StatusCode::OK.into_response())
         }
-        _ => Ok((StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "GET, POST, LOCK, UNLOCK, DELETE")]).into_response()),
+        _ => Ok((
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, "GET, POST, LOCK, UNLOCK, DELETE")],
+        )
+            .into_response()),
     }
 }
 
