@@ -175,12 +175,21 @@ async fn the_local_cluster_deploys_and_is_destroyed_with_real_terraform() {
         .create(&ns, "app", "alice", json!({"name": "cluster", "template": template, "templaterecipes": {"master": [master], "worker": [worker]}}))
         .await;
 
+    // A hostile value reaches the VMs as data: nothing in it is executed.
+    let pwned = data_dir.join("pwned");
+    let hostile = format!(
+        "$(touch {p}) `touch {p}` ${{x}} '\" ; touch {p}\nline2",
+        p = pwned.display()
+    );
     let (status, reply) = client
         .call(
             reqwest::Method::POST,
             &format!("/deploy/ns/{ns}/run/{app}"),
             "alice",
-            Some(json!({"name": "demo", "endpoint": endpoint, "inputs": {"workers": "2"}, "secretinputs": {"api_secret": "e2e-secret-xyz"}})),
+            Some(
+                json!({"name": "demo", "endpoint": endpoint, "inputs": {"workers": "2", "motto": hostile},
+                        "secretinputs": {"api_secret": "e2e-secret-xyz"}}),
+            ),
         )
         .await;
     assert_eq!(status, 201, "{reply}");
@@ -188,6 +197,7 @@ async fn the_local_cluster_deploys_and_is_destroyed_with_real_terraform() {
     let path = format!("/deploy/ns/{ns}/run/{id}");
     let run = client.wait_status(&path, "deploy_success").await;
     assert!(run["outputs"].as_str().unwrap().contains("worker-1"), "{run}");
+    assert_eq!(run["inputs"]["motto"], hostile.as_str());
 
     // Workers get the master's token through the store.
     let run_dir = data_dir.join(&id);
