@@ -11,8 +11,8 @@ pub mod testing;
 
 use anyhow::Context;
 pub use migrate::Migration;
-use sqlx::AnyPool;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +43,18 @@ impl Db {
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if engine == Engine::Sqlite {
+                        // WAL lets readers proceed during a write, and NORMAL syncs at
+                        // checkpoints instead of every commit: a power cut may lose the last
+                        // commits, a crash of the process loses nothing.
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(url)
             .await
             .with_context(|| format!("cannot connect to the {engine:?} database"))?;

@@ -115,6 +115,16 @@ mod tests {
         sqlite: "CREATE TABLE things (name TEXT PRIMARY KEY, n BIGINT NOT NULL)",
     }];
 
+    #[tokio::test]
+    async fn sqlite_runs_in_wal_mode() {
+        let test = TestDb::sqlite().await.unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(test.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
     #[test]
     fn database_name_replaced() {
         assert_eq!(
