@@ -431,6 +431,23 @@ async fn a_run_goes_through_its_statuses_with_the_agent_routes() {
         assert_eq!(run["events"][0]["success"], true);
         assert_eq!(run["end"], 0);
 
+        // Following a finished action's log streams its lines then ends.
+        let (status, _, stream) = env
+            .send(
+                Method::GET,
+                &format!("{run_path}/log?follow=1"),
+                Some(&env.token("bob")),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert!(stream.contains("data: Apply started"), "{stream}");
+        assert!(
+            stream.contains("event: end") && stream.contains("data: deploy_success"),
+            "{stream}"
+        );
+        assert!(!stream.contains(SECRET));
+
         // A live run keeps its application and endpoint from deletion.
         let app_path = format!("/deploy/ns/{}/app/{}", env.ns, env.app);
         let (status, body) = env.call(Method::DELETE, &app_path, "alice", None).await;
