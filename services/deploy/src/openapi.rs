@@ -7,13 +7,11 @@ use crate::runs::{agent, model as run_model, routes as runs};
 use crate::{inputs, namespaces, secrets, session};
 use axum::Json;
 use goterra_core::ErrorBody;
-use goterra_core::http::Health;
+use goterra_core::http::{Health, SecuritySchemes};
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
-use utoipa::openapi::security::{
-    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
-};
+use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder, Schema};
 use utoipa::{OpenApi, ToSchema};
 
@@ -53,7 +51,7 @@ use utoipa::{OpenApi, ToSchema};
     components(schemas(Namespace, Recipe, Template, Application, Endpoint, ErrorBody, Health,
         run_model::Run, run_model::RunRequest, run_model::RunEvent, run_model::RunCreated, run_model::RunList,
         run_model::RunLog, run_model::TerraformPreview)),
-    modifiers(&Security),
+    modifiers(&SecuritySchemes),
     tags(
         (name = "namespaces", description = "Teams and who belongs to them"),
         (name = "recipes", description = "Boot scripts"),
@@ -66,27 +64,6 @@ use utoipa::{OpenApi, ToSchema};
     )
 )]
 pub struct DeployApi;
-
-struct Security;
-
-impl utoipa::Modify for Security {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "token",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("fernet")
-                    .build(),
-            ),
-        );
-        components.add_security_scheme(
-            "apikey",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
-        );
-    }
-}
 
 fn path_param(name: &str) -> utoipa::openapi::path::Parameter {
     ParameterBuilder::new()
