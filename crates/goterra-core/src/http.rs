@@ -151,25 +151,6 @@ pub fn init_tracing() {
         .try_init();
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn normalized(uri: &str) -> String {
-        let request = Request::builder().uri(uri).body(axum::body::Body::empty()).unwrap();
-        normalize_path(request).uri().to_string()
-    }
-
-    #[test]
-    fn paths_are_normalised() {
-        assert_eq!(normalized("//auth/me"), "//auth/me".replacen("//", "/", 1));
-        assert_eq!(normalized("/store/abc/"), "/store/abc");
-        assert_eq!(normalized("/store//abc?wait=1"), "/store/abc?wait=1");
-        assert_eq!(normalized("/"), "/");
-        assert_eq!(normalized("/auth"), "/auth");
-    }
-}
-
 /// OpenAPI security schemes shared by every service: `token` (a bearer fernet token) and
 /// `apikey` (the `X-API-Key` header). Use as `modifiers(&goterra_core::http::SecuritySchemes)`.
 pub struct SecuritySchemes;
@@ -191,5 +172,24 @@ impl utoipa::Modify for SecuritySchemes {
             "apikey",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn normalized(uri: &str) -> String {
+        let request = Request::builder().uri(uri).body(axum::body::Body::empty()).unwrap();
+        normalize_path(request).uri().to_string()
+    }
+
+    #[test]
+    fn paths_are_normalised() {
+        assert_eq!(normalized("//auth/me"), "//auth/me".replacen("//", "/", 1));
+        assert_eq!(normalized("/store/abc/"), "/store/abc");
+        assert_eq!(normalized("/store//abc?wait=1"), "/store/abc?wait=1");
+        assert_eq!(normalized("/"), "/");
+        assert_eq!(normalized("/auth"), "/auth");
     }
 }
