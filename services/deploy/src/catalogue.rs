@@ -176,8 +176,7 @@ async fn insert<K: Kind>(state: &AppState, object: &K) -> Result<(), ApiError> {
         K::TABLE
     );
     let body = serde_json::to_string(object).map_err(ApiError::internal)?;
-    let mut tx = state.db().pool().begin().await.map_err(ApiError::internal)?;
-    let mut query = sqlx::query(&sql)
+    let query = sqlx::query(&sql)
         .bind(object.id().to_string())
         .bind(object.namespace().to_string())
         .bind(object.name().to_string())
@@ -185,12 +184,7 @@ async fn insert<K: Kind>(state: &AppState, object: &K) -> Result<(), ApiError> {
         .bind(goterra_db::flag(object.is_frozen()))
         .bind(object.ts())
         .bind(body);
-    for value in object.extra_values() {
-        query = query.bind(value);
-    }
-    query.execute(&mut *tx).await.map_err(write_error::<K>)?;
-    object.write_relations(&mut tx).await.map_err(write_error::<K>)?;
-    tx.commit().await.map_err(write_error::<K>)
+    write_row(state, object, query).await
 }
 
 async fn update<K: Kind>(state: &AppState, object: &K) -> Result<(), ApiError> {
@@ -204,17 +198,27 @@ async fn update<K: Kind>(state: &AppState, object: &K) -> Result<(), ApiError> {
         K::TABLE
     );
     let body = serde_json::to_string(object).map_err(ApiError::internal)?;
-    let mut tx = state.db().pool().begin().await.map_err(ApiError::internal)?;
-    let mut query = sqlx::query(&sql)
+    let query = sqlx::query(&sql)
         .bind(object.id().to_string())
         .bind(object.name().to_string())
         .bind(goterra_db::flag(object.is_public()))
         .bind(goterra_db::flag(object.is_frozen()))
         .bind(object.ts())
         .bind(body);
+    write_row(state, object, query).await
+}
+
+/// Binds the kind's extra columns after the common ones, then runs the statement and writes the
+/// object's relations in one transaction.
+async fn write_row<'q, K: Kind>(
+    state: &AppState,
+    object: &K,
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+) -> Result<(), ApiError> {
     for value in object.extra_values() {
         query = query.bind(value);
     }
+    let mut tx = state.db().pool().begin().await.map_err(ApiError::internal)?;
     query.execute(&mut *tx).await.map_err(write_error::<K>)?;
     object.write_relations(&mut tx).await.map_err(write_error::<K>)?;
     tx.commit().await.map_err(write_error::<K>)
