@@ -21,25 +21,17 @@ use goterra_core::Platform;
 use goterra_core::events::EventBus;
 use std::sync::Arc;
 
-/// `GOT_RUN_QUEUE`, default [`DEFAULT_RUN_QUEUE`].
-pub fn run_queue_name() -> String {
-    std::env::var("GOT_RUN_QUEUE")
-        .ok()
-        .filter(|name| !name.trim().is_empty())
-        .unwrap_or_else(|| DEFAULT_RUN_QUEUE.to_string())
-}
-
 /// The run queue of a platform, the same for deploy (which enqueues) and the agent (which
 /// consumes): RabbitMQ when `GOT_AMQP` is set, else the embedded queue in the platform database
 /// (whose [`MIGRATIONS`] must be applied; embedded queues of one name in one process wake each
-/// other up).
+/// other up). Its name is the config's `run_queue` (`GOT_RUN_QUEUE`).
 pub fn platform_run_queue(platform: &Platform) -> Arc<dyn RunQueue> {
     match &platform.config.amqp {
-        Some(url) => Arc::new(RabbitQueue::new(url.clone(), run_queue_name())),
+        Some(url) => Arc::new(RabbitQueue::new(url.clone(), platform.config.run_queue.clone())),
         None => Arc::new(EmbeddedQueue::new(
             platform.db.clone(),
             EmbeddedQueueOptions {
-                name: run_queue_name(),
+                name: platform.config.run_queue.clone(),
                 ..EmbeddedQueueOptions::default()
             },
         )),

@@ -18,7 +18,7 @@ use lapin::{BasicProperties, Channel, Connection};
 use tokio::sync::Mutex;
 
 /// The original queue name, shared by every agent replica (competing consumers).
-pub const DEFAULT_RUN_QUEUE: &str = "gotaction";
+pub use goterra_core::config::DEFAULT_RUN_QUEUE;
 
 /// AMQP delivery mode 2: the broker writes the message to disk.
 const PERSISTENT: u8 = 2;

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./goterra-data";
+/// The run queue's default name, the original's RabbitMQ queue.
+pub const DEFAULT_RUN_QUEUE: &str = "gotaction";
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -30,6 +32,9 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub redis: RedisConfig,
     pub amqp: Option<Sensitive<String>>,
+    /// Name of the run queue deploy feeds and agents consume (RabbitMQ queue or embedded table
+    /// partition); deploy's and the agents' must match.
+    pub run_queue: String,
     pub acl: AclConfig,
     pub feature: FeatureConfig,
     pub default_image: String,
@@ -133,6 +138,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             redis: RedisConfig::default(),
             amqp: None,
+            run_queue: DEFAULT_RUN_QUEUE.to_string(),
             acl: AclConfig::default(),
             feature: FeatureConfig::default(),
             default_image: String::new(),
@@ -255,6 +261,9 @@ impl Config {
         }
         if let Some(v) = get("GOT_AMQP") {
             self.amqp = Some(Sensitive::new(v));
+        }
+        if let Some(v) = get("GOT_RUN_QUEUE").filter(|v| !v.trim().is_empty()) {
+            self.run_queue = v;
         }
         if let Some(v) = get("GOT_ACL_USER_CREATENS") {
             self.acl.allow_user_create_ns = parse_flag("GOT_ACL_USER_CREATENS", &v)?;
@@ -428,6 +437,7 @@ fn strip_unknown(value: serde_yaml::Value, warnings: &mut Vec<String>) -> serde_
         "database",
         "redis",
         "amqp",
+        "run_queue",
         "acl",
         "feature",
         "default_image",
