@@ -640,8 +640,34 @@ async fn the_state_endpoint_stores_encrypted_state_with_locks() {
             call(unlock.clone(), "", Some(&password), info("l1")).await.0,
             StatusCode::OK
         );
-        assert_eq!(call(lock, "", Some(&password), info("l3")).await.0, StatusCode::OK);
+        assert_eq!(
+            call(lock.clone(), "", Some(&password), info("l3")).await.0,
+            StatusCode::OK
+        );
         assert_eq!(call(unlock, "", Some(&password), info("l3")).await.0, StatusCode::OK);
+
+        // One agent at a time: a job delivered twice is claimed once while its agent lives; once
+        // that agent is silent, a new delivery takes over and drops the lock it held.
+        let started = format!("/deploy/agent/run/{id}/started");
+        env.agent(Method::POST, &started, None).await;
+        assert_eq!(
+            call(lock.clone(), "", Some(&password), info("l4")).await.0,
+            StatusCode::OK
+        );
+        let (status, body) = env.agent(Method::POST, &started, None).await;
+        assert_eq!(status, 409, "{body}");
+        assert!(body["message"].as_str().unwrap().contains("another agent"), "{body}");
+        let locked = format!("SELECT COUNT(*) FROM deploy_run_states WHERE run_id = '{id}' AND lock_id IS NOT NULL");
+        assert_eq!(env.count(&locked).await, 1);
+        sqlx::query("UPDATE deploy_runs SET heartbeat_at = heartbeat_at - 3600 WHERE id = $1")
+            .bind(id.clone())
+            .execute(env.server.platform.db.pool())
+            .await
+            .unwrap();
+        let (status, body) = env.agent(Method::POST, &started, None).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(env.count(&locked).await, 0, "the silent agent's lock is released");
+        assert_eq!(call(lock, "", Some(&password), info("l5")).await.0, StatusCode::OK);
         env.server.stop().await;
     }
 }
@@ -716,10 +742,18 @@ async fn cancel_and_the_heartbeat_sweep_end_every_run() {
             .await;
         assert_eq!(status, 409);
 
-        // A silent agent: re-queued once, then failed.
+        // A silent agent: re-queued once (its Terraform's state lock released), then failed.
         let silent = env.start_run("alice").await;
         env.agent(Method::POST, &format!("/deploy/agent/run/{silent}/started"), None)
             .await;
+        let (status, _) = env
+            .agent(
+                Method::from_bytes(b"LOCK").unwrap(),
+                &format!("/deploy/agent/run/{silent}/state"),
+                Some(json!({"ID": "dead-agent-lock", "Operation": "OperationTypeApply"})),
+            )
+            .await;
+        assert_eq!(status, 200);
         let age = |id: String| {
             let db = db.clone();
             async move {
@@ -737,6 +771,14 @@ async fn cancel_and_the_heartbeat_sweep_end_every_run() {
         let report = sweep_once(&db, &queue, &options, now).await.unwrap();
         assert_eq!(report.requeued, vec![silent.clone()]);
         assert_eq!(env.run(&silent).await["status"], "deploy_pending");
+        assert_eq!(
+            env.count(&format!(
+                "SELECT COUNT(*) FROM deploy_run_states WHERE run_id = '{silent}' AND lock_id IS NOT NULL"
+            ))
+            .await,
+            0,
+            "the dead agent's state lock is released"
+        );
         assert_eq!(
             env.count(&format!("SELECT COUNT(*) FROM queue_jobs WHERE run_id = '{silent}'"))
                 .await,

@@ -20,7 +20,9 @@ pub trait RunControl: Send + Sync {
     /// The spec for `action`; `None` when there is nothing to do any more (the run is gone, or
     /// no longer waits for this action: a job delivered again after its result was reported).
     async fn spec(&self, id: &str, action: RunAction) -> anyhow::Result<Option<RunSpec>>;
-    async fn started(&self, id: &str) -> anyhow::Result<AgentAnswer>;
+    /// Claims the action; `None` when it is not this job's to run (another agent runs it, or it
+    /// ended meanwhile).
+    async fn started(&self, id: &str) -> anyhow::Result<Option<AgentAnswer>>;
     async fn log(&self, id: &str, lines: Vec<String>) -> anyhow::Result<AgentAnswer>;
     async fn heartbeat(&self, id: &str) -> anyhow::Result<AgentAnswer>;
     async fn finished(&self, id: &str, report: &RunReport) -> anyhow::Result<()>;
@@ -194,7 +196,12 @@ impl Agent {
             return;
         }
         let answer = match self.control.started(&id).await {
-            Ok(answer) => answer,
+            Ok(Some(answer)) => answer,
+            Ok(None) => {
+                tracing::info!(run = %id, %action, "another agent runs this action; dropping the job");
+                finish_job(job.ack().await, &id);
+                return;
+            }
             Err(err) => {
                 tracing::warn!(run = %id, error = %format!("{err:#}"), "cannot report the start of a run; job put back");
                 self.put_back(job, &id).await;

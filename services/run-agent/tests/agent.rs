@@ -74,9 +74,14 @@ impl RunControl for FakeControl {
             .filter(|spec| spec.action == action)
             .cloned())
     }
-    async fn started(&self, id: &str) -> anyhow::Result<AgentAnswer> {
-        self.started.lock().unwrap().push(id.to_string());
-        Ok(AgentAnswer::default())
+    /// Like deploy: an action is claimed once.
+    async fn started(&self, id: &str) -> anyhow::Result<Option<AgentAnswer>> {
+        let mut started = self.started.lock().unwrap();
+        if started.iter().any(|claimed| claimed == id) {
+            return Ok(None);
+        }
+        started.push(id.to_string());
+        Ok(Some(AgentAnswer::default()))
     }
     async fn log(&self, id: &str, lines: Vec<String>) -> anyhow::Result<AgentAnswer> {
         self.lines.lock().unwrap().extend(lines);
@@ -231,6 +236,29 @@ async fn a_job_deploy_no_longer_wants_is_dropped() {
     assert!(reports.try_recv().is_err());
 }
 
+#[tokio::test]
+async fn a_job_delivered_twice_runs_once() {
+    let db = TestDb::new(goterra_db::Engine::Sqlite).await.unwrap();
+    let queue = queue(&db).await;
+    let server = state_server().await;
+    let work = tempfile::tempdir().unwrap();
+    let (control, mut reports) = FakeControl::with_reports();
+    let run = add_spec(&control, &server, TEMPLATE, json!({"name": "once"}));
+    let agent = Agent::new(Arc::new(queue.clone()), control.clone(), options(work.path()));
+    tokio::spawn(agent.run(CancellationToken::new()));
+    for _ in 0..2 {
+        queue.enqueue(&RunJob::new(RunAction::Deploy, &run.run)).await.unwrap();
+    }
+    let (id, report) = next_report(&mut reports).await;
+    assert_eq!(
+        (id.as_str(), report.status),
+        (run.run.as_str(), RunStatus::DeploySuccess)
+    );
+    wait_until_empty(&queue).await;
+    assert_eq!(control.started.lock().unwrap().len(), 1);
+    assert!(reports.try_recv().is_err(), "the duplicate was dropped, not run");
+}
+
 /// Deploy's agent routes, as deploy is to implement them, in memory.
 #[derive(Clone)]
 struct FakeDeploy {
@@ -268,10 +296,14 @@ async fn fake_report(
     AgentCaller(_): AgentCaller,
     Path((id, what)): Path<(String, String)>,
     body: axum::body::Bytes,
-) -> Json<AgentAnswer> {
+) -> Result<Json<AgentAnswer>, axum::http::StatusCode> {
     let control = &deploy.control;
     let answer = match what.as_str() {
-        "started" => control.started(&id).await.unwrap(),
+        "started" => control
+            .started(&id)
+            .await
+            .unwrap()
+            .ok_or(axum::http::StatusCode::CONFLICT)?,
         "heartbeat" => control.heartbeat(&id).await.unwrap(),
         "log" => {
             let lines: LogLines = serde_json::from_slice(&body).unwrap();
@@ -284,7 +316,7 @@ async fn fake_report(
         }
         other => panic!("unexpected route {other}"),
     };
-    Json(answer)
+    Ok(Json(answer))
 }
 
 #[tokio::test]

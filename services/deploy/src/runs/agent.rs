@@ -119,7 +119,7 @@ async fn answer(state: &AppState, id: &str) -> Result<Json<AgentAnswer>, ApiErro
     }))
 }
 
-/// The agent started the action (also after a redelivery of a job already in progress).
+/// The agent claims the action and starts it; 409 when another agent runs it (see [`claim`]).
 #[utoipa::path(post, path = "/deploy/agent/run/{id}/started", operation_id = "agent_run_started", tag = "agent",
     params(("id" = String, Path)), security(("token" = [])),
     responses((status = 200, body = AgentAnswer), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -138,17 +138,54 @@ pub async fn started(
         )));
     };
     in_flight(&run, action)?;
-    records::transition(
-        state.db(),
-        &id,
-        &[RunStatus::pending(action), RunStatus::in_progress(action)],
-        RunStatus::in_progress(action),
-        "heartbeat_at = $2",
-        vec![Bind::Int(now())],
-    )
-    .await?;
+    if !claim(&state, &run, action).await? {
+        return Err(ApiError::conflict(format!(
+            "another agent is running this {action} (heartbeat {} s ago)",
+            now() - run.heartbeat_at
+        )));
+    }
     tracing::info!(run = %id, agent = %agent, %action, "run started");
     answer(&state, &id).await
+}
+
+/// Gives the action to the calling agent: a pending one, or one in progress whose agent went
+/// silent for longer than the heartbeat timeout (its job was delivered again: its lease expired
+/// or its broker connection closed). One agent wins; a duplicate delivery of a job whose agent
+/// is alive loses. A silent agent's Terraform can no longer unlock the state, so taking over
+/// releases its lock.
+async fn claim(state: &AppState, run: &records::RunRecord, action: RunAction) -> Result<bool, ApiError> {
+    let running = RunStatus::in_progress(action);
+    if run.status == RunStatus::pending(action).as_str() {
+        return records::transition(
+            state.db(),
+            &run.id,
+            &[RunStatus::pending(action)],
+            running,
+            "heartbeat_at = $2",
+            vec![Bind::Int(now())],
+        )
+        .await;
+    }
+    let silent_since = now() - i64::try_from(state.runs.heartbeat_timeout.as_secs()).unwrap_or(i64::MAX);
+    if run.heartbeat_at >= silent_since {
+        return Ok(false);
+    }
+    let taken = sqlx::query(
+        "UPDATE deploy_runs SET heartbeat_at = $2, status_at = $2 WHERE id = $1 AND status = $3 AND heartbeat_at = $4",
+    )
+    .bind(run.id.clone())
+    .bind(now())
+    .bind(running.as_str())
+    .bind(run.heartbeat_at)
+    .execute(state.db().pool())
+    .await
+    .map_err(ApiError::internal)?
+    .rows_affected()
+        == 1;
+    if taken && super::tfstate::release_abandoned_lock(state.db(), &run.id).await? {
+        tracing::warn!(run = %run.id, "took over from a silent agent: its state lock is released");
+    }
+    Ok(taken)
 }
 
 /// Replaces every secret value of the run by `********`.

@@ -1,6 +1,7 @@
 //! No run stays pending or in progress forever. A periodic sweep:
 //! - re-queues once a run in progress whose agent stopped sending heartbeats (the agent died or
-//!   lost its connection), and fails it the second time;
+//!   lost its connection), releasing the state lock its Terraform held, and fails it the second
+//!   time;
 //! - fails a run that waited in the queue longer than the pending limit (no agent took it).
 
 use super::RunOptions;
@@ -61,6 +62,9 @@ pub async fn sweep_once(
                 )
                 .await?;
                 if moved {
+                    if super::tfstate::release_abandoned_lock(db, &id).await? {
+                        tracing::warn!(run = %id, "state lock of the silent agent released");
+                    }
                     match queue.enqueue(&RunJob::new(action, id.clone())).await {
                         Ok(()) => {
                             tracing::warn!(run = %id, %action, "agent went silent: run re-queued");
