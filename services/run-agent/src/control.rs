@@ -2,11 +2,15 @@
 //! from the shared token secret.
 
 use crate::agent::RunControl;
+use crate::state::TerraformState;
 use anyhow::Context;
 use async_trait::async_trait;
+use axum::http::HeaderMap;
+use goterra_core::ApiError;
 use goterra_core::runs::{AgentAnswer, LogLines, RunAction, RunReport, RunSpec};
 use goterra_core::{Claims, TokenCodec};
 use reqwest::StatusCode;
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,6 +66,73 @@ impl HttpRunControl {
     }
 }
 
+/// Headers of a user's request that carry its credentials, forwarded to deploy so that deploy
+/// applies its own access rules.
+const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "x-api-key", "x-api-ns"];
+
+impl HttpRunControl {
+    /// The run record as the caller of this request may see it (deploy's access rules).
+    pub async fn run_as_caller(&self, ns: &str, run: &str, headers: &HeaderMap) -> Result<Value, ApiError> {
+        let mut request = self.client.get(format!(
+            "{}/deploy/ns/{}/run/{}",
+            self.base,
+            urlencode(ns),
+            urlencode(run)
+        ));
+        for name in CREDENTIAL_HEADERS {
+            if let Some(value) = headers.get(name) {
+                request = request.header(name, value);
+            }
+        }
+        let response = request.send().await.map_err(unreachable)?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(body);
+        }
+        let message = body["message"]
+            .as_str()
+            .unwrap_or("deploy refused the request")
+            .to_string();
+        Err(match status {
+            StatusCode::UNAUTHORIZED => ApiError::unauthorized(message),
+            StatusCode::FORBIDDEN => ApiError::forbidden(message),
+            StatusCode::NOT_FOUND => ApiError::not_found(message),
+            StatusCode::BAD_REQUEST => ApiError::bad_request(message),
+            _ => ApiError::Unavailable(format!("deploy answered {status}")),
+        })
+    }
+
+    /// The run's Terraform state as deploy stores it (the `http` backend's `GET`), if any.
+    pub async fn stored_state(&self, run: &str) -> Result<Option<TerraformState>, ApiError> {
+        let response = self
+            .client
+            .get(self.url(run, "state"))
+            .bearer_auth(self.credential())
+            .send()
+            .await
+            .map_err(unreachable)?;
+        match response.status() {
+            StatusCode::NOT_FOUND | StatusCode::NO_CONTENT => Ok(None),
+            status if status.is_success() => {
+                let text = response.text().await.map_err(unreachable)?;
+                if text.trim().is_empty() {
+                    return Ok(None);
+                }
+                serde_json::from_str(&text)
+                    .map(Some)
+                    .map_err(|err| ApiError::internal(anyhow::anyhow!("the stored state is not Terraform's: {err}")))
+            }
+            status => Err(ApiError::Unavailable(format!("deploy answered {status} for the state"))),
+        }
+    }
+}
+
+fn unreachable(err: reqwest::Error) -> ApiError {
+    tracing::warn!(error = %err, "cannot reach deploy");
+    ApiError::Unavailable("cannot reach deploy".to_string())
+}
+
 /// Run ids are opaque; keep them a single path segment.
 fn urlencode(id: &str) -> String {
     id.bytes()
@@ -109,8 +180,29 @@ impl RunControl for HttpRunControl {
         Ok(Some(spec))
     }
 
-    async fn started(&self, id: &str) -> anyhow::Result<AgentAnswer> {
-        self.post(id, "started", &serde_json::json!({})).await
+    async fn started(&self, id: &str) -> anyhow::Result<Option<AgentAnswer>> {
+        let response = self
+            .client
+            .post(self.url(id, "started"))
+            .bearer_auth(self.credential())
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .context("cannot reach deploy (started)")?;
+        // Claimed by another agent, or no longer in flight.
+        if matches!(
+            response.status(),
+            StatusCode::NOT_FOUND | StatusCode::CONFLICT | StatusCode::GONE
+        ) {
+            return Ok(None);
+        }
+        let response = ensure_success(response, "started").await?;
+        Ok(Some(
+            response
+                .json()
+                .await
+                .context("unexpected answer from deploy (started)")?,
+        ))
     }
 
     async fn log(&self, id: &str, lines: Vec<String>) -> anyhow::Result<AgentAnswer> {

@@ -1,21 +1,26 @@
 //! The run-agent service: executes run jobs with Terraform (see `docs/run-agent.md`).
 //!
-//! `router()` serves `GET /run-agent` and starts the agent loop in the background: on
-//! RabbitMQ when `GOT_AMQP` is set, otherwise on the embedded queue in the platform database
-//! (the all-in-one `goterra up`). `GOT_AGENT_DISABLED=1` serves the routes without an agent.
+//! `router()` serves `GET /run-agent` and `GET /run-agent/ns/{ns}/run/{run}/state`, and starts
+//! the agent loop in the background: on RabbitMQ when `GOT_AMQP` is set, otherwise on the
+//! embedded queue in the platform database (the all-in-one `goterra up`).
+//! `GOT_AGENT_DISABLED=1` serves the routes without an agent.
 
 pub mod agent;
 pub mod control;
 pub mod executor;
+pub mod state;
 
 use agent::{Agent, AgentOptions, RunningRun};
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
+use control::HttpRunControl;
 use goterra_bus::RunQueue;
+use goterra_core::http::SecuritySchemes;
 use goterra_core::{Platform, ServiceSpec};
 use goterra_db::Migration;
 use serde::Serialize;
+use state::StateRoutes;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use utoipa::{OpenApi, ToSchema};
@@ -35,8 +40,9 @@ pub fn spec() -> ServiceSpec {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Goterra run-agent", description = "Executes run jobs with Terraform."),
-    paths(status),
-    components(schemas(AgentStatus, RunningRun))
+    paths(status, state::run_state),
+    components(schemas(AgentStatus, RunningRun, state::RunResources, state::ResourceInstance)),
+    modifiers(&SecuritySchemes)
 )]
 pub struct ApiDoc;
 
@@ -56,17 +62,21 @@ pub fn default_queue(platform: &Platform) -> Arc<dyn RunQueue> {
     goterra_bus::platform_run_queue(platform)
 }
 
-/// Starts an agent on `queue`, reporting to deploy at `GOT_DEPLOY_URL` (default: this
-/// platform's public URL). Returns the agent (for its status) and its stop signal.
+/// The client of deploy's agent routes: at `GOT_DEPLOY_URL`, default this platform's public URL.
+pub fn deploy_control(platform: &Platform) -> anyhow::Result<Arc<HttpRunControl>> {
+    let deploy = executor::non_empty_env("GOT_DEPLOY_URL").unwrap_or_else(|| platform.config.public_url());
+    let name = format!("agent-{}", goterra_core::new_id());
+    Ok(Arc::new(HttpRunControl::new(&deploy, name, platform.tokens.clone())?))
+}
+
+/// Starts an agent on `queue`, reporting to deploy (see [`deploy_control`]). Returns the agent
+/// (for its status) and its stop signal.
 pub fn start_agent(
     platform: &Platform,
     queue: Arc<dyn RunQueue>,
     options: AgentOptions,
 ) -> anyhow::Result<(Arc<Agent>, CancellationToken)> {
-    let deploy = executor::non_empty_env("GOT_DEPLOY_URL").unwrap_or_else(|| platform.config.public_url());
-    let name = format!("agent-{}", goterra_core::new_id());
-    let control = Arc::new(control::HttpRunControl::new(&deploy, name, platform.tokens.clone())?);
-    let agent = Agent::new(queue, control, options);
+    let agent = Agent::new(queue, deploy_control(platform)?, options);
     let shutdown = CancellationToken::new();
     tokio::spawn(agent.clone().run(shutdown.clone()));
     Ok((agent, shutdown))
@@ -80,15 +90,24 @@ pub async fn router(platform: Platform) -> anyhow::Result<Router> {
         let (agent, _shutdown) = start_agent(&platform, queue, AgentOptions::from_env()?)?;
         Some(agent)
     };
-    Ok(routes(agent))
+    let state_routes = StateRoutes {
+        authenticator: platform.authenticator.clone(),
+        deploy: deploy_control(&platform)?,
+    };
+    Ok(routes(agent, state_routes))
 }
 
 /// The routes, around an agent or none.
-pub fn routes(agent: Option<Arc<Agent>>) -> Router {
+pub fn routes(agent: Option<Arc<Agent>>, state_routes: StateRoutes) -> Router {
     Router::new()
         .route("/run-agent", get(status))
         .route("/run-agent/openapi.json", get(openapi))
         .with_state(agent)
+        .merge(
+            Router::new()
+                .route("/run-agent/ns/{ns}/run/{run}/state", get(state::run_state))
+                .with_state(state_routes),
+        )
 }
 
 /// Version, capacity and the runs in progress.

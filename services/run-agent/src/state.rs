@@ -1,0 +1,202 @@
+//! `GET /run-agent/ns/{ns}/run/{run}/state`: the resources a run has, read from the Terraform
+//! state deploy keeps for it. Deploy decides who may see the run (the caller's credentials are
+//! forwarded); only the run's owner or an admin may see its resources. Attribute values are
+//! never shown: a state holds every secret the template handled.
+
+use crate::control::HttpRunControl;
+use axum::Json;
+use axum::extract::{FromRef, Path, State};
+use axum::http::HeaderMap;
+use goterra_core::auth::{AuthUser, Authenticator};
+use goterra_core::{ApiError, ApiResult};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+/// What the state route needs.
+#[derive(Clone)]
+pub struct StateRoutes {
+    pub authenticator: Arc<Authenticator>,
+    pub deploy: Arc<HttpRunControl>,
+}
+
+impl FromRef<StateRoutes> for Arc<Authenticator> {
+    fn from_ref(routes: &StateRoutes) -> Self {
+        routes.authenticator.clone()
+    }
+}
+
+/// The resources of a run, from its stored Terraform state.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct RunResources {
+    pub run: String,
+    /// The state's serial (how many times Terraform wrote it); 0 when there is no state yet.
+    pub serial: u64,
+    /// The Terraform version that last wrote the state.
+    pub terraform_version: String,
+    /// The addresses, as `terraform state list` prints them (the original's only field).
+    pub states: Vec<String>,
+    pub resources: Vec<ResourceInstance>,
+}
+
+/// One instance of a resource (a `count` or `for_each` resource has one per index).
+#[derive(Debug, Serialize, ToSchema, PartialEq, Eq)]
+pub struct ResourceInstance {
+    /// Terraform's address, e.g. `module.net.null_resource.vm[0]`.
+    pub address: String,
+    /// `managed` or `data`.
+    pub mode: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    pub provider: String,
+    /// The provider's id of the resource (a cloud's VM id), when it has one.
+    pub id: Option<String>,
+}
+
+/// The parts of a state (format version 4) this route reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct TerraformState {
+    pub serial: u64,
+    pub terraform_version: String,
+    pub resources: Vec<StateResource>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct StateResource {
+    pub module: Option<String>,
+    pub mode: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    pub provider: String,
+    pub instances: Vec<StateInstance>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct StateInstance {
+    pub index_key: Option<Value>,
+    pub attributes: Option<Value>,
+}
+
+impl TerraformState {
+    /// One entry per resource instance, without any attribute but the id.
+    pub fn instances(&self) -> Vec<ResourceInstance> {
+        let mut listed = Vec::new();
+        for resource in &self.resources {
+            let mut base = String::new();
+            if let Some(module) = resource.module.as_deref().filter(|m| !m.is_empty()) {
+                base.push_str(module);
+                base.push('.');
+            }
+            if resource.mode == "data" {
+                base.push_str("data.");
+            }
+            base.push_str(&format!("{}.{}", resource.kind, resource.name));
+            for instance in &resource.instances {
+                let address = match &instance.index_key {
+                    Some(Value::Number(index)) => format!("{base}[{index}]"),
+                    Some(Value::String(key)) => format!("{base}[{}]", Value::String(key.clone())),
+                    _ => base.clone(),
+                };
+                let id = instance
+                    .attributes
+                    .as_ref()
+                    .and_then(|attributes| attributes.get("id"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                listed.push(ResourceInstance {
+                    address,
+                    mode: resource.mode.clone(),
+                    kind: resource.kind.clone(),
+                    name: resource.name.clone(),
+                    provider: resource.provider.clone(),
+                    id,
+                });
+            }
+        }
+        listed
+    }
+}
+
+/// Resources of a run, from its stored state (owner or admin).
+#[utoipa::path(
+    get,
+    path = "/run-agent/ns/{ns}/run/{run}/state",
+    params(("ns" = String, Path, description = "Namespace id"), ("run" = String, Path, description = "Run id")),
+    responses(
+        (status = 200, body = RunResources),
+        (status = 401, body = goterra_core::error::ErrorBody),
+        (status = 403, body = goterra_core::error::ErrorBody, description = "Not the run's owner nor an admin"),
+        (status = 404, body = goterra_core::error::ErrorBody),
+        (status = 503, body = goterra_core::error::ErrorBody, description = "Deploy cannot be reached"),
+    ),
+    security(("bearer" = []), ("apikey" = []))
+)]
+pub async fn run_state(
+    State(routes): State<StateRoutes>,
+    AuthUser(user): AuthUser,
+    Path((ns, run)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Json<RunResources>> {
+    let record = routes.deploy.run_as_caller(&ns, &run, &headers).await?;
+    let owner = record.get("UID").and_then(Value::as_str).unwrap_or_default();
+    if owner != user.uid && !user.admin {
+        return Err(ApiError::forbidden(
+            "only the run's owner or an admin may see its resources",
+        ));
+    }
+    let Some(state) = routes.deploy.stored_state(&run).await? else {
+        return Ok(Json(RunResources {
+            run,
+            ..RunResources::default()
+        }));
+    };
+    let resources = state.instances();
+    Ok(Json(RunResources {
+        run,
+        serial: state.serial,
+        terraform_version: state.terraform_version,
+        states: resources.iter().map(|resource| resource.address.clone()).collect(),
+        resources,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn instances_have_addresses_and_ids_but_no_attributes() {
+        let state: TerraformState = serde_json::from_value(serde_json::json!({
+            "version": 4, "serial": 7, "terraform_version": "1.0.3",
+            "resources": [
+                {"mode": "managed", "type": "null_resource", "name": "vm",
+                 "provider": "provider[\"registry.terraform.io/hashicorp/null\"]",
+                 "instances": [{"index_key": 0, "attributes": {"id": "111", "triggers": {"password": "s3cret"}}},
+                               {"index_key": 1, "attributes": {"id": "222"}}]},
+                {"module": "module.net", "mode": "data", "type": "external", "name": "ip", "provider": "p",
+                 "instances": [{"index_key": "eu", "attributes": {}}]}
+            ]
+        }))
+        .unwrap();
+        let listed = state.instances();
+        let addresses: Vec<_> = listed.iter().map(|r| r.address.as_str()).collect();
+        assert_eq!(
+            addresses,
+            [
+                "null_resource.vm[0]",
+                "null_resource.vm[1]",
+                "module.net.data.external.ip[\"eu\"]"
+            ]
+        );
+        assert_eq!(listed[0].id.as_deref(), Some("111"));
+        assert_eq!(listed[2].id, None);
+        assert!(!serde_json::to_string(&listed).unwrap().contains("s3cret"));
+    }
+}
