@@ -1,8 +1,9 @@
 //! `goterra`: the whole platform in one process (`goterra up`), or one service (`goterra serve`).
 
+use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use goterra_core::ServiceSpec;
-use goterra_core::service::{ServerFlags, Topology};
+use goterra_core::service::{Prepare, PrepareFuture, ServerFlags, Topology};
+use goterra_core::{Claims, Identity, Platform, ServiceSpec};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -22,6 +23,10 @@ enum Command {
     Up {
         #[command(flatten)]
         flags: ServerFlags,
+        /// Load the `local` demo catalogue (namespace `demo`, application `cluster`) before
+        /// serving; its "VMs" are processes under `<data-dir>/vms`.
+        #[arg(long)]
+        demo: bool,
     },
     /// Run one service (production topology: one process per service behind a proxy).
     Serve {
@@ -74,13 +79,16 @@ fn all_services() -> Vec<ServiceSpec> {
 
 async fn execute(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Up { flags } => {
+        Command::Up { flags, demo } => {
             let config = flags.load_config()?;
-            goterra_core::service::run(
+            goterra_core::service::run_prepared(
                 config,
                 Topology::AllInOne,
                 &all_services(),
                 goterra_bus::rabbit_event_bus,
+                demo.then(|| -> Prepare {
+                    Box::new(|platform, router| -> PrepareFuture { Box::pin(load_demo(platform, router)) })
+                }),
             )
             .await
         }
@@ -106,6 +114,33 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Loads the demo catalogue as the bootstrap admin (the template uses `local-exec`) and
+/// prints how to start a run.
+async fn load_demo(platform: Platform, router: axum::Router) -> anyhow::Result<()> {
+    let admin = Identity {
+        uid: goterra_auth::bootstrap::ADMIN_UID.to_string(),
+        admin: true,
+        super_user: false,
+        email: String::new(),
+        kind: String::new(),
+    };
+    let api = goterra_deploy::demo::RouterApi {
+        router,
+        bearer: platform.tokens.issue(&Claims::for_user(&admin)),
+    };
+    // Terraform's local-exec runs in the agent's temporary run directory: a relative path
+    // would put the "VMs" there.
+    let vms = std::path::absolute(platform.config.data_dir.join("vms")).context("cannot resolve the data dir")?;
+    let demo = goterra_deploy::demo::load(&api, &vms)
+        .await
+        .context("cannot load the demo catalogue")?;
+    let ids = platform.config.data_dir.join("demo.env");
+    std::fs::write(&ids, demo.shell_variables()).with_context(|| format!("cannot write {}", ids.display()))?;
+    println!("{}", demo.instructions(&platform.config.public_url()));
+    println!("(the ids are in {} as NS, ENDPOINT and APP)", ids.display());
+    Ok(())
 }
 
 fn main() -> ExitCode {

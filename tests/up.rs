@@ -8,17 +8,17 @@ use serde_json::Value;
 const GOTERRA: &str = env!("CARGO_BIN_EXE_goterra");
 
 async fn up(data_dir: &std::path::Path, port: u16) -> SpawnedServer {
+    up_with(data_dir, port, &[]).await
+}
+
+async fn up_with(data_dir: &std::path::Path, port: u16, extra: &[&str]) -> SpawnedServer {
     let listen = format!("127.0.0.1:{port}");
     let data_dir = data_dir.to_str().unwrap();
-    SpawnedServer::start(
-        GOTERRA,
-        &["up", "--listen", &listen, "--data-dir", data_dir],
-        &[("GOT_LOG", "warn")],
-        port,
-        "/auth",
-    )
-    .await
-    .unwrap()
+    let mut args = vec!["up", "--listen", &listen, "--data-dir", data_dir];
+    args.extend_from_slice(extra);
+    SpawnedServer::start(GOTERRA, &args, &[("GOT_LOG", "warn")], port, "/auth")
+        .await
+        .unwrap()
 }
 
 fn key_in(stdout: &str) -> Option<String> {
@@ -98,6 +98,61 @@ async fn first_start_creates_the_admin_and_a_restart_keeps_everything() {
         .await
         .unwrap();
     assert_eq!(login.status(), StatusCode::OK, "users survive a restart");
+    assert!(server.terminate().unwrap().success());
+}
+
+/// `NS`, `ENDPOINT` and `APP` from `demo.env`.
+fn demo_ids(data_dir: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    std::fs::read_to_string(data_dir.join("demo.env"))
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let (name, value) = line.split_once('=').unwrap();
+            (name.to_string(), value.to_string())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn up_demo_loads_the_local_catalogue_once_and_says_how_to_run_it() {
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().join("data");
+    let port = free_port().unwrap();
+    let server = up_with(&data_dir, port, &["--demo"]).await;
+    let ids = demo_ids(&data_dir);
+    assert_eq!(ids.keys().collect::<Vec<_>>(), ["APP", "ENDPOINT", "NS"]);
+    let printed = server.stdout();
+    assert!(printed.contains("demo catalogue: namespace"), "{printed}");
+    assert!(
+        printed.contains(&format!("/deploy/ns/{}/run/{}", ids["NS"], ids["APP"])),
+        "the printed command starts a run of the demo: {printed}"
+    );
+
+    let key = std::fs::read_to_string(data_dir.join("admin.apikey")).unwrap();
+    let http = reqwest::Client::new();
+    let endpoint: Value = http
+        .get(format!(
+            "{}/deploy/ns/{}/endpoint/{}",
+            server.url, ids["NS"], ids["ENDPOINT"]
+        ))
+        .header("X-API-Key", key.trim())
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["endpoint"]
+        .clone();
+    assert_eq!(endpoint["kind"], "local", "{endpoint}");
+    assert_eq!(
+        endpoint["config"]["data_dir"],
+        data_dir.join("vms").to_str().unwrap(),
+        "the VMs live under the data dir, by an absolute path: {endpoint}"
+    );
+    assert!(server.terminate().unwrap().success());
+
+    let server = up_with(&data_dir, port, &["--demo"]).await;
+    assert_eq!(demo_ids(&data_dir), ids, "a restart finds the same catalogue");
     assert!(server.terminate().unwrap().success());
 }
 

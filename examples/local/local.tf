@@ -32,8 +32,9 @@ resource "null_resource" "vm" {
   provisioner "local-exec" {
     interpreter = ["/bin/bash", "-c"]
     environment = {
-      VM_DIR = self.triggers.dir
-      BOOT   = var.goterra_cloudinit[each.value]
+      VM_DIR  = self.triggers.dir
+      VM_NAME = each.key
+      BOOT    = var.goterra_cloudinit[each.value]
     }
     # Terraform reads this command's output until every holder of its pipes exits: close every
     # descriptor above 2 before starting the long-lived "VM", which gets its own session.
@@ -43,10 +44,15 @@ resource "null_resource" "vm" {
       printf '%s' "$BOOT" > "$VM_DIR/boot.sh"
       unset BOOT
       cd "$VM_DIR"
+      # Each "VM" answers its own name to `hostname`, as a real VM would (the boot script
+      # reports status_app_<recipe>_<host> under it).
+      mkdir -p "$VM_DIR/bin"
+      printf '#!/bin/sh\necho %s\n' "$VM_NAME" > "$VM_DIR/bin/hostname"
+      chmod +x "$VM_DIR/bin/hostname"
       for fd in $(ls /proc/$$/fd); do
         if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
       done
-      GOT_HOME="$VM_DIR" setsid bash "$VM_DIR/boot.sh" </dev/null >"$VM_DIR/boot.log" 2>&1 &
+      PATH="$VM_DIR/bin:$PATH" GOT_HOME="$VM_DIR" setsid bash "$VM_DIR/boot.sh" </dev/null >"$VM_DIR/boot.log" 2>&1 &
       echo $! > "$VM_DIR/pid"
     EOT
   }

@@ -199,9 +199,28 @@ pub async fn run(
     services: &[ServiceSpec],
     events: EventBusFactory,
 ) -> anyhow::Result<()> {
+    run_prepared(config, topology, services, events, None).await
+}
+
+/// Work done on the built platform before it serves anyone (e.g. loading a demo catalogue
+/// through the router); an error stops startup.
+pub type Prepare = Box<dyn FnOnce(Platform, Router) -> PrepareFuture + Send>;
+pub type PrepareFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+
+/// [`run`], with `prepare` run once the platform is built, before it listens.
+pub async fn run_prepared(
+    config: Config,
+    topology: Topology,
+    services: &[ServiceSpec],
+    events: EventBusFactory,
+    prepare: Option<Prepare>,
+) -> anyhow::Result<()> {
     let listen = config.listen_addr()?;
     let events: Arc<dyn EventBus> = events(&config).unwrap_or_else(|| Arc::new(InProcessEventBus::new()));
     let (platform, router) = build(config, topology, services, events).await?;
+    if let Some(prepare) = prepare {
+        prepare(platform.clone(), router.clone()).await?;
+    }
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

@@ -191,6 +191,11 @@ impl SpawnedServer {
         anyhow::bail!("{program} did not answer on {url}{health_path}")
     }
 
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// What the process printed on stdout so far.
     pub fn stdout(&self) -> String {
         self.stdout.lock().map(|text| text.clone()).unwrap_or_default()

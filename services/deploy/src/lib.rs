@@ -10,6 +10,7 @@
 pub mod access;
 pub mod catalogue;
 pub mod crypto;
+pub mod demo;
 pub mod images;
 pub mod inputs;
 mod kinds;
@@ -27,7 +28,7 @@ pub mod validate;
 use axum::Router;
 use axum::routing::{any, get, post};
 use catalogue::Kind;
-use goterra_bus::{EmbeddedQueue, EmbeddedQueueOptions, RabbitQueue, RunQueue};
+use goterra_bus::RunQueue;
 use goterra_core::{Platform, ServiceSpec};
 use goterra_db::Migration;
 use model::{Application, Endpoint, Recipe, Template};
@@ -56,23 +57,9 @@ fn catalogue_routes<K: Kind>(router: Router<AppState>) -> Router<AppState> {
         .route(&format!("/deploy/{}", K::MANY), get(list_public::<K>))
 }
 
-/// The run queue deploy writes to: RabbitMQ when `GOT_AMQP` is set, else the embedded queue in
-/// the platform database. The queue name is `GOT_RUN_QUEUE` (default `gotaction`), as the agent's.
+/// The run queue deploy writes to: the platform's (see [`goterra_bus::platform_run_queue`]).
 pub fn default_queue(platform: &Platform) -> Arc<dyn RunQueue> {
-    let name = std::env::var("GOT_RUN_QUEUE")
-        .ok()
-        .filter(|name| !name.trim().is_empty())
-        .unwrap_or_else(|| goterra_bus::DEFAULT_RUN_QUEUE.to_string());
-    match &platform.config.amqp {
-        Some(url) => Arc::new(RabbitQueue::new(url.clone(), name)),
-        None => Arc::new(EmbeddedQueue::new(
-            platform.db.clone(),
-            EmbeddedQueueOptions {
-                name,
-                ..EmbeddedQueueOptions::default()
-            },
-        )),
-    }
+    goterra_bus::platform_run_queue(platform)
 }
 
 pub async fn router(platform: Platform) -> anyhow::Result<Router> {
