@@ -138,7 +138,8 @@ async fn load_demo(platform: Platform, router: axum::Router) -> anyhow::Result<(
         .context("cannot load the demo catalogue")?;
     let ids = platform.config.data_dir.join("demo.env");
     std::fs::write(&ids, demo.shell_variables()).with_context(|| format!("cannot write {}", ids.display()))?;
-    println!("{}", demo.instructions(&platform.config.public_url()));
+    let key_file = platform.config.data_dir.join(goterra_auth::bootstrap::ADMIN_KEY_FILE);
+    println!("{}", demo.instructions(&platform.config.public_url(), &key_file));
     println!("(the ids are in {} as NS, ENDPOINT and APP)", ids.display());
     Ok(())
 }

@@ -127,6 +127,10 @@ async fn up_demo_loads_the_local_catalogue_once_and_says_how_to_run_it() {
         printed.contains(&format!("/deploy/ns/{}/run/{}", ids["NS"], ids["APP"])),
         "the printed command starts a run of the demo: {printed}"
     );
+    assert!(
+        printed.contains(&format!("KEY=$(cat {}/admin.apikey)", data_dir.display())),
+        "{printed}"
+    );
 
     let key = std::fs::read_to_string(data_dir.join("admin.apikey")).unwrap();
     let http = reqwest::Client::new();

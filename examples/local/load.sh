@@ -3,11 +3,13 @@
 # `local` (kind local), recipes `master` and `worker`, the template `local-cluster` and the app
 # `cluster`. Needs curl and jq, and an admin's API key (the template uses local-exec):
 #   GOT_URL=http://127.0.0.1:8080 GOT_APIKEY=... examples/local/load.sh [DATA_DIR]
-# Prints the ids to use for a run.
+# Prints the ids to use for a run. (`goterra up --demo` loads the same catalogue at startup.)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 url=${GOT_URL:-http://127.0.0.1:8080}
 data_dir=${1:-${GOT_LOCAL_DATA_DIR:-/tmp/goterra-local}}
+# Terraform runs in the agent's temporary directory: a relative path would land there.
+data_dir=$(realpath -m "$data_dir")
 : "${GOT_APIKEY:?set GOT_APIKEY to an admin API key}"
 
 call() { # METHOD PATH JSON -> prints the answer, fails on HTTP errors

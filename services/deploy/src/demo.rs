@@ -93,16 +93,17 @@ impl Demo {
         )
     }
 
-    /// How to start a run, for people.
-    pub fn instructions(&self, url: &str) -> String {
+    /// How to start a run, for people; `key_file` holds the admin's API key.
+    pub fn instructions(&self, url: &str, key_file: &Path) -> String {
         format!(
             "demo catalogue: namespace {ns}, endpoint {endpoint} (local), application {app} (cluster)\n\
              start a run (1 master, 2 workers):\n  \
-             curl -H \"X-API-Key: $GOT_APIKEY\" -H 'Content-Type: application/json' \
-             -d '{body}' {url}/deploy/ns/{ns}/run/{app}",
+             KEY=$(cat {key_file})\n  \
+             curl -H \"X-API-Key: $KEY\" -d '{body}' {url}/deploy/ns/{ns}/run/{app}",
             ns = self.namespace,
             endpoint = self.endpoint,
             app = self.application,
+            key_file = key_file.display(),
             body = self.run_request(2),
         )
     }
