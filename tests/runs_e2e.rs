@@ -348,6 +348,22 @@ impl Platform {
         self.request(Method::GET, url, uid, None).await
     }
 
+    /// Starts a run of the slow template as alice and waits until its apply runs.
+    async fn start_slow_run(&self) -> String {
+        let app = self.slow_app().await;
+        std::fs::create_dir_all(&self.vms).unwrap();
+        let marker = self.vms.join("slow-marker");
+        let id = self
+            .start_run(
+                &app,
+                json!({"name": "slow", "endpoint": self.demo.endpoint, "inputs": {"marker": marker}}),
+            )
+            .await;
+        self.wait_status(&id, "deploy_in_progress").await;
+        self.wait_log(&id, "null_resource.slow: Creating...").await;
+        id
+    }
+
     /// An app of the slow template, created by the admin (it uses `local-exec`).
     async fn slow_app(&self) -> String {
         let ns = &self.demo.namespace;
@@ -550,17 +566,7 @@ async fn a_missing_terraform_binary_fails_the_deploy_with_a_clear_error() {
 async fn cancel_stops_an_apply_in_progress() {
     let Some(terraform) = terraform() else { return };
     let platform = Platform::start(Backends::Embedded, terraform).await;
-    let app = platform.slow_app().await;
-    let marker = platform.vms.join("slow-marker");
-    std::fs::create_dir_all(&platform.vms).unwrap();
-    let id = platform
-        .start_run(
-            &app,
-            json!({"name": "slow", "endpoint": platform.demo.endpoint, "inputs": {"marker": marker}}),
-        )
-        .await;
-    platform.wait_status(&id, "deploy_in_progress").await;
-    platform.wait_log(&id, "null_resource.slow: Creating...").await;
+    let id = platform.start_slow_run().await;
     let (status, reply) = platform
         .call(
             Method::POST,
@@ -620,17 +626,7 @@ fn descendants(pid: u32) -> Vec<u32> {
 async fn a_run_whose_agent_is_killed_mid_apply_is_taken_over() {
     let Some(terraform) = terraform() else { return };
     let mut platform = Platform::start(Backends::Production, terraform).await;
-    let app = platform.slow_app().await;
-    std::fs::create_dir_all(&platform.vms).unwrap();
-    let marker = platform.vms.join("slow-marker");
-    let id = platform
-        .start_run(
-            &app,
-            json!({"name": "slow", "endpoint": platform.demo.endpoint, "inputs": {"marker": marker}}),
-        )
-        .await;
-    platform.wait_status(&id, "deploy_in_progress").await;
-    platform.wait_log(&id, "null_resource.slow: Creating...").await;
+    let id = platform.start_slow_run().await;
 
     // The agent's host dies: the agent, its Terraform and everything below go at once.
     let Some(AgentHandle::Process(agent)) = platform.agent.take() else {

@@ -157,6 +157,12 @@ async fn ensure_success(response: reqwest::Response, what: &str) -> anyhow::Resu
     anyhow::bail!("deploy answered {status} to {what}: {message}")
 }
 
+/// Deploy's answer when a job has nothing left to do: the run is gone, no longer waits for this
+/// action, or another agent claimed it.
+fn not_this_jobs(status: StatusCode) -> bool {
+    matches!(status, StatusCode::NOT_FOUND | StatusCode::CONFLICT | StatusCode::GONE)
+}
+
 #[async_trait]
 impl RunControl for HttpRunControl {
     async fn spec(&self, id: &str, action: RunAction) -> anyhow::Result<Option<RunSpec>> {
@@ -168,11 +174,7 @@ impl RunControl for HttpRunControl {
             .send()
             .await
             .context("cannot reach deploy (spec)")?;
-        // Gone, or not waiting for this action any more: nothing to do.
-        if matches!(
-            response.status(),
-            StatusCode::NOT_FOUND | StatusCode::CONFLICT | StatusCode::GONE
-        ) {
+        if not_this_jobs(response.status()) {
             return Ok(None);
         }
         let response = ensure_success(response, "spec").await?;
@@ -189,11 +191,7 @@ impl RunControl for HttpRunControl {
             .send()
             .await
             .context("cannot reach deploy (started)")?;
-        // Claimed by another agent, or no longer in flight.
-        if matches!(
-            response.status(),
-            StatusCode::NOT_FOUND | StatusCode::CONFLICT | StatusCode::GONE
-        ) {
+        if not_this_jobs(response.status()) {
             return Ok(None);
         }
         let response = ensure_success(response, "started").await?;
