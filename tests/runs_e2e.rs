@@ -13,8 +13,9 @@
 //! `~/.cache/goterra/tools` where `.ci/run` installs it. Without it these tests are skipped with
 //! a message, except under CI (`CI` set), where they fail.
 
+use goterra_core::Claims;
+use goterra_core::testing::identity;
 use goterra_core::testing::{SpawnedServer, TEST_SECRET, TestServer, free_port};
-use goterra_core::{Claims, Identity};
 use goterra_db::Engine;
 use goterra_deploy::demo::{Demo, HttpApi};
 use goterra_run_agent::agent::AgentOptions;
@@ -115,16 +116,6 @@ struct Platform {
     demo: Demo,
     vms: PathBuf,
     agent_dirs: tempfile::TempDir,
-}
-
-fn identity(uid: &str) -> Identity {
-    Identity {
-        uid: uid.into(),
-        admin: uid == "admin",
-        super_user: false,
-        email: String::new(),
-        kind: String::new(),
-    }
 }
 
 impl Platform {

@@ -12,6 +12,18 @@ use goterra_db::Engine;
 use goterra_db::testing::TestDb;
 use std::sync::Arc;
 
+/// Users of the tests: `admin` holds the admin claim, `super` the super-user claim, anyone else
+/// is a plain user (`<uid>@example.org`).
+pub fn identity(uid: &str) -> Identity {
+    Identity {
+        uid: uid.to_string(),
+        admin: uid == "admin",
+        super_user: uid == "super",
+        email: format!("{uid}@example.org"),
+        kind: String::new(),
+    }
+}
+
 /// The token secret of every test server.
 pub const TEST_SECRET: &str = "test-secret-0123456789abcdef";
 

@@ -29,7 +29,8 @@ use axum::response::Response;
 use goterra_core::config::DatabaseConfig;
 use goterra_core::service::Topology;
 use goterra_core::testing::TEST_SECRET;
-use goterra_core::{Claims, Config, Identity, InProcessEventBus, Platform, Sensitive};
+use goterra_core::testing::identity;
+use goterra_core::{Claims, Config, InProcessEventBus, Platform, Sensitive};
 use goterra_db::Engine;
 use goterra_db::testing::TestDb;
 use goterra_deploy::demo::HttpApi;
@@ -235,16 +236,6 @@ impl Backend {
             Self::PostgresEmbedded => "PostgreSQL + embedded queue",
             Self::PostgresRabbit => "PostgreSQL + RabbitMQ",
         }
-    }
-}
-
-fn identity(uid: &str) -> Identity {
-    Identity {
-        uid: uid.into(),
-        admin: uid == "admin",
-        super_user: false,
-        email: String::new(),
-        kind: String::new(),
     }
 }
 

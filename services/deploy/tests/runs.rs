@@ -4,8 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use goterra_bus::{EmbeddedQueue, EmbeddedQueueOptions};
+use goterra_core::Claims;
 use goterra_core::testing::TestServer;
-use goterra_core::{Claims, Identity};
+use goterra_core::testing::identity;
 use goterra_db::testing::ENGINES;
 use goterra_deploy::runs::RunOptions;
 use goterra_deploy::runs::sweep::sweep_once;
@@ -22,16 +23,6 @@ struct Env {
     ns: String,
     app: String,
     endpoint: String,
-}
-
-fn identity(uid: &str) -> Identity {
-    Identity {
-        uid: uid.to_string(),
-        admin: uid == "admin",
-        super_user: false,
-        email: format!("{uid}@example.org"),
-        kind: String::new(),
-    }
 }
 
 impl Env {

@@ -2,7 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use goterra_core::testing::TestServer;
-use goterra_core::{Claims, Config, Identity};
+pub use goterra_core::testing::identity;
+use goterra_core::{Claims, Config};
 use goterra_db::Engine;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -24,17 +25,6 @@ pub struct Reply {
 impl Reply {
     pub fn message(&self) -> String {
         self.body["message"].as_str().unwrap_or_default().to_string()
-    }
-}
-
-/// Users of the tests. `admin` holds the admin claim, `super` the super-user claim.
-pub fn identity(uid: &str) -> Identity {
-    Identity {
-        uid: uid.to_string(),
-        admin: uid == "admin",
-        super_user: uid == "super",
-        email: format!("{uid}@example.org"),
-        kind: String::new(),
     }
 }
 
