@@ -463,6 +463,10 @@ async fn the_demo_cluster_deploys_coordinates_and_is_destroyed(backends: Backend
     // The log is readable and holds no secret value.
     let log = platform.log(&id).await;
     assert!(log.contains("Apply complete! Resources: 3 added"), "{log}");
+    assert!(
+        !log.contains("[DEBUG] LOCK http"),
+        "the state backend's request lines are left out: {log}"
+    );
     assert!(!log.contains(SECRET_INPUT), "{log}");
 
     // The run's resources, from the state deploy keeps: owner and admin only.

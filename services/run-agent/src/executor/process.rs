@@ -192,8 +192,11 @@ async fn read_lines(
                     captured.push_str(&line);
                     continue;
                 }
-                let line = redactor.redact(line.trim_end_matches(['\n', '\r']));
-                let line = truncate(line);
+                let line = line.trim_end_matches(['\n', '\r']);
+                if is_state_backend_chatter(line) {
+                    continue;
+                }
+                let line = truncate(redactor.redact(line));
                 if let Ok(mut tail) = tail.lock() {
                     if tail.len() == TAIL_LINES {
                         tail.pop_front();
@@ -205,6 +208,28 @@ async fn read_lines(
         }
     }
     captured
+}
+
+/// Terraform's `http` backend logs each of its requests on stderr whatever `TF_LOG` says
+/// (`2026/12/02 01:14:38 [DEBUG] LOCK http://…/state`): noise in a user's run log. Its errors
+/// (`[ERR]`) and everything else are kept.
+fn is_state_backend_chatter(line: &str) -> bool {
+    let Some((stamp, rest)) = line.split_at_checked(19) else {
+        return false;
+    };
+    let is_stamp = stamp.bytes().enumerate().all(|(index, byte)| match index {
+        4 | 7 => byte == b'/',
+        10 => byte == b' ',
+        13 | 16 => byte == b':',
+        _ => byte.is_ascii_digit(),
+    });
+    let Some(request) = rest.strip_prefix(" [DEBUG] ") else {
+        return false;
+    };
+    is_stamp
+        && request.split_once(' ').is_some_and(|(method, url)| {
+            matches!(method, "GET" | "POST" | "LOCK" | "UNLOCK" | "DELETE") && url.starts_with("http")
+        })
 }
 
 fn truncate(mut line: String) -> String {
@@ -222,6 +247,26 @@ fn truncate(mut line: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_state_backends_request_lines_are_not_logged() {
+        for noise in [
+            "2026/12/02 01:14:38 [DEBUG] LOCK http://127.0.0.1:8080/deploy/agent/run/0ea7/state",
+            "2026/12/02 01:14:38 [DEBUG] POST https://goterra.example.org/deploy/agent/run/0ea7/state?ID=2b9b",
+        ] {
+            assert!(is_state_backend_chatter(noise), "{noise}");
+        }
+        for kept in [
+            "2026/12/02 01:14:38 [ERR] POST http://127.0.0.1:8080/deploy/agent/run/0ea7/state request failed",
+            "2026/12/02 01:14:38 [DEBUG] something else",
+            "null_resource.vm[\"master-0\"]: Creation complete after 0s",
+            "GET http://example.org",
+            "",
+            "é2026/12/02 01:14:38 [DEBUG] GET http://x",
+        ] {
+            assert!(!is_state_backend_chatter(kept), "{kept}");
+        }
+    }
 
     #[test]
     fn long_lines_are_cut_on_a_character_boundary() {
