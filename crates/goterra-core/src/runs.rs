@@ -209,7 +209,15 @@ pub struct LogLines {
 pub struct AgentAnswer {
     #[serde(default)]
     pub cancel: bool,
+    /// Only in the answer to `started`: the claim the agent won. It sends it back in the
+    /// [`CLAIM_HEADER`] of its later reports, so that deploy refuses those of an agent whose run
+    /// was taken over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<String>,
 }
+
+/// Header carrying an agent's claim on a run (see [`AgentAnswer::claim`]).
+pub const CLAIM_HEADER: &str = "x-goterra-claim";
 
 /// Serializes [`Sensitive`] values as their plain content. Only for types that travel between
 /// trusted services over TLS (the run spec); `Sensitive` itself stays unserializable so a

@@ -160,6 +160,10 @@ CREATE TABLE deploy_run_states (
 );
 "#;
 
+/// The claim of the agent running a run's action: reports carrying another claim come from an
+/// agent that was taken over, and are refused.
+const RUN_CLAIMS_V1: &str = "ALTER TABLE deploy_runs ADD COLUMN claim_id TEXT;";
+
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
         id: "deploy-0001-catalogue",
@@ -174,4 +178,9 @@ pub const MIGRATIONS: &[Migration] = &[
     // The embedded run queue's table (same id as goterra-bus's, so applying it twice is a no-op):
     // deploy enqueues into it when no broker is configured.
     goterra_bus::MIGRATIONS[0],
+    Migration {
+        id: "deploy-0003-run-claims",
+        postgres: RUN_CLAIMS_V1,
+        sqlite: RUN_CLAIMS_V1,
+    },
 ];

@@ -5,6 +5,7 @@
 
 use goterra_bus::{EmbeddedQueue, EmbeddedQueueOptions};
 use goterra_core::Claims;
+use goterra_core::runs::CLAIM_HEADER;
 use goterra_core::testing::TestServer;
 use goterra_core::testing::identity;
 use goterra_db::testing::ENGINES;
@@ -111,6 +112,21 @@ impl Env {
     async fn agent(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let (status, body, _) = self.send(method, path, Some(&self.agent_token()), body).await;
         (status, body)
+    }
+
+    /// An agent's report carrying the claim it won with `started`.
+    async fn agent_claiming(&self, path: &str, claim: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.server.url))
+            .bearer_auth(self.agent_token())
+            .header(CLAIM_HEADER, claim)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     async fn create(&self, kind: &str, body: Value) -> String {
@@ -640,7 +656,8 @@ async fn the_state_endpoint_stores_encrypted_state_with_locks() {
         // One agent at a time: a job delivered twice is claimed once while its agent lives; once
         // that agent is silent, a new delivery takes over and drops the lock it held.
         let started = format!("/deploy/agent/run/{id}/started");
-        env.agent(Method::POST, &started, None).await;
+        let (_, first) = env.agent(Method::POST, &started, None).await;
+        let first_claim = first["claim"].as_str().unwrap().to_string();
         assert_eq!(
             call(lock.clone(), "", Some(&password), info("l4")).await.0,
             StatusCode::OK
@@ -657,8 +674,40 @@ async fn the_state_endpoint_stores_encrypted_state_with_locks() {
             .unwrap();
         let (status, body) = env.agent(Method::POST, &started, None).await;
         assert_eq!(status, 200, "{body}");
+        let second_claim = body["claim"].as_str().unwrap().to_string();
+        assert_ne!(first_claim, second_claim);
         assert_eq!(env.count(&locked).await, 0, "the silent agent's lock is released");
         assert_eq!(call(lock, "", Some(&password), info("l5")).await.0, StatusCode::OK);
+
+        // The silent agent comes back (a network partition healed): its reports are refused,
+        // so that it stops, and only the new agent's count.
+        let report = json!({"status": "deploy_failure", "outputs": {}, "duration": 1.0, "error": "late"});
+        for (what, body) in [
+            ("heartbeat", json!({})),
+            ("log", json!({"lines": ["from the old agent"]})),
+            ("finished", report.clone()),
+        ] {
+            let path = format!("/deploy/agent/run/{id}/{what}");
+            let (status, reply) = env.agent_claiming(&path, &first_claim, body).await;
+            assert_eq!(status, 409, "{what}: {reply}");
+            assert!(
+                reply["message"].as_str().unwrap().contains("took this run over"),
+                "{reply}"
+            );
+        }
+        let run = format!("/deploy/ns/{}/run/{id}", env.ns);
+        assert_eq!(
+            env.call(Method::GET, &run, "alice", None).await.1["status"],
+            "deploy_in_progress"
+        );
+        let heartbeat = format!("/deploy/agent/run/{id}/heartbeat");
+        assert_eq!(env.agent_claiming(&heartbeat, &second_claim, json!({})).await.0, 200);
+        let finished = format!("/deploy/agent/run/{id}/finished");
+        assert_eq!(env.agent_claiming(&finished, &second_claim, report).await.0, 200);
+        assert_eq!(
+            env.call(Method::GET, &run, "alice", None).await.1["status"],
+            "deploy_failure"
+        );
         env.server.stop().await;
     }
 }

@@ -7,11 +7,12 @@ use anyhow::Context;
 use async_trait::async_trait;
 use axum::http::HeaderMap;
 use goterra_core::ApiError;
-use goterra_core::runs::{AgentAnswer, LogLines, RunAction, RunReport, RunSpec};
+use goterra_core::runs::{AgentAnswer, CLAIM_HEADER, LogLines, RunAction, RunReport, RunSpec};
 use goterra_core::{Claims, TokenCodec};
 use reqwest::StatusCode;
 use serde_json::Value;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Lifetime of each minted agent credential: one per request, so a short one.
@@ -23,6 +24,8 @@ pub struct HttpRunControl {
     base: String,
     agent: String,
     tokens: Arc<TokenCodec>,
+    /// The claim won on each run this agent runs, sent back with its reports.
+    claims: Mutex<HashMap<String, String>>,
 }
 
 impl HttpRunControl {
@@ -36,6 +39,7 @@ impl HttpRunControl {
             base: base.trim_end_matches('/').to_string(),
             agent: agent.into(),
             tokens,
+            claims: Mutex::new(HashMap::new()),
         })
     }
 
@@ -48,21 +52,52 @@ impl HttpRunControl {
         self.tokens.issue(&Claims::for_agent(&self.agent, expires))
     }
 
-    async fn post<B: serde::Serialize + ?Sized>(&self, id: &str, what: &str, body: &B) -> anyhow::Result<AgentAnswer> {
-        let response = self
+    fn claim(&self, id: &str) -> Option<String> {
+        self.claims.lock().ok().and_then(|claims| claims.get(id).cloned())
+    }
+
+    /// A report about run `id`, with this agent's claim on it. `None` when deploy refuses it
+    /// with 409: another agent took the run over, or the action ended.
+    async fn post<B: serde::Serialize + ?Sized>(
+        &self,
+        id: &str,
+        what: &str,
+        body: &B,
+    ) -> anyhow::Result<Option<AgentAnswer>> {
+        let mut request = self
             .client
             .post(self.url(id, what))
             .bearer_auth(self.credential())
-            .json(body)
+            .json(body);
+        if let Some(claim) = self.claim(id) {
+            request = request.header(CLAIM_HEADER, claim);
+        }
+        let response = request
             .send()
             .await
             .with_context(|| format!("cannot reach deploy ({what})"))?;
+        if response.status() == StatusCode::CONFLICT {
+            return Ok(None);
+        }
         let response = ensure_success(response, what).await?;
         let text = response.text().await.unwrap_or_default();
         if text.trim().is_empty() {
-            return Ok(AgentAnswer::default());
+            return Ok(Some(AgentAnswer::default()));
         }
-        serde_json::from_str(&text).with_context(|| format!("unexpected answer from deploy ({what})"))
+        serde_json::from_str(&text)
+            .map(Some)
+            .with_context(|| format!("unexpected answer from deploy ({what})"))
+    }
+
+    /// The answer to a log batch or a heartbeat: a refused one means stop.
+    fn or_stop(answer: Option<AgentAnswer>, id: &str, what: &str) -> AgentAnswer {
+        answer.unwrap_or_else(|| {
+            tracing::warn!(run = %id, "deploy refused the {what}: the run was taken over or ended; stopping");
+            AgentAnswer {
+                cancel: true,
+                claim: None,
+            }
+        })
     }
 }
 
@@ -195,23 +230,34 @@ impl RunControl for HttpRunControl {
             return Ok(None);
         }
         let response = ensure_success(response, "started").await?;
-        Ok(Some(
-            response
-                .json()
-                .await
-                .context("unexpected answer from deploy (started)")?,
-        ))
+        let answer: AgentAnswer = response
+            .json()
+            .await
+            .context("unexpected answer from deploy (started)")?;
+        if let (Some(claim), Ok(mut claims)) = (&answer.claim, self.claims.lock()) {
+            claims.insert(id.to_string(), claim.clone());
+        }
+        Ok(Some(answer))
     }
 
     async fn log(&self, id: &str, lines: Vec<String>) -> anyhow::Result<AgentAnswer> {
-        self.post(id, "log", &LogLines { lines }).await
+        let answer = self.post(id, "log", &LogLines { lines }).await?;
+        Ok(Self::or_stop(answer, id, "log"))
     }
 
     async fn heartbeat(&self, id: &str) -> anyhow::Result<AgentAnswer> {
-        self.post(id, "heartbeat", &serde_json::json!({})).await
+        let answer = self.post(id, "heartbeat", &serde_json::json!({})).await?;
+        Ok(Self::or_stop(answer, id, "heartbeat"))
     }
 
     async fn finished(&self, id: &str, report: &RunReport) -> anyhow::Result<()> {
-        self.post(id, "finished", report).await.map(|_| ())
+        if self.post(id, "finished", report).await?.is_none() {
+            // Nothing waits for this result any more: the job is done all the same.
+            tracing::warn!(run = %id, "deploy refused the result: the run was taken over or ended");
+        }
+        if let Ok(mut claims) = self.claims.lock() {
+            claims.remove(id);
+        }
+        Ok(())
     }
 }

@@ -59,6 +59,7 @@ impl FakeControl {
     fn answer(&self, id: &str) -> AgentAnswer {
         AgentAnswer {
             cancel: self.cancel.lock().unwrap().contains(id),
+            claim: None,
         }
     }
 }
@@ -376,4 +377,80 @@ async fn the_http_run_control_speaks_to_deploy_with_an_agent_credential() {
             .any(|line| line.contains("Apply complete"))
     );
     assert_eq!(deploy.agents.lock().unwrap().iter().collect::<Vec<_>>(), ["agent-test"]);
+}
+
+/// Deploy refuses the reports of an agent whose run another agent took over (it went silent,
+/// then came back): the agent hears "stop" and has nothing left to report.
+#[tokio::test]
+async fn an_agent_whose_run_was_taken_over_stops_and_drops_it() {
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    use goterra_core::runs::CLAIM_HEADER;
+
+    type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
+    async fn deploy(
+        State(seen): State<Seen>,
+        Path((_id, what)): Path<(String, String)>,
+        headers: HeaderMap,
+    ) -> axum::response::Response {
+        let claim = headers
+            .get(CLAIM_HEADER)
+            .map(|value| value.to_str().unwrap().to_string());
+        seen.lock().unwrap().push((what.clone(), claim));
+        if what == "started" {
+            Json(json!({"cancel": false, "claim": "claim-1"})).into_response()
+        } else {
+            let refusal = json!({"message": "another agent took this run over: stop and drop the job"});
+            (StatusCode::CONFLICT, Json(refusal)).into_response()
+        }
+    }
+    let seen = Seen::default();
+    let app = axum::Router::new()
+        .route("/deploy/agent/run/{id}/{what}", axum::routing::post(deploy))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let tokens = Arc::new(
+        TokenCodec::new(
+            &[goterra_core::Sensitive::new(goterra_core::testing::TEST_SECRET.into())],
+            24,
+        )
+        .unwrap(),
+    );
+    let http = HttpRunControl::new(&url, "agent-test", tokens).unwrap();
+
+    let answer = http.started("run-1").await.unwrap().unwrap();
+    assert_eq!(answer.claim.as_deref(), Some("claim-1"));
+    assert!(
+        http.heartbeat("run-1").await.unwrap().cancel,
+        "a refused heartbeat means stop"
+    );
+    assert!(http.log("run-1", vec!["line".into()]).await.unwrap().cancel);
+    let report = RunReport {
+        status: RunStatus::Canceled,
+        outputs: json!({}),
+        duration: 1.0,
+        error: String::new(),
+        deployment_id: None,
+    };
+    http.finished("run-1", &report)
+        .await
+        .expect("a refused result is not retried: nothing waits for it");
+
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[0], ("started".to_string(), None));
+    let reports: Vec<_> = seen[1..]
+        .iter()
+        .map(|(what, claim)| (what.as_str(), claim.as_deref()))
+        .collect();
+    assert_eq!(
+        reports,
+        [
+            ("heartbeat", Some("claim-1")),
+            ("log", Some("claim-1")),
+            ("finished", Some("claim-1"))
+        ],
+        "every report carries the claim"
+    );
 }

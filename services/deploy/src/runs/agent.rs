@@ -9,7 +9,8 @@ use super::store_client;
 use crate::state::{AppState, now};
 use axum::Json;
 use axum::extract::{Path, State};
-use goterra_core::runs::{AgentAnswer, LogLines, RunAction, RunReport, RunSpec, RunStatus, StateBackend};
+use axum::http::HeaderMap;
+use goterra_core::runs::{AgentAnswer, CLAIM_HEADER, LogLines, RunAction, RunReport, RunSpec, RunStatus, StateBackend};
 use goterra_core::{AgentCaller, ApiError, ApiJson, ApiQuery, Claims, ErrorBody, Event, Sensitive};
 use serde::Deserialize;
 use serde_json::Value;
@@ -115,6 +116,7 @@ async fn answer(state: &AppState, id: &str) -> Result<Json<AgentAnswer>, ApiErro
         .action_in_flight()
         .is_some_and(|action| run.status == RunStatus::in_progress(action).as_str());
     Ok(Json(AgentAnswer {
+        claim: None,
         cancel: run.cancel_requested || !running,
     }))
 }
@@ -138,54 +140,76 @@ pub async fn started(
         )));
     };
     in_flight(&run, action)?;
-    if !claim(&state, &run, action).await? {
+    let Some(claim) = claim(&state, &run, action).await? else {
         return Err(ApiError::conflict(format!(
             "another agent is running this {action} (heartbeat {} s ago)",
             now() - run.heartbeat_at
         )));
-    }
+    };
     tracing::info!(run = %id, agent = %agent, %action, "run started");
-    answer(&state, &id).await
+    let Json(mut answer) = answer(&state, &id).await?;
+    answer.claim = Some(claim);
+    Ok(Json(answer))
+}
+
+/// Refuses the report of an agent whose claim is no longer the run's: it went silent, another
+/// agent took the action over, and only that one's reports count now. (A report without a
+/// claim is taken as is.)
+fn check_claim(run: &records::RunRecord, headers: &HeaderMap) -> Result<(), ApiError> {
+    let presented = headers.get(CLAIM_HEADER).and_then(|value| value.to_str().ok());
+    match (presented, run.claim_id.as_deref()) {
+        (Some(presented), Some(current)) if presented != current => Err(ApiError::conflict(
+            "another agent took this run over: stop and drop the job",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Gives the action to the calling agent: a pending one, or one in progress whose agent went
 /// silent for longer than the heartbeat timeout (its job was delivered again: its lease expired
 /// or its broker connection closed). One agent wins; a duplicate delivery of a job whose agent
 /// is alive loses. A silent agent's Terraform can no longer unlock the state, so taking over
-/// releases its lock.
-async fn claim(state: &AppState, run: &records::RunRecord, action: RunAction) -> Result<bool, ApiError> {
+/// releases its lock. Returns the winner's new claim.
+async fn claim(state: &AppState, run: &records::RunRecord, action: RunAction) -> Result<Option<String>, ApiError> {
     let running = RunStatus::in_progress(action);
+    let claim = goterra_core::new_id();
     if run.status == RunStatus::pending(action).as_str() {
-        return records::transition(
+        let taken = records::transition(
             state.db(),
             &run.id,
             &[RunStatus::pending(action)],
             running,
-            "heartbeat_at = $2",
-            vec![Bind::Int(now())],
+            "heartbeat_at = $2, claim_id = $3",
+            vec![Bind::Int(now()), Bind::Text(claim.clone())],
         )
-        .await;
+        .await?;
+        return Ok(taken.then_some(claim));
     }
     let silent_since = now() - i64::try_from(state.runs.heartbeat_timeout.as_secs()).unwrap_or(i64::MAX);
     if run.heartbeat_at >= silent_since {
-        return Ok(false);
+        return Ok(None);
     }
     let taken = sqlx::query(
-        "UPDATE deploy_runs SET heartbeat_at = $2, status_at = $2 WHERE id = $1 AND status = $3 AND heartbeat_at = $4",
+        "UPDATE deploy_runs SET heartbeat_at = $2, status_at = $2, claim_id = $5 \
+         WHERE id = $1 AND status = $3 AND heartbeat_at = $4",
     )
     .bind(run.id.clone())
     .bind(now())
     .bind(running.as_str())
     .bind(run.heartbeat_at)
+    .bind(claim.clone())
     .execute(state.db().pool())
     .await
     .map_err(ApiError::internal)?
     .rows_affected()
         == 1;
-    if taken && super::tfstate::release_abandoned_lock(state.db(), &run.id).await? {
+    if !taken {
+        return Ok(None);
+    }
+    if super::tfstate::release_abandoned_lock(state.db(), &run.id).await? {
         tracing::warn!(run = %run.id, "took over from a silent agent: its state lock is released");
     }
-    Ok(taken)
+    Ok(Some(claim))
 }
 
 /// Replaces every secret value of the run by `********`.
@@ -235,6 +259,7 @@ pub async fn log(
     State(state): State<AppState>,
     AgentCaller(agent): AgentCaller,
     Path(id): Path<String>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<LogLines>,
 ) -> Result<Json<AgentAnswer>, ApiError> {
     reject_state_credential(&agent)?;
@@ -247,6 +272,7 @@ pub async fn log(
     if run.action.is_none() {
         return Err(ApiError::conflict("no action in flight: the log is closed"));
     }
+    check_claim(&run, &headers)?;
     let secrets = secret_values(&state, &id).await?;
     let mut lines: Vec<String> = body.lines.iter().map(|line| cut(redact(line, &secrets))).collect();
     let room = (MAX_LOG_LINES - run.log_lines).max(0);
@@ -287,14 +313,15 @@ pub async fn log(
 #[utoipa::path(post, path = "/deploy/agent/run/{id}/heartbeat", operation_id = "agent_run_heartbeat", tag = "agent",
     params(("id" = String, Path)), security(("token" = [])),
     responses((status = 200, body = AgentAnswer), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 409, description = "another agent took the run over", body = ErrorBody)))]
 pub async fn heartbeat(
     State(state): State<AppState>,
     AgentCaller(agent): AgentCaller,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Json<AgentAnswer>, ApiError> {
     reject_state_credential(&agent)?;
-    records::load(state.db(), &id).await?;
+    check_claim(&records::load(state.db(), &id).await?, &headers)?;
     sqlx::query("UPDATE deploy_runs SET heartbeat_at = $2 WHERE id = $1 AND status IN ('deploy_in_progress', 'destroy_in_progress')")
         .bind(id.clone())
         .bind(now())
@@ -314,10 +341,12 @@ pub async fn finished(
     State(state): State<AppState>,
     AgentCaller(agent): AgentCaller,
     Path(id): Path<String>,
+    headers: HeaderMap,
     ApiJson(report): ApiJson<RunReport>,
 ) -> Result<Json<AgentAnswer>, ApiError> {
     reject_state_credential(&agent)?;
     let run = records::load(state.db(), &id).await?;
+    check_claim(&run, &headers)?;
     let Some(action) = run.action_in_flight() else {
         return Err(ApiError::conflict(format!(
             "no action in flight (status {})",
@@ -384,7 +413,7 @@ pub async fn finished(
         .events
         .publish(Event::new(event, run.uid.clone(), id.clone()))
         .await;
-    Ok(Json(AgentAnswer { cancel: false }))
+    Ok(Json(AgentAnswer::default()))
 }
 
 /// What a destroyed run no longer needs: its store deployment, secrets, boot scripts and state.

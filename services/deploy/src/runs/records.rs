@@ -36,11 +36,13 @@ pub struct RunRecord {
     pub cancel_requested: bool,
     pub requeues: i64,
     pub log_lines: i64,
+    /// The claim of the agent running the action in progress.
+    pub claim_id: Option<String>,
 }
 
 pub const COLUMNS: &str = "id, namespace_id, app_id, endpoint_id, uid, name, description, status, action, inputs, \
     deployment, outputs, error, events, created_at, ended_at, duration_ms, status_at, heartbeat_at, \
-    cancel_requested, requeues, log_lines";
+    cancel_requested, requeues, log_lines, claim_id";
 
 fn get<T>(row: &AnyRow, column: &str) -> Result<T, ApiError>
 where
@@ -75,6 +77,7 @@ pub fn decode(row: &AnyRow) -> Result<RunRecord, ApiError> {
         cancel_requested: get::<i64>(row, "cancel_requested")? != 0,
         requeues: get(row, "requeues")?,
         log_lines: get(row, "log_lines")?,
+        claim_id: get(row, "claim_id")?,
     })
 }
 
