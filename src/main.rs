@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use goterra_core::service::{Prepare, PrepareFuture, ServerFlags, Topology};
-use goterra_core::{Claims, Identity, Platform, ServiceSpec};
+use goterra_core::{Claims, Identity, Platform, Sensitive, ServiceSpec};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -128,7 +128,7 @@ async fn load_demo(platform: Platform, router: axum::Router) -> anyhow::Result<(
     };
     let api = goterra_deploy::demo::RouterApi {
         router,
-        bearer: platform.tokens.issue(&Claims::for_user(&admin)),
+        bearer: Sensitive::new(platform.tokens.issue(&Claims::for_user(&admin))),
     };
     // Terraform's local-exec runs in the agent's temporary run directory: a relative path
     // would put the "VMs" there.

@@ -139,7 +139,7 @@ impl Platform {
         let admin = HttpApi {
             client: reqwest::Client::new(),
             url: server.url.clone(),
-            bearer: server.platform.tokens.issue(&Claims::for_user(&identity("admin"))),
+            bearer: goterra_core::Sensitive::new(server.platform.tokens.issue(&Claims::for_user(&identity("admin")))),
         };
         let demo = goterra_deploy::demo::load(&admin, &vms).await.unwrap();
         let mut platform = Self {

@@ -314,7 +314,7 @@ impl Bench {
         let admin = HttpApi {
             client: reqwest::Client::new(),
             url: url.clone(),
-            bearer: platform.tokens.issue(&Claims::for_user(&identity("admin"))),
+            bearer: Sensitive::new(platform.tokens.issue(&Claims::for_user(&identity("admin")))),
         };
         let demo = goterra_deploy::demo::load(&admin, &data_dir.path().join("vms"))
             .await

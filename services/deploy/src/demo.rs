@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, header};
+use goterra_core::Sensitive;
 use serde_json::{Value, json};
 use std::path::Path;
 use tower::ServiceExt;
@@ -28,7 +29,7 @@ pub trait JsonApi: Send + Sync {
 /// The API in this process: requests go straight to the router, before it serves anyone.
 pub struct RouterApi {
     pub router: Router,
-    pub bearer: String,
+    pub bearer: Sensitive<String>,
 }
 
 #[async_trait]
@@ -37,7 +38,7 @@ impl JsonApi for RouterApi {
         let request = Request::builder()
             .method(method)
             .uri(path)
-            .header(header::AUTHORIZATION, format!("Bearer {}", self.bearer))
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.bearer.expose()))
             .header(header::CONTENT_TYPE, "application/json")
             .body(body.map_or_else(Body::empty, |body| Body::from(body.to_string())))?;
         let response = self.router.clone().oneshot(request).await?;
@@ -51,7 +52,7 @@ impl JsonApi for RouterApi {
 pub struct HttpApi {
     pub client: reqwest::Client,
     pub url: String,
-    pub bearer: String,
+    pub bearer: Sensitive<String>,
 }
 
 #[async_trait]
@@ -60,7 +61,7 @@ impl JsonApi for HttpApi {
         let mut request = self
             .client
             .request(method, format!("{}{path}", self.url))
-            .bearer_auth(&self.bearer);
+            .bearer_auth(self.bearer.expose());
         if let Some(body) = body {
             request = request.json(&body);
         }
