@@ -535,6 +535,57 @@ async fn a_run_goes_through_its_statuses_with_the_agent_routes() {
     }
 }
 
+/// A destroy whose store deployment cannot be deleted still ends, with a note in `error`; the
+/// status only says `destroy_success` once the cleanup has been done.
+#[tokio::test]
+async fn a_destroy_whose_store_deployment_cannot_be_deleted_ends_with_a_note() {
+    for engine in ENGINES {
+        let env = Env::start(engine).await;
+        let id = env.start_run("alice").await;
+        let agent_route = |what: &str| format!("/deploy/agent/run/{id}/{what}");
+        let success = |status: &str| Some(json!({"status": status, "duration": 1.0}));
+        env.agent(Method::POST, &agent_route("started"), None).await;
+        let (status, _) = env
+            .agent(Method::POST, &agent_route("finished"), success("deploy_success"))
+            .await;
+        assert_eq!(status, 200);
+
+        // The run now points at a store deployment its owner may not delete (carol's).
+        let (status, carols, _) = env.send(Method::POST, "/store", Some(&env.token("carol")), None).await;
+        assert_eq!(status, 200, "{carols}");
+        let carols = carols["id"].as_str().unwrap().to_string();
+        sqlx::query("UPDATE deploy_runs SET deployment = $2 WHERE id = $1")
+            .bind(id.clone())
+            .bind(carols.clone())
+            .execute(env.server.platform.db.pool())
+            .await
+            .unwrap();
+
+        let run_path = format!("/deploy/ns/{}/run/{id}", env.ns);
+        assert_eq!(env.call(Method::DELETE, &run_path, "alice", None).await.0, 200);
+        env.agent(Method::POST, &agent_route("started"), None).await;
+        let (status, body) = env
+            .agent(Method::POST, &agent_route("finished"), success("destroy_success"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let run = env.run(&id).await;
+        assert_eq!(run["status"], "destroy_success", "{run}");
+        assert!(
+            run["error"]
+                .as_str()
+                .unwrap()
+                .contains("store deployment could not be deleted"),
+            "{run}"
+        );
+        let store = format!("/store/{carols}");
+        let (status, _, _) = env.send(Method::GET, &store, Some(&env.token("carol")), None).await;
+        assert_eq!(status, 200, "carol's deployment is untouched");
+        let cleared = format!("SELECT COUNT(*) FROM deploy_runs WHERE id = '{id}' AND sensitive_sealed IS NULL");
+        assert_eq!(env.count(&cleared).await, 1, "the secrets are gone all the same");
+        env.server.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn the_state_endpoint_stores_encrypted_state_with_locks() {
     for engine in ENGINES {

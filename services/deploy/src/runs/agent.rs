@@ -371,7 +371,7 @@ pub async fn finished(
         ));
     }
     let secrets = secret_values(&state, &id).await?;
-    let error = crate::validate::shorten_message(&redact(&report.error, &secrets));
+    let mut error = crate::validate::shorten_message(&redact(&report.error, &secrets));
     let outputs = match (action, &report.outputs) {
         (RunAction::Deploy, Value::Null) => String::new(),
         (RunAction::Deploy, outputs) => redact(&outputs.to_string(), &secrets),
@@ -381,6 +381,11 @@ pub async fn finished(
     let destroyed = report.status == RunStatus::DestroySuccess;
     let duration_ms = (report.duration * 1000.0).round() as i64;
     let ended_at = if destroyed { now() } else { run.ended_at };
+    // Clean up before the status says so: whoever sees `destroy_success` finds the store data,
+    // the secrets and the state gone. (The resources are gone whichever report wins.)
+    if destroyed && let Some(note) = forget_destroyed(&state, &run).await? {
+        error = note;
+    }
     let moved = records::transition(
         state.db(),
         &id,
@@ -404,9 +409,6 @@ pub async fn finished(
     let success = report.status == RunStatus::success(action);
     records::push_event(state.db(), &id, action, success).await?;
     tracing::info!(run = %id, agent = %agent, status = %report.status, "run action finished");
-    if destroyed {
-        forget_destroyed(&state, &run).await?;
-    }
     let event = format!("run_{}", report.status.as_str());
     state
         .platform
@@ -417,18 +419,15 @@ pub async fn finished(
 }
 
 /// What a destroyed run no longer needs: its store deployment, secrets, boot scripts and state.
-async fn forget_destroyed(state: &AppState, run: &records::RunRecord) -> Result<(), ApiError> {
+/// Returns the run's error note when the store deployment could not be deleted.
+async fn forget_destroyed(state: &AppState, run: &records::RunRecord) -> Result<Option<String>, ApiError> {
+    let mut note = None;
     if let Err(err) = store_client::delete(&state.platform, &run.uid, &run.deployment).await {
         // The run's resources are gone; a leftover store deployment expires with its TTL.
         tracing::warn!(run = %run.id, error = %format!("{err:#}"), "cannot delete the run's store deployment");
-        sqlx::query("UPDATE deploy_runs SET error = $2 WHERE id = $1")
-            .bind(run.id.clone())
-            .bind(crate::validate::shorten_message(&format!(
-                "destroyed, but the store deployment could not be deleted: {err}"
-            )))
-            .execute(state.db().pool())
-            .await
-            .map_err(ApiError::internal)?;
+        note = Some(crate::validate::shorten_message(&format!(
+            "destroyed, but the store deployment could not be deleted: {err}"
+        )));
     }
     sqlx::query("UPDATE deploy_runs SET sensitive_sealed = NULL, boot_sealed = NULL WHERE id = $1")
         .bind(run.id.clone())
@@ -440,5 +439,5 @@ async fn forget_destroyed(state: &AppState, run: &records::RunRecord) -> Result<
         .execute(state.db().pool())
         .await
         .map_err(ApiError::internal)?;
-    Ok(())
+    Ok(note)
 }
