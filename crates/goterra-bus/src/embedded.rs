@@ -123,6 +123,15 @@ impl EmbeddedQueue {
 
 #[async_trait]
 impl RunQueue for EmbeddedQueue {
+    fn describe(&self) -> String {
+        // Only processes on the same database meet here: deploy must use this database too.
+        format!(
+            "embedded queue `{}` in the {:?} platform database (deploy must use the same database)",
+            self.shared.options.name,
+            self.shared.db.engine()
+        )
+    }
+
     async fn enqueue(&self, job: &RunJob) -> anyhow::Result<()> {
         let now = now_ms();
         sqlx::query(

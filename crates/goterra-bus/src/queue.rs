@@ -14,6 +14,9 @@ pub trait RunQueue: Send + Sync {
     /// Starts consuming. At most `prefetch` jobs are held unacknowledged by this consumer at
     /// once; further jobs go to other consumers or wait.
     async fn consumer(&self, prefetch: u16) -> anyhow::Result<Box<dyn JobConsumer>>;
+
+    /// Which queue this is, for the logs of whoever feeds or consumes it (no credential).
+    fn describe(&self) -> String;
 }
 
 #[async_trait]

@@ -119,6 +119,10 @@ async fn declare_queue(channel: &Channel, queue: &str) -> anyhow::Result<()> {
 
 #[async_trait]
 impl RunQueue for RabbitQueue {
+    fn describe(&self) -> String {
+        format!("RabbitMQ queue `{}`", self.queue)
+    }
+
     async fn enqueue(&self, job: &RunJob) -> anyhow::Result<()> {
         let body = serde_json::to_vec(job)?;
         let mut publisher = self.publisher.lock().await;

@@ -283,3 +283,26 @@ async fn a_message_that_is_not_a_job_is_rejected_and_skipped() {
     job.ack().await.unwrap();
     queue.delete().await.unwrap();
 }
+
+#[tokio::test]
+async fn queues_describe_themselves_without_credentials() {
+    let db = TestDb::new(goterra_db::Engine::Sqlite).await.unwrap();
+    let embedded = EmbeddedQueue::new(
+        db.db.clone(),
+        EmbeddedQueueOptions {
+            name: "runs-a".into(),
+            ..EmbeddedQueueOptions::default()
+        },
+    );
+    let described = embedded.describe();
+    assert!(
+        described.contains("`runs-a`") && described.contains("Sqlite") && described.contains("same database"),
+        "{described}"
+    );
+    let rabbit = RabbitQueue::new(
+        Sensitive::new("amqp://goterra:s3cret-password@broker.example.org:5672/%2f".to_string()),
+        "runs-b".to_string(),
+    );
+    let described = rabbit.describe();
+    assert_eq!(described, "RabbitMQ queue `runs-b`");
+}

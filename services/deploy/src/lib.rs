@@ -64,6 +64,7 @@ pub fn default_queue(platform: &Platform) -> Arc<dyn RunQueue> {
 
 pub async fn router(platform: Platform) -> anyhow::Result<Router> {
     let queue = default_queue(&platform);
+    tracing::info!(queue = %queue.describe(), "runs are queued here");
     router_with(platform, queue, runs::RunOptions::from_env()?).await
 }
 

@@ -138,7 +138,7 @@ impl Agent {
                 }
             }
         };
-        tracing::info!(concurrency = self.options.concurrency, "run agent consuming");
+        tracing::info!(queue = %self.queue.describe(), concurrency = self.options.concurrency, "run agent consuming");
         let slots = Arc::new(Semaphore::new(usize::from(self.options.concurrency)));
         loop {
             let slot = tokio::select! {
