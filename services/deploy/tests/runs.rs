@@ -788,6 +788,11 @@ async fn cancel_and_the_heartbeat_sweep_end_every_run() {
             .await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["status"], "canceled");
+        assert_eq!(
+            body["events"][0]["action"], "deploy",
+            "the end is in the history: {body}"
+        );
+        assert_eq!(body["events"][0]["success"], false);
         let (status, _) = env
             .agent(
                 Method::GET,
@@ -884,6 +889,11 @@ async fn cancel_and_the_heartbeat_sweep_end_every_run() {
         assert_eq!(run["status"], "deploy_failure");
         assert!(run["error"].as_str().unwrap().contains("heartbeat"), "{run}");
         assert_eq!(run["action"], Value::Null);
+        assert_eq!(
+            run["events"],
+            json!([{"ts": run["events"][0]["ts"], "action": "deploy", "success": false}]),
+            "one failed deploy in the history, written with the status"
+        );
         // A late report from the lost agent is refused.
         let (status, _) = env
             .agent(

@@ -386,9 +386,10 @@ pub async fn finished(
     if destroyed && let Some(note) = forget_destroyed(&state, &run).await? {
         error = note;
     }
-    let moved = records::transition(
+    let moved = records::end_action(
         state.db(),
         &id,
+        action,
         &[RunStatus::pending(action), RunStatus::in_progress(action)],
         report.status,
         "action = NULL, cancel_requested = 0, error = $2, outputs = $3, duration_ms = $4, ended_at = $5",
@@ -406,8 +407,6 @@ pub async fn finished(
             records::load(state.db(), &id).await?.status
         )));
     }
-    let success = report.status == RunStatus::success(action);
-    records::push_event(state.db(), &id, action, success).await?;
     tracing::info!(run = %id, agent = %agent, status = %report.status, "run action finished");
     let event = format!("run_{}", report.status.as_str());
     state

@@ -170,8 +170,40 @@ fn status_in(statuses: &[RunStatus]) -> String {
     format!("status IN ({})", names.join(", "))
 }
 
-/// Moves the run from one of `from` to `to`; false when its status was none of `from`.
-/// `extra` is more `column = value` assignments (trusted SQL, values bound from `$2`).
+/// `UPDATE ... SET status = <to>, status_at = now[, <extra>] WHERE id = $1 AND status IN <from>`:
+/// `extra` uses `$2`, `$3`... for `binds`.
+fn transition_query<'q>(
+    sql: &'q str,
+    id: &str,
+    binds: Vec<Bind>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    let mut query = sqlx::query(sql).bind(id.to_string());
+    for bind in binds {
+        query = match bind {
+            Bind::Text(text) => query.bind(text),
+            Bind::OptText(text) => query.bind(text),
+            Bind::Int(value) => query.bind(value),
+        };
+    }
+    query.bind(now())
+}
+
+fn transition_sql(from: &[RunStatus], to: RunStatus, extra: &str, binds: usize) -> String {
+    let sets = if extra.is_empty() {
+        String::new()
+    } else {
+        format!(", {extra}")
+    };
+    format!(
+        "UPDATE deploy_runs SET status = '{}', status_at = ${}{sets} WHERE id = $1 AND {}",
+        to.as_str(),
+        binds + 2,
+        status_in(from)
+    )
+}
+
+/// Moves the run from one of `from` to `to`, setting `extra` too; false when the run was not
+/// in one of `from` (someone else moved it first).
 pub async fn transition(
     db: &Db,
     id: &str,
@@ -180,27 +212,57 @@ pub async fn transition(
     extra: &str,
     binds: Vec<Bind>,
 ) -> Result<bool, ApiError> {
-    let sets = if extra.is_empty() {
-        String::new()
-    } else {
-        format!(", {extra}")
-    };
-    let placeholder = binds.len() + 2;
-    let sql = format!(
-        "UPDATE deploy_runs SET status = '{}', status_at = ${placeholder}{sets} WHERE id = $1 AND {}",
-        to.as_str(),
-        status_in(from)
-    );
-    let mut query = sqlx::query(&sql).bind(id.to_string());
-    for bind in binds {
-        query = match bind {
-            Bind::Text(text) => query.bind(text),
-            Bind::OptText(text) => query.bind(text),
-            Bind::Int(value) => query.bind(value),
-        };
-    }
-    let done = query.bind(now()).execute(db.pool()).await.map_err(ApiError::internal)?;
+    let sql = transition_sql(from, to, extra, binds.len());
+    let done = transition_query(&sql, id, binds)
+        .execute(db.pool())
+        .await
+        .map_err(ApiError::internal)?;
     Ok(done.rows_affected() == 1)
+}
+
+/// A [`transition`] that ends `action` (to its success, failure or `canceled`), with the
+/// action's event added to the run's history in the same transaction: whoever sees the final
+/// status sees its event too (accounting reads both).
+pub async fn end_action(
+    db: &Db,
+    id: &str,
+    action: RunAction,
+    from: &[RunStatus],
+    to: RunStatus,
+    extra: &str,
+    binds: Vec<Bind>,
+) -> Result<bool, ApiError> {
+    let sql = transition_sql(from, to, extra, binds.len());
+    let mut tx = db.pool().begin().await.map_err(ApiError::internal)?;
+    let moved = transition_query(&sql, id, binds)
+        .execute(&mut *tx)
+        .await
+        .map_err(ApiError::internal)?
+        .rows_affected()
+        == 1;
+    if !moved {
+        return Ok(false);
+    }
+    // The row is locked by the update: nobody appends in between.
+    let (events,): (String,) = sqlx::query_as("SELECT events FROM deploy_runs WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut events: Vec<RunEvent> = serde_json::from_str(&events).map_err(ApiError::internal)?;
+    events.push(RunEvent {
+        ts: now(),
+        action: action.as_str().to_string(),
+        success: to == RunStatus::success(action),
+    });
+    sqlx::query("UPDATE deploy_runs SET events = $2 WHERE id = $1")
+        .bind(id.to_string())
+        .bind(serde_json::to_string(&events).map_err(ApiError::internal)?)
+        .execute(&mut *tx)
+        .await
+        .map_err(ApiError::internal)?;
+    tx.commit().await.map_err(ApiError::internal)?;
+    Ok(true)
 }
 
 pub enum Bind {
@@ -209,29 +271,12 @@ pub enum Bind {
     Int(i64),
 }
 
-/// Records the end of an action in the run's history.
-pub async fn push_event(db: &Db, id: &str, action: RunAction, success: bool) -> Result<(), ApiError> {
-    let record = load(db, id).await?;
-    let mut events = record.events;
-    events.push(RunEvent {
-        ts: now(),
-        action: action.as_str().to_string(),
-        success,
-    });
-    sqlx::query("UPDATE deploy_runs SET events = $2 WHERE id = $1")
-        .bind(id.to_string())
-        .bind(serde_json::to_string(&events).map_err(ApiError::internal)?)
-        .execute(db.pool())
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(())
-}
-
 /// Marks a run whose action could not be queued as failed, with a readable reason.
 pub async fn fail_action(db: &Db, id: &str, action: RunAction, error: &str) -> Result<bool, ApiError> {
-    transition(
+    end_action(
         db,
         id,
+        action,
         &[RunStatus::pending(action), RunStatus::in_progress(action)],
         RunStatus::failure(action),
         "action = NULL, error = $2",

@@ -179,7 +179,6 @@ async fn enqueue(state: &AppState, id: &str, action: RunAction) -> Result<(), Ap
         tracing::warn!(run = %id, error = %format!("{err:#}"), "cannot queue the run");
         let reason = format!("the run queue is unavailable, the {action} was not started: {err}");
         records::fail_action(state.db(), id, action, &validate_len(&reason)).await?;
-        records::push_event(state.db(), id, action, false).await?;
         return Err(ApiError::Unavailable(format!(
             "the run queue is unavailable: run {id} is marked {}",
             RunStatus::failure(action)
@@ -373,18 +372,17 @@ pub async fn cancel(
             "nothing to cancel: no action is pending or in progress",
         ));
     };
-    let canceled_now = records::transition(
+    let canceled_now = records::end_action(
         state.db(),
         &run.id,
+        action,
         &[RunStatus::pending(action)],
         RunStatus::Canceled,
         "action = NULL, error = 'canceled before an agent started it'",
         vec![],
     )
     .await?;
-    if canceled_now {
-        records::push_event(state.db(), &run.id, action, false).await?;
-    } else {
+    if !canceled_now {
         let asked = sqlx::query(&format!(
             "UPDATE deploy_runs SET cancel_requested = 1 WHERE id = $1 AND status = '{}'",
             RunStatus::in_progress(action).as_str()

@@ -74,7 +74,6 @@ pub async fn sweep_once(
                             let reason = format!("the agent went silent and the run could not be re-queued: {err}");
                             if records::fail_action(db, &id, action, &crate::validate::shorten_message(&reason)).await?
                             {
-                                records::push_event(db, &id, action, false).await?;
                                 report.failed.push(id);
                             }
                         }
@@ -114,9 +113,10 @@ pub async fn sweep_once(
 }
 
 async fn fail(db: &Db, id: &str, action: RunAction, from: &[RunStatus], reason: &str) -> Result<bool, ApiError> {
-    let moved = records::transition(
+    let moved = records::end_action(
         db,
         id,
+        action,
         from,
         RunStatus::failure(action),
         "action = NULL, cancel_requested = 0, error = $2",
@@ -125,7 +125,6 @@ async fn fail(db: &Db, id: &str, action: RunAction, from: &[RunStatus], reason: 
     .await?;
     if moved {
         tracing::warn!(run = %id, %action, reason, "run failed by the sweep");
-        records::push_event(db, id, action, false).await?;
     }
     Ok(moved)
 }
