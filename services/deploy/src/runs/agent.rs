@@ -206,9 +206,8 @@ async fn claim(state: &AppState, run: &records::RunRecord, action: RunAction) ->
     if !taken {
         return Ok(None);
     }
-    if super::tfstate::release_abandoned_lock(state.db(), &run.id).await? {
-        tracing::warn!(run = %run.id, "took over from a silent agent: its state lock is released");
-    }
+    tracing::warn!(run = %run.id, "took over from a silent agent");
+    super::tfstate::release_abandoned_lock(state.db(), &run.id).await?;
     Ok(Some(claim))
 }
 

@@ -62,9 +62,7 @@ pub async fn sweep_once(
                 )
                 .await?;
                 if moved {
-                    if super::tfstate::release_abandoned_lock(db, &id).await? {
-                        tracing::warn!(run = %id, "state lock of the silent agent released");
-                    }
+                    super::tfstate::release_abandoned_lock(db, &id).await?;
                     match queue.enqueue(&RunJob::new(action, id.clone())).await {
                         Ok(()) => {
                             tracing::warn!(run = %id, %action, "agent went silent: run re-queued");

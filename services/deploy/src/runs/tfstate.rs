@@ -222,9 +222,10 @@ async fn unlock(state: &AppState, run_id: &str, body: &Bytes) -> Result<Response
     }
 }
 
-/// Drops the state lock of a run whose agent is known to be gone (the sweep re-queues the run):
-/// the dead agent's Terraform can no longer unlock, and the next agent must be able to apply.
-pub async fn release_abandoned_lock(db: &goterra_db::Db, run_id: &str) -> Result<bool, ApiError> {
+/// Drops the state lock of a run whose agent is known to be gone (the sweep re-queues the run,
+/// or another agent takes it over): the dead agent's Terraform can no longer unlock, and the
+/// next agent must be able to apply.
+pub async fn release_abandoned_lock(db: &goterra_db::Db, run_id: &str) -> Result<(), ApiError> {
     let released = sqlx::query(
         "UPDATE deploy_run_states SET lock_id = NULL, lock_info = NULL, updated_at = $2
          WHERE run_id = $1 AND lock_id IS NOT NULL",
@@ -234,5 +235,8 @@ pub async fn release_abandoned_lock(db: &goterra_db::Db, run_id: &str) -> Result
     .execute(db.pool())
     .await
     .map_err(ApiError::internal)?;
-    Ok(released.rows_affected() > 0)
+    if released.rows_affected() > 0 {
+        tracing::warn!(run = %run_id, "state lock of the silent agent released");
+    }
+    Ok(())
 }
