@@ -56,13 +56,14 @@ impl HttpRunControl {
         self.claims.lock().ok().and_then(|claims| claims.get(id).cloned())
     }
 
-    /// A report about run `id`, with this agent's claim on it. `None` when deploy refuses it
-    /// with 409: another agent took the run over, or the action ended.
+    /// A report about run `id`, with this agent's claim on it. `None` when deploy answers a
+    /// status that `refused` recognises (another agent runs the action, or it ended).
     async fn post<B: serde::Serialize + ?Sized>(
         &self,
         id: &str,
         what: &str,
         body: &B,
+        refused: fn(StatusCode) -> bool,
     ) -> anyhow::Result<Option<AgentAnswer>> {
         let mut request = self
             .client
@@ -76,7 +77,7 @@ impl HttpRunControl {
             .send()
             .await
             .with_context(|| format!("cannot reach deploy ({what})"))?;
-        if response.status() == StatusCode::CONFLICT {
+        if refused(response.status()) {
             return Ok(None);
         }
         let response = ensure_success(response, what).await?;
@@ -198,6 +199,11 @@ fn not_this_jobs(status: StatusCode) -> bool {
     matches!(status, StatusCode::NOT_FOUND | StatusCode::CONFLICT | StatusCode::GONE)
 }
 
+/// Deploy's refusal of a report: another agent took the run over, or the action ended.
+fn is_conflict(status: StatusCode) -> bool {
+    status == StatusCode::CONFLICT
+}
+
 #[async_trait]
 impl RunControl for HttpRunControl {
     async fn spec(&self, id: &str, action: RunAction) -> anyhow::Result<Option<RunSpec>> {
@@ -218,40 +224,25 @@ impl RunControl for HttpRunControl {
     }
 
     async fn started(&self, id: &str) -> anyhow::Result<Option<AgentAnswer>> {
-        let response = self
-            .client
-            .post(self.url(id, "started"))
-            .bearer_auth(self.credential())
-            .json(&serde_json::json!({}))
-            .send()
-            .await
-            .context("cannot reach deploy (started)")?;
-        if not_this_jobs(response.status()) {
-            return Ok(None);
-        }
-        let response = ensure_success(response, "started").await?;
-        let answer: AgentAnswer = response
-            .json()
-            .await
-            .context("unexpected answer from deploy (started)")?;
-        if let (Some(claim), Ok(mut claims)) = (&answer.claim, self.claims.lock()) {
+        let answer = self.post(id, "started", &serde_json::json!({}), not_this_jobs).await?;
+        if let (Some(claim), Ok(mut claims)) = (answer.as_ref().and_then(|a| a.claim.as_ref()), self.claims.lock()) {
             claims.insert(id.to_string(), claim.clone());
         }
-        Ok(Some(answer))
+        Ok(answer)
     }
 
     async fn log(&self, id: &str, lines: Vec<String>) -> anyhow::Result<AgentAnswer> {
-        let answer = self.post(id, "log", &LogLines { lines }).await?;
+        let answer = self.post(id, "log", &LogLines { lines }, is_conflict).await?;
         Ok(Self::or_stop(answer, id, "log"))
     }
 
     async fn heartbeat(&self, id: &str) -> anyhow::Result<AgentAnswer> {
-        let answer = self.post(id, "heartbeat", &serde_json::json!({})).await?;
+        let answer = self.post(id, "heartbeat", &serde_json::json!({}), is_conflict).await?;
         Ok(Self::or_stop(answer, id, "heartbeat"))
     }
 
     async fn finished(&self, id: &str, report: &RunReport) -> anyhow::Result<()> {
-        if self.post(id, "finished", report).await?.is_none() {
+        if self.post(id, "finished", report, is_conflict).await?.is_none() {
             // Nothing waits for this result any more: the job is done all the same.
             tracing::warn!(run = %id, "deploy refused the result: the run was taken over or ended");
         }
