@@ -184,7 +184,7 @@ impl Platform {
                     },
                     ..AgentOptions::default()
                 };
-                let queue = goterra_run_agent::default_queue(platform);
+                let queue = goterra_bus::platform_run_queue(platform);
                 let (agent, stop) = goterra_run_agent::start_agent(platform, queue, options).unwrap();
                 let routes = goterra_run_agent::routes(
                     Some(agent),
@@ -310,6 +310,13 @@ impl Platform {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         panic!("the run never reached {wanted}: {run}");
+    }
+
+    /// Destroys the run as alice (its owner) and waits for `destroy_success`.
+    async fn destroy(&self, id: &str) -> Value {
+        let (status, reply) = self.call(Method::DELETE, &self.run_path(id), "alice", None).await;
+        assert_eq!(status, 200, "{reply}");
+        self.wait_status(id, "destroy_success").await
     }
 
     async fn log(&self, id: &str) -> String {
@@ -504,11 +511,7 @@ async fn the_demo_cluster_deploys_coordinates_and_is_destroyed(backends: Backend
         .trim()
         .parse()
         .unwrap();
-    let (status, reply) = platform
-        .call(Method::DELETE, &platform.run_path(&id), "alice", None)
-        .await;
-    assert_eq!(status, 200, "{reply}");
-    let run = platform.wait_status(&id, "destroy_success").await;
+    let run = platform.destroy(&id).await;
     assert!(run["end"].as_i64().unwrap() > 0);
     assert!(!run_dir.join("master-0").exists(), "destroy removes the VMs");
     assert!(
@@ -574,11 +577,7 @@ async fn cancel_stops_an_apply_in_progress() {
     let run = platform.wait_status(&id, "canceled").await;
     assert!(run["duration"].as_f64().unwrap() > 0.0, "{run}");
     // Terraform and its `sleep` are gone: nothing holds the marker's run any more.
-    let (status, reply) = platform
-        .call(Method::DELETE, &platform.run_path(&id), "alice", None)
-        .await;
-    assert_eq!(status, 200, "{reply}");
-    platform.wait_status(&id, "destroy_success").await;
+    platform.destroy(&id).await;
     platform.stop().await;
 }
 
@@ -641,7 +640,7 @@ async fn a_run_whose_agent_is_killed_mid_apply_is_taken_over() {
     // Deploy's sweep notices the silence (time is moved forward rather than waited for):
     // the run goes back to the queue with its state lock released.
     let db = platform.server.platform.db.clone();
-    let queue = goterra_deploy::default_queue(&platform.server.platform);
+    let queue = goterra_bus::platform_run_queue(&platform.server.platform);
     let options = goterra_deploy::runs::RunOptions::default();
     let later = goterra_core::token::unix_now() as i64 + options.heartbeat_timeout.as_secs() as i64 + 60;
     let report = goterra_deploy::runs::sweep::sweep_once(&db, queue.as_ref(), &options, later)
@@ -654,10 +653,6 @@ async fn a_run_whose_agent_is_killed_mid_apply_is_taken_over() {
     platform.start_agent().await;
     let run = platform.wait_status(&id, "deploy_success").await;
     assert_eq!(run["error"], "", "{run}");
-    let (status, reply) = platform
-        .call(Method::DELETE, &platform.run_path(&id), "alice", None)
-        .await;
-    assert_eq!(status, 200, "{reply}");
-    platform.wait_status(&id, "destroy_success").await;
+    platform.destroy(&id).await;
     platform.stop().await;
 }

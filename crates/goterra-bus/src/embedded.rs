@@ -56,7 +56,7 @@ pub struct EmbeddedQueueOptions {
 impl Default for EmbeddedQueueOptions {
     fn default() -> Self {
         Self {
-            name: crate::rabbit::DEFAULT_RUN_QUEUE.to_string(),
+            name: goterra_core::config::DEFAULT_RUN_QUEUE.to_string(),
             visibility_timeout: Duration::from_secs(60),
             poll_interval: Duration::from_secs(1),
         }

@@ -15,7 +15,7 @@ pub use amqp::Backoff;
 pub use embedded::{EmbeddedQueue, EmbeddedQueueOptions, MIGRATIONS};
 pub use events::{DEFAULT_EVENT_EXCHANGE, RabbitEventBus};
 pub use queue::{JobConsumer, QueuedJob, RunQueue};
-pub use rabbit::{DEFAULT_RUN_QUEUE, RabbitQueue};
+pub use rabbit::RabbitQueue;
 
 use goterra_core::Platform;
 use goterra_core::events::EventBus;

@@ -17,9 +17,6 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection};
 use tokio::sync::Mutex;
 
-/// The original queue name, shared by every agent replica (competing consumers).
-pub use goterra_core::config::DEFAULT_RUN_QUEUE;
-
 /// AMQP delivery mode 2: the broker writes the message to disk.
 const PERSISTENT: u8 = 2;
 
@@ -37,7 +34,7 @@ struct Publisher {
 
 impl RabbitQueue {
     /// Nothing is contacted until the first enqueue or consumer; `queue` is usually
-    /// [`DEFAULT_RUN_QUEUE`] (tests use random names).
+    /// [`goterra_core::config::DEFAULT_RUN_QUEUE`] (tests use random names).
     pub fn new(url: Sensitive<String>, queue: impl Into<String>) -> Self {
         Self {
             url,

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./goterra-data";
-/// The run queue's default name, the original's RabbitMQ queue.
+/// The run queue's default name: the original's RabbitMQ queue, shared by every agent replica
+/// (competing consumers).
 pub const DEFAULT_RUN_QUEUE: &str = "gotaction";
 
 #[derive(Clone, Debug, Deserialize)]

@@ -308,7 +308,7 @@ impl Bench {
             },
             ..AgentOptions::default()
         };
-        let agent_queue = goterra_run_agent::default_queue(&platform);
+        let agent_queue = goterra_bus::platform_run_queue(&platform);
         let (_agent, stop) = goterra_run_agent::start_agent(&platform, agent_queue, options).unwrap();
 
         let admin = HttpApi {

@@ -57,13 +57,8 @@ fn catalogue_routes<K: Kind>(router: Router<AppState>) -> Router<AppState> {
         .route(&format!("/deploy/{}", K::MANY), get(list_public::<K>))
 }
 
-/// The run queue deploy writes to: the platform's (see [`goterra_bus::platform_run_queue`]).
-pub fn default_queue(platform: &Platform) -> Arc<dyn RunQueue> {
-    goterra_bus::platform_run_queue(platform)
-}
-
 pub async fn router(platform: Platform) -> anyhow::Result<Router> {
-    let queue = default_queue(&platform);
+    let queue = goterra_bus::platform_run_queue(&platform);
     tracing::info!(queue = %queue.describe(), "runs are queued here");
     router_with(platform, queue, runs::RunOptions::from_env()?).await
 }

@@ -56,12 +56,6 @@ pub struct AgentStatus {
     pub running: Vec<RunningRun>,
 }
 
-/// The queue the agent consumes: RabbitMQ with `GOT_AMQP`, else the embedded queue
-/// (see [`goterra_bus::platform_run_queue`], which deploy uses too).
-pub fn default_queue(platform: &Platform) -> Arc<dyn RunQueue> {
-    goterra_bus::platform_run_queue(platform)
-}
-
 /// The client of deploy's agent routes: at `GOT_DEPLOY_URL`, default this platform's public URL.
 pub fn deploy_control(platform: &Platform) -> anyhow::Result<Arc<HttpRunControl>> {
     let deploy = executor::non_empty_env("GOT_DEPLOY_URL").unwrap_or_else(|| platform.config.public_url());
@@ -86,7 +80,7 @@ pub async fn router(platform: Platform) -> anyhow::Result<Router> {
     let agent = if executor::non_empty_env("GOT_AGENT_DISABLED").is_some_and(|v| v == "1") {
         None
     } else {
-        let queue = default_queue(&platform);
+        let queue = goterra_bus::platform_run_queue(&platform);
         let (agent, _shutdown) = start_agent(&platform, queue, AgentOptions::from_env()?)?;
         Some(agent)
     };
