@@ -4,7 +4,7 @@
 #
 #     docker build --build-arg GOT_IAC=opentofu --build-arg GOT_IAC_VERSION=1.8.5 -t goterra .
 
-ARG RUST_VERSION=1.88
+ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
