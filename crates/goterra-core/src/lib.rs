@@ -7,6 +7,7 @@ pub mod events;
 pub mod extract;
 pub mod http;
 pub mod identity;
+pub mod ops;
 pub mod sensitive;
 pub mod token;
 

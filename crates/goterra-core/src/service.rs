@@ -32,6 +32,17 @@ pub struct ServiceSpec {
     pub local_api_keys: Option<LocalApiKeys>,
 }
 
+impl ServiceSpec {
+    /// The URL prefix of the service's routes: `/<name>`, except the web UI's, `/app` (the
+    /// original's path, which clients and proxies know).
+    pub fn prefix(&self) -> String {
+        match self.name {
+            "ui" => "/app".to_string(),
+            name => format!("/{name}"),
+        }
+    }
+}
+
 /// Command-line flags shared by every server binary.
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct ServerFlags {
@@ -181,8 +192,11 @@ pub async fn build(
         let routes = (service.router)(platform.clone())
             .await
             .with_context(|| format!("cannot start the {} service", service.name))?;
-        router = router.merge(routes);
+        router = router
+            .merge(routes)
+            .merge(crate::ops::router(&service.prefix(), platform.clone()));
     }
+    let router = router.route_layer(axum::middleware::from_fn(crate::ops::record_request));
     let router = crate::http::with_common_layers(router, 16 * 1024 * 1024, &platform.config.cors_origins);
     Ok((platform, router))
 }

@@ -77,6 +77,20 @@ impl Db {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+
+    /// One round trip to the database (readiness checks).
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        self.pool
+            .execute("SELECT 1")
+            .await
+            .context("the database does not answer")?;
+        Ok(())
+    }
+
+    /// Connections open in the pool, and how many of them are idle.
+    pub fn pool_usage(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
 }
 
 fn engine_of(url: &str) -> anyhow::Result<Engine> {
