@@ -43,6 +43,8 @@ pub struct Config {
     pub proxy: Option<String>,
     pub proxy_auth: Option<String>,
     pub consul: Option<String>,
+    /// How replicas announce themselves to the proxy (`GOT_DISCOVERY*`).
+    pub discovery: DiscoveryConfig,
     /// Key material for secrets encrypted at rest; derived from the token secret when unset.
     pub secrets_key: Option<Sensitive<String>>,
     pub admin_apikey: Option<Sensitive<String>>,
@@ -83,6 +85,44 @@ impl Default for RedisConfig {
             host: None,
             port: None,
             prefix: "goterra".into(),
+        }
+    }
+}
+
+/// Where a replica registers itself so that the proxy routes to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiscoveryKind {
+    /// Traefik's Redis KV provider: keys under `root_key`, with a TTL the replica refreshes.
+    Redis,
+    /// A Consul agent (`consul`, `GOT_CONSUL`), as the original did.
+    Consul,
+    /// No registration, even when `GOT_CONSUL` is set.
+    Off,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiscoveryConfig {
+    /// `redis`, `consul` or `off`; by default `consul` when `GOT_CONSUL` is set, else off.
+    pub kind: Option<DiscoveryKind>,
+    /// `host:port` the proxy reaches this replica at; default: the listen address, with the
+    /// machine's host name when listening on every interface.
+    pub address: Option<String>,
+    /// Root key of Traefik's Redis provider (its `rootKey`).
+    pub root_key: String,
+    /// Seconds a Redis registration lives unless refreshed: a crashed replica drops out of the
+    /// routing after at most this long.
+    pub ttl_secs: u64,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        Self {
+            kind: None,
+            address: None,
+            root_key: "traefik".into(),
+            ttl_secs: 15,
         }
     }
 }
@@ -146,6 +186,7 @@ impl Default for Config {
             proxy: None,
             proxy_auth: None,
             consul: None,
+            discovery: DiscoveryConfig::default(),
             secrets_key: None,
             admin_apikey: None,
             cors_origins: Vec::new(),
@@ -291,6 +332,23 @@ impl Config {
         if let Some(v) = get("GOT_CONSUL") {
             self.consul = Some(v);
         }
+        if let Some(v) = get("GOT_DISCOVERY") {
+            self.discovery.kind = match v.as_str() {
+                "redis" => Some(DiscoveryKind::Redis),
+                "consul" => Some(DiscoveryKind::Consul),
+                "off" | "none" => Some(DiscoveryKind::Off),
+                other => bail!("GOT_DISCOVERY: `{other}` is not one of redis, consul, off"),
+            };
+        }
+        if let Some(v) = get("GOT_DISCOVERY_ADDRESS") {
+            self.discovery.address = Some(v);
+        }
+        if let Some(v) = get("GOT_DISCOVERY_ROOT") {
+            self.discovery.root_key = v;
+        }
+        if let Some(v) = get("GOT_DISCOVERY_TTL") {
+            self.discovery.ttl_secs = parse_env("GOT_DISCOVERY_TTL", &v)?;
+        }
         if let Some(v) = get("GOT_SECRETS_KEY") {
             self.secrets_key = Some(Sensitive::new(v));
         }
@@ -342,7 +400,29 @@ impl Config {
         if self.store.max_value == 0 || self.store.max_keys == 0 || self.store.ttl_hours == 0 {
             bail!("store.max_value, store.max_keys and store.ttl_hours must be positive");
         }
+        match self.discovery_kind() {
+            Some(DiscoveryKind::Redis) if self.redis_url().is_none() => {
+                bail!("GOT_DISCOVERY=redis registers in Redis: set GOT_REDIS_URL (or redis.url)")
+            }
+            Some(DiscoveryKind::Consul) if self.consul.is_none() => {
+                bail!("GOT_DISCOVERY=consul registers with a Consul agent: set GOT_CONSUL (host:port)")
+            }
+            _ => {}
+        }
+        if self.discovery.ttl_secs < 3 {
+            bail!("discovery.ttl_secs / GOT_DISCOVERY_TTL: at least 3 seconds");
+        }
         Ok(())
+    }
+
+    /// How this process registers with the proxy: as configured, or with Consul when only
+    /// `GOT_CONSUL` is set (the original's behaviour).
+    pub fn discovery_kind(&self) -> Option<DiscoveryKind> {
+        match self.discovery.kind {
+            Some(DiscoveryKind::Off) => None,
+            Some(kind) => Some(kind),
+            None => self.consul.as_ref().map(|_| DiscoveryKind::Consul),
+        }
     }
 
     /// The address to listen on: `listen`, else the original `web.listen`/`web.port`.
@@ -445,6 +525,7 @@ fn strip_unknown(value: serde_yaml::Value, warnings: &mut Vec<String>) -> serde_
         "proxy",
         "proxy_auth",
         "consul",
+        "discovery",
         "secrets_key",
         "admin_apikey",
         "cors_origins",

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod discovery;
 pub mod error;
 pub mod events;
 pub mod extract;

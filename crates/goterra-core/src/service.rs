@@ -240,7 +240,14 @@ pub async fn run_prepared(
         .with_context(|| format!("cannot listen on {listen}"))?;
     let names: Vec<_> = services.iter().map(|s| s.name).collect();
     tracing::info!(address = %listen, url = %platform.config.public_url(), services = ?names, "goterra listening");
-    crate::http::serve(listener, router, crate::http::shutdown_signal()).await?;
+    let registration = crate::discovery::Registration::start(&platform.config, &listen, services).await?;
+    // Leave the proxy's registry first, so that no new request is routed here while in-flight
+    // ones finish.
+    let shutdown = async move {
+        crate::http::shutdown_signal().await;
+        registration.withdraw().await;
+    };
+    crate::http::serve(listener, router, shutdown).await?;
     platform.db.close().await;
     tracing::info!("stopped");
     Ok(())
