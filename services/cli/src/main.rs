@@ -1,10 +1,13 @@
-//! `goterra-cli`: the client VMs use to exchange data through the store at boot
-//! (`get KEY`, `put KEY VALUE`, `put KEY @FILE`), with the original's flags and environment.
-//! Subcommands are dispatched through clap so the workstation commands can join later; the
+//! `goterra-cli`: the workstation CLI of the platform (login, namespaces, catalogue, runs,
+//! users; see `workstation`), and the client VMs use to exchange data through the store at boot
+//! (`get KEY`, `put KEY VALUE`, `put KEY @FILE`) with the original's flags and environment. The
 //! store commands exist both at the top level (the original forms) and under `store`.
 
+#[cfg(test)]
+mod docs;
 mod store_client;
 mod value_codec;
+mod workstation;
 
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
@@ -22,13 +25,17 @@ const EXIT_USAGE: u8 = 2;
 #[command(
     name = "goterra-cli",
     version,
-    about = "Goterra client: exchange data between the VMs of a deployment through the store",
-    after_help = "Exit codes: 0 done, 1 failed or timed out, 2 usage error, 3 credentials refused (401/403).\n\
+    about = "Goterra client: drive the platform from a terminal, and exchange data between the VMs of a deployment through the store",
+    after_help = "Start with `goterra-cli login --url URL`, then `goterra-cli ns list`.\n\
+                  Exit codes: 0 done, 1 failed (refused by the server, run failed, timed out), 2 usage error,\n\
+                  3 credentials refused, 4 cannot reach the server.\n\
                   Go-style single-dash flags (-url U, -timeout=5) are accepted too."
 )]
-struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     connection: Connection,
+    #[command(flatten)]
+    global: workstation::commands::Global,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -59,6 +66,8 @@ enum Command {
     /// The same store commands, under their modern name.
     #[command(name = "store", subcommand)]
     Modern(StoreCommand),
+    #[command(flatten)]
+    Work(workstation::commands::WorkCommand),
 }
 
 #[derive(Subcommand)]
@@ -131,14 +140,27 @@ fn main() -> ExitCode {
         let _ = <Cli as clap::CommandFactory>::command().write_help(&mut std::io::stderr());
         return ExitCode::from(EXIT_USAGE);
     };
-    let command = match command {
-        Command::Store(command) | Command::Modern(command) => command,
-    };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start: {err}");
             return ExitCode::FAILURE;
+        }
+    };
+    let command = match command {
+        Command::Store(command) | Command::Modern(command) => command,
+        Command::Work(command) => {
+            let overrides = workstation::Overrides {
+                url: cli.connection.url.as_deref(),
+                apikey: cli.connection.apikey.as_deref(),
+            };
+            return match runtime.block_on(workstation::run(&cli.global, overrides, command)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    report(&err);
+                    ExitCode::from(err.exit_code())
+                }
+            };
         }
     };
     match runtime.block_on(run(&cli.connection, command)) {
@@ -151,6 +173,19 @@ fn main() -> ExitCode {
             eprintln!("error: {}", failure.message());
             ExitCode::from(failure.exit_code())
         }
+    }
+}
+
+/// An error on stderr (`error:` in red on a terminal without `NO_COLOR`), with a hint.
+fn report(err: &workstation::error::CliError) {
+    let label = if workstation::output::colours_on_stderr() {
+        "\x1b[31merror:\x1b[0m"
+    } else {
+        "error:"
+    };
+    eprintln!("{label} {err}");
+    if let Some(hint) = err.hint() {
+        eprintln!("hint: {hint}");
     }
 }
 
