@@ -533,6 +533,23 @@ async fn the_local_demo_runs_with_wait_and_is_destroyed() {
     let logs = ws.ok(&["run", "logs", &run_id]).await;
     assert!(!logs.is_empty());
 
+    // The run's store deployment, with the user's credentials: the master published its token.
+    let keys = ws.json(&["store", "dump", "--run", &run_id]).await;
+    let token = keys["master_token"]
+        .as_str()
+        .expect("the master's token is in the store")
+        .to_string();
+    assert_eq!(
+        ws.ok(&["store", "get", "master_token", "--run", &run_id]).await.trim(),
+        token
+    );
+    ws.ok(&["store", "put", "note", "from the workstation", "--run", &run_id])
+        .await;
+    let watched = ws
+        .ok(&["store", "watch", "--run", &run_id, "--filter", "note", "--timeout", "0"])
+        .await;
+    assert_eq!(watched.trim(), "note = from the workstation");
+
     let destroyed = ws.run(&["run", "destroy", &run_id, "--wait"]).await;
     assert_eq!(destroyed.status.code(), Some(0), "{}", describe(&destroyed));
     assert_eq!(

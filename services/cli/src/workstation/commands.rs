@@ -325,6 +325,44 @@ pub enum RunCommand {
     },
 }
 
+/// Which run's store deployment (`--deployment`/`GOT_DEPLOYMENT` gives one directly).
+#[derive(Args, Clone, Debug, Default)]
+pub struct StoreTarget {
+    /// Run whose deployment to use (your credentials, not a deployment token).
+    #[arg(long)]
+    pub run: Option<String>,
+    /// Namespace of `--run` (found among your runs when left out).
+    #[arg(long = "run-ns", value_name = "NS")]
+    pub ns: Option<String>,
+}
+
+/// Store commands on a run's deployment, beside the in-VM `get`/`put`/`create`/`delete`.
+#[derive(Subcommand, Debug)]
+pub enum RunStoreCommand {
+    /// Every key of a run's deployment.
+    #[command(after_help = "Example:\n  goterra-cli store dump --run RUN_ID --filter status_")]
+    Dump {
+        #[command(flatten)]
+        target: StoreTarget,
+        /// Only keys starting with this prefix.
+        #[arg(long)]
+        filter: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Print `key = value` for each key as it appears or changes, until --timeout minutes.
+    #[command(after_help = "Example:\n  goterra-cli store watch --run RUN_ID --filter status_ --timeout 10")]
+    Watch {
+        #[command(flatten)]
+        target: StoreTarget,
+        #[arg(long)]
+        filter: Option<String>,
+        /// Seconds between two looks.
+        #[arg(long, default_value_t = 2)]
+        interval: u64,
+    },
+}
+
 #[derive(Subcommand, Debug)]
 pub enum UserCommand {
     /// Every user (admins).

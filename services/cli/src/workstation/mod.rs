@@ -15,11 +15,12 @@ mod prompt;
 mod resolve;
 mod runs;
 mod session;
+pub mod store;
 
 use commands::{Global, WorkCommand};
 use config::{ConfigFile, Paths, Resolved};
 use error::CliResult;
-use session::Session;
+pub use session::Session;
 
 /// The URL and key given on the command line or in the environment (they win over profiles).
 pub struct Overrides<'a> {
@@ -27,13 +28,12 @@ pub struct Overrides<'a> {
     pub apikey: Option<&'a str>,
 }
 
-/// Runs one workstation command.
-pub async fn run(global: &Global, overrides: Overrides<'_>, command: WorkCommand) -> CliResult<()> {
-    if let WorkCommand::Completions { shell } = command {
-        let mut cli = <crate::Cli as clap::CommandFactory>::command();
-        clap_complete::generate(shell, &mut cli, "goterra-cli", &mut std::io::stdout());
-        return Ok(());
-    }
+/// The session of a command: profile, URL and key resolved.
+pub fn session(global: &Global, overrides: Overrides<'_>) -> CliResult<Session> {
+    Ok(session_and_config(global, overrides)?.0)
+}
+
+fn session_and_config(global: &Global, overrides: Overrides<'_>) -> CliResult<(Session, ConfigFile)> {
     let paths = Paths::locate()?;
     let file = ConfigFile::load(&paths)?;
     let profile = file.profile_name(global.profile.as_deref());
@@ -43,6 +43,17 @@ pub async fn run(global: &Global, overrides: Overrides<'_>, command: WorkCommand
         paths,
         verbose: global.verbose,
     };
+    Ok((session, file))
+}
+
+/// Runs one workstation command.
+pub async fn run(global: &Global, overrides: Overrides<'_>, command: WorkCommand) -> CliResult<()> {
+    if let WorkCommand::Completions { shell } = command {
+        let mut cli = <crate::Cli as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut cli, "goterra-cli", &mut std::io::stdout());
+        return Ok(());
+    }
+    let (session, file) = session_and_config(global, overrides)?;
     match command {
         WorkCommand::Completions { .. } => Ok(()),
         WorkCommand::Login { apikey_stdin, activate } => account::login(&session, file, apikey_stdin, activate).await,
