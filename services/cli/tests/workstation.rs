@@ -533,16 +533,11 @@ async fn the_local_demo_runs_with_wait_and_is_destroyed() {
     let logs = ws.ok(&["run", "logs", &run_id]).await;
     assert!(!logs.is_empty());
 
-    // The run's store deployment, with the user's credentials: the master published its token.
+    // The run's store deployment, with the user's credentials: the master publishes its token
+    // once its boot script runs (after the apply), so `get` waits for it; `dump` then shows it.
+    let token = ws.ok(&["store", "get", "master_token", "--run", &run_id]).await;
     let keys = ws.json(&["store", "dump", "--run", &run_id]).await;
-    let token = keys["master_token"]
-        .as_str()
-        .expect("the master's token is in the store")
-        .to_string();
-    assert_eq!(
-        ws.ok(&["store", "get", "master_token", "--run", &run_id]).await.trim(),
-        token
-    );
+    assert_eq!(keys["master_token"].as_str(), Some(token.trim()));
     ws.ok(&["store", "put", "note", "from the workstation", "--run", &run_id])
         .await;
     let watched = ws
