@@ -253,6 +253,29 @@ pub trait CatalogueItem: Serialize + serde::de::DeserializeOwned + Send + Sync {
     /// Key of a list in answers; also the public list's segment (`/deploy/<many>`).
     const MANY: &'static str;
     type Id: std::str::FromStr + AsRef<str> + Clone + std::fmt::Display;
+
+    fn id(&self) -> &str;
+    fn name(&self) -> &str;
+    /// The owning namespace's id.
+    fn namespace(&self) -> &str;
+    /// `remote` and `rversion`: the item's directory and version in a catalogue it was
+    /// imported from (endpoints have no version).
+    fn catalogue_key(&self) -> (&str, &str);
+}
+
+/// The accessors every kind implements the same way.
+macro_rules! catalogue_accessors {
+    () => {
+        fn id(&self) -> &str {
+            &self.id
+        }
+        fn name(&self) -> &str {
+            &self.name
+        }
+        fn namespace(&self) -> &str {
+            &self.namespace
+        }
+    };
 }
 
 impl CatalogueItem for Recipe {
@@ -260,6 +283,10 @@ impl CatalogueItem for Recipe {
     const ONE: &'static str = "recipe";
     const MANY: &'static str = "recipes";
     type Id = crate::ids::RecipeId;
+    catalogue_accessors!();
+    fn catalogue_key(&self) -> (&str, &str) {
+        (&self.remote, &self.rversion)
+    }
 }
 
 impl CatalogueItem for Template {
@@ -267,6 +294,10 @@ impl CatalogueItem for Template {
     const ONE: &'static str = "template";
     const MANY: &'static str = "templates";
     type Id = crate::ids::TemplateId;
+    catalogue_accessors!();
+    fn catalogue_key(&self) -> (&str, &str) {
+        (&self.remote, &self.rversion)
+    }
 }
 
 impl CatalogueItem for Application {
@@ -274,6 +305,10 @@ impl CatalogueItem for Application {
     const ONE: &'static str = "app";
     const MANY: &'static str = "apps";
     type Id = crate::ids::ApplicationId;
+    catalogue_accessors!();
+    fn catalogue_key(&self) -> (&str, &str) {
+        (&self.remote, &self.rversion)
+    }
 }
 
 impl CatalogueItem for Endpoint {
@@ -281,4 +316,8 @@ impl CatalogueItem for Endpoint {
     const ONE: &'static str = "endpoint";
     const MANY: &'static str = "endpoints";
     type Id = crate::ids::EndpointId;
+    catalogue_accessors!();
+    fn catalogue_key(&self) -> (&str, &str) {
+        (&self.remote, "")
+    }
 }

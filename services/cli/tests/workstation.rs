@@ -234,6 +234,22 @@ async fn login_config_whoami_and_failures_have_their_exit_codes() {
         .to_string();
     std::fs::write(&cache, cached.replace(&token_line, "token = \"expired-token\"")).unwrap();
     assert_eq!(ws.json(&["whoami"]).await["uid"], "admin-user");
+    // An old cached token is renewed before use, and the new one cached.
+    let cached = std::fs::read_to_string(&cache).unwrap();
+    let obtained_line = cached
+        .lines()
+        .find(|line| line.starts_with("obtained"))
+        .unwrap()
+        .to_string();
+    std::fs::write(&cache, cached.replace(&obtained_line, "obtained = 1")).unwrap();
+    let renewing = ws.run(&["--verbose", "whoami"]).await;
+    assert_eq!(renewing.status.code(), Some(0), "{}", describe(&renewing));
+    assert!(
+        text(&renewing.stderr).contains("/auth/token"),
+        "{}",
+        describe(&renewing)
+    );
+    assert!(!std::fs::read_to_string(&cache).unwrap().contains("obtained = 1\n"));
 
     // Wrong key: exit 3. Server down: exit 4. Usage: exit 2.
     let wrong = ws

@@ -209,6 +209,8 @@ pub struct TokenCache {
 pub struct CachedToken {
     pub fingerprint: String,
     pub token: String,
+    /// When the token was obtained (unix seconds).
+    pub obtained: u64,
 }
 
 impl TokenCache {
@@ -221,19 +223,21 @@ impl TokenCache {
         write_toml(&paths.tokens, self)
     }
 
-    pub fn get(&self, profile: &str, fingerprint: &str) -> Option<Sensitive<String>> {
+    /// The profile's token, if it was obtained with the same URL and key, and when.
+    pub fn get(&self, profile: &str, fingerprint: &str) -> Option<(Sensitive<String>, u64)> {
         self.tokens
             .get(profile)
             .filter(|cached| cached.fingerprint == fingerprint && !cached.token.is_empty())
-            .map(|cached| Sensitive::new(cached.token.clone()))
+            .map(|cached| (Sensitive::new(cached.token.clone()), cached.obtained))
     }
 
-    pub fn put(&mut self, profile: &str, fingerprint: String, token: &Sensitive<String>) {
+    pub fn put(&mut self, profile: &str, fingerprint: String, token: &Sensitive<String>, obtained: u64) {
         self.tokens.insert(
             profile.to_string(),
             CachedToken {
                 fingerprint,
                 token: token.expose().clone(),
+                obtained,
             },
         );
     }

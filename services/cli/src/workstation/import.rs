@@ -85,7 +85,7 @@ async fn stored_of<K: Shown>(
     into: &mut BTreeMap<(ItemKind, String), Stored>,
 ) -> CliResult<()> {
     for item in client.list_items::<K>(ns, false).await? {
-        let (remote, version) = item.remote();
+        let (remote, version) = item.catalogue_key();
         if remote.is_empty() {
             continue;
         }

@@ -6,7 +6,7 @@ use super::commands::{EndpointCommand, ItemCommand, SecretCommand};
 use super::error::{CliResult, failed, usage};
 use super::output;
 use super::prompt;
-use super::resolve::{self, Identified};
+use super::resolve;
 use super::session::Session;
 use goterra_client::deploy::{Application, CatalogueItem, Endpoint, EndpointDefaults, Recipe, SecretRequest, Template};
 use goterra_client::{Client, NamespaceId, Sensitive};
@@ -15,12 +15,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// How a kind is shown and read from files.
-pub trait Shown: CatalogueItem + Identified + Clone {
+pub trait Shown: CatalogueItem + Clone {
     const KIND: ItemKind;
     const LABEL: &'static str;
     fn header() -> Vec<&'static str>;
     fn row(&self) -> Vec<String>;
-    fn remote(&self) -> (&str, &str);
 }
 
 impl Shown for Recipe {
@@ -40,9 +39,6 @@ impl Shown for Recipe {
             output::joined(&self.base),
         ]
     }
-    fn remote(&self) -> (&str, &str) {
-        (&self.remote, &self.rversion)
-    }
 }
 
 impl Shown for Template {
@@ -60,9 +56,6 @@ impl Shown for Template {
             self.namespace.clone(),
             self.data.keys().cloned().collect::<Vec<_>>().join(", "),
         ]
-    }
-    fn remote(&self) -> (&str, &str) {
-        (&self.remote, &self.rversion)
     }
 }
 
@@ -82,9 +75,6 @@ impl Shown for Application {
             self.template.clone(),
         ]
     }
-    fn remote(&self) -> (&str, &str) {
-        (&self.remote, &self.rversion)
-    }
 }
 
 impl Shown for Endpoint {
@@ -101,9 +91,6 @@ impl Shown for Endpoint {
             output::yes_no(self.public),
             self.namespace.clone(),
         ]
-    }
-    fn remote(&self) -> (&str, &str) {
-        (&self.remote, "")
     }
 }
 
@@ -150,7 +137,7 @@ pub async fn resolve_reference<K: Shown>(
     candidates.extend(client.list_public_items::<K>(true).await?);
     candidates
         .iter()
-        .find(|item| item.remote() == (dir, version))
+        .find(|item| item.catalogue_key() == (dir, version))
         .map(|item| item.id().to_string())
         .ok_or_else(|| {
             failed(format!(

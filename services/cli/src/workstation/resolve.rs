@@ -41,7 +41,7 @@ pub async fn namespace_id(client: &Client, given: &str) -> CliResult<NamespaceId
 /// The id of the `K` whose id or name is `given`, among the namespace's and the public ones.
 pub async fn item_id<K>(client: &Client, ns: &NamespaceId, given: &str, label: &str) -> CliResult<K::Id>
 where
-    K: CatalogueItem + Identified,
+    K: CatalogueItem,
 {
     let given = given.trim();
     let mut candidates = client.list_items::<K>(ns, true).await?;
@@ -68,35 +68,6 @@ where
         .parse()
         .map_err(|_| failed(format!("the server gave an invalid {label} id {:?}", found.id())))
 }
-
-/// Id, name and namespace of a catalogue object.
-pub trait Identified {
-    fn id(&self) -> &str;
-    fn name(&self) -> &str;
-    fn namespace(&self) -> &str;
-}
-
-macro_rules! identified {
-    ($($kind:ty),*) => {
-        $(impl Identified for $kind {
-            fn id(&self) -> &str {
-                &self.id
-            }
-            fn name(&self) -> &str {
-                &self.name
-            }
-            fn namespace(&self) -> &str {
-                &self.namespace
-            }
-        })*
-    };
-}
-identified!(
-    goterra_client::deploy::Recipe,
-    goterra_client::deploy::Template,
-    goterra_client::deploy::Application,
-    goterra_client::deploy::Endpoint
-);
 
 /// A run by id: in `ns` when given, otherwise found among the runs the caller may see.
 pub async fn run(client: &Client, ns: Option<&str>, run: &str) -> CliResult<(NamespaceId, Run)> {

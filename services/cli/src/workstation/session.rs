@@ -1,11 +1,24 @@
 //! An authenticated client for a command: the cached token when there is one, otherwise a
-//! login with the API key (`GET /auth/api`), cached for the next commands. A token the server
-//! refuses (expired, or the key changed) is renewed once by logging in again.
+//! login with the API key (`GET /auth/api`), cached for the next commands. A cached token older
+//! than an hour is renewed (`GET /auth/token`) before use, so it never expires under a long
+//! command; one the server refuses (expired, or the key changed) is replaced by logging in
+//! again.
 
 use super::config::{Paths, Resolved, TokenCache};
 use super::error::{CliError, CliResult};
 use goterra_client::{CallRecord, Client, Sensitive};
 use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Age after which a cached token is renewed before use (user tokens live a day by default).
+const RENEW_AFTER: Duration = Duration::from_secs(3600);
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or_default()
+}
 
 /// What every workstation command gets.
 pub struct Session {
@@ -43,21 +56,33 @@ impl Session {
             return;
         };
         let mut cache = TokenCache::load(&self.paths);
-        cache.put(&self.resolved.profile, fingerprint, token);
+        cache.put(&self.resolved.profile, fingerprint, token, unix_now());
         if let Err(err) = cache.save(&self.paths) {
             eprintln!("warning: the token is not cached: {err}");
         }
     }
 
-    /// A client with the cached token, or with a new one.
+    /// A client with the cached token (renewed when old), or with a new one.
     pub async fn client(&self) -> CliResult<Client> {
-        if let Some(cached) = self.cached_token() {
-            return Ok(self.anonymous()?.with_token(cached.expose()));
+        let Some((cached, obtained)) = self.cached_token() else {
+            return Ok(self.login().await?.0);
+        };
+        let client = self.anonymous()?.with_token(cached.expose());
+        if unix_now().saturating_sub(obtained) < RENEW_AFTER.as_secs() {
+            return Ok(client);
         }
-        Ok(self.login().await?.0)
+        match client.renew_token().await {
+            Ok(renewed) => {
+                let token = Sensitive::new(renewed.token);
+                self.remember(&token);
+                Ok(self.anonymous()?.with_token(token.expose()))
+            }
+            Err(goterra_client::ClientError::Unauthorized { .. }) => Ok(self.login().await?.0),
+            Err(other) => Err(other.into()),
+        }
     }
 
-    fn cached_token(&self) -> Option<Sensitive<String>> {
+    fn cached_token(&self) -> Option<(Sensitive<String>, u64)> {
         let fingerprint = self.resolved.fingerprint()?;
         TokenCache::load(&self.paths).get(&self.resolved.profile, &fingerprint)
     }
