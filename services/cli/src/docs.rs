@@ -26,10 +26,18 @@ prints `{\"run\": <id>, \"namespace\": <id>}`, `catalog import|lint` print an ar
 /// The whole reference: the preamble, then one section per command, depth first.
 pub fn markdown(root: &Command) -> String {
     let mut text = String::from(PREAMBLE);
-    let mut root = root.clone().term_width(100);
+    let mut root = without_env_values(root.clone()).term_width(100);
     root.build();
     section(&mut text, &root, &[]);
     text
+}
+
+/// Help shows `[env: GOT_URL=<value>]` when a variable is set: the reference must not depend on
+/// the environment it was generated in.
+fn without_env_values(command: Command) -> Command {
+    command
+        .mut_args(|arg| arg.hide_env_values(true))
+        .mut_subcommands(without_env_values)
 }
 
 fn section(text: &mut String, command: &Command, parents: &[&str]) {
