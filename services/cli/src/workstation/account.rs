@@ -3,6 +3,7 @@
 use super::commands::UserCommand;
 use super::config::{ConfigFile, Profile, Resolved, TokenCache};
 use super::error::{CliResult, usage};
+use super::output::outln;
 use super::output::{self, Format};
 use super::prompt;
 use super::session::Session;
@@ -47,7 +48,7 @@ pub async fn login(session: &Session, mut file: ConfigFile, apikey_stdin: bool, 
         file.active = Some(profile.clone());
     }
     file.save(&session.paths)?;
-    println!("Logged in to {url} as {} (profile {profile})", user.uid);
+    outln!("Logged in to {url} as {} (profile {profile})", user.uid);
     Ok(())
 }
 
@@ -69,9 +70,9 @@ pub fn logout(session: &Session, mut file: ConfigFile) -> CliResult<()> {
         file.save(&session.paths)?;
     }
     if had_key || had_token {
-        println!("Logged out of profile {profile}");
+        outln!("Logged out of profile {profile}");
     } else {
-        println!("Profile {profile} holds no credential");
+        outln!("Profile {profile} holds no credential");
     }
     Ok(())
 }
@@ -211,9 +212,10 @@ pub async fn user(session: &Session, command: UserCommand) -> CliResult<()> {
                     async move { Ok(client.register(&request).await?) }
                 })
                 .await?;
-            println!(
+            outln!(
                 "User {} created. Its API key (shown once):\n{}",
-                created.id, created.apikey
+                created.id,
+                created.apikey
             );
             Ok(())
         }
@@ -239,7 +241,7 @@ pub async fn user(session: &Session, command: UserCommand) -> CliResult<()> {
                     async move { Ok(client.update_user(&who, &patch).await?) }
                 })
                 .await?;
-            println!("User {} updated", user.uid);
+            outln!("User {} updated", user.uid);
             Ok(())
         }
         UserCommand::Password {
@@ -264,7 +266,7 @@ pub async fn user(session: &Session, command: UserCommand) -> CliResult<()> {
                 current_password,
             };
             change_password(&client, &who, &request).await?;
-            println!("Password of {who} changed");
+            outln!("Password of {who} changed");
             Ok(())
         }
         UserCommand::Apikey { uid: who } => {
@@ -275,7 +277,7 @@ pub async fn user(session: &Session, command: UserCommand) -> CliResult<()> {
                     async move { Ok(client.regenerate_api_key(&who).await?) }
                 })
                 .await?;
-            println!(
+            outln!(
                 "New API key of {who} (shown once; the old one no longer works):\n{}",
                 key.expose()
             );
@@ -291,7 +293,7 @@ pub async fn user(session: &Session, command: UserCommand) -> CliResult<()> {
                     async move { Ok(client.delete_user(&who).await?) }
                 })
                 .await?;
-            println!("User {who} deleted");
+            outln!("User {who} deleted");
             Ok(())
         }
     }

@@ -5,6 +5,7 @@ use super::catalog::{self, ItemKind, Reference};
 use super::commands::{EndpointCommand, ItemCommand, SecretCommand};
 use super::error::{CliResult, failed, usage};
 use super::output;
+use super::output::outln;
 use super::prompt;
 use super::resolve;
 use super::session::Session;
@@ -221,7 +222,7 @@ pub async fn run<K: Shown>(session: &Session, command: ItemCommand) -> CliResult
                     }
                 })
                 .await?;
-            println!("{} created: {id}", capitalized(K::LABEL));
+            outln!("{} created: {id}", capitalized(K::LABEL));
             Ok(())
         }
         ItemCommand::Update { item, file, ns } => {
@@ -236,7 +237,7 @@ pub async fn run<K: Shown>(session: &Session, command: ItemCommand) -> CliResult
                     }
                 })
                 .await?;
-            println!("{} {} updated", capitalized(K::LABEL), updated.id());
+            outln!("{} {} updated", capitalized(K::LABEL), updated.id());
             Ok(())
         }
         ItemCommand::Delete { item, ns, yes } => {
@@ -251,7 +252,7 @@ pub async fn run<K: Shown>(session: &Session, command: ItemCommand) -> CliResult
                     }
                 })
                 .await?;
-            println!("{} {item} deleted", capitalized(K::LABEL));
+            outln!("{} {item} deleted", capitalized(K::LABEL));
             Ok(())
         }
     }
@@ -347,7 +348,7 @@ async fn secret(session: &Session, command: SecretCommand) -> CliResult<()> {
                     }
                 })
                 .await?;
-            println!("Secret for endpoint {endpoint} stored");
+            outln!("Secret for endpoint {endpoint} stored");
             Ok(())
         }
         SecretCommand::Show { endpoint, ns, out } => {
@@ -379,7 +380,7 @@ async fn secret(session: &Session, command: SecretCommand) -> CliResult<()> {
                     }
                 })
                 .await?;
-            println!("Secret for endpoint {endpoint} deleted");
+            outln!("Secret for endpoint {endpoint} deleted");
             Ok(())
         }
     }

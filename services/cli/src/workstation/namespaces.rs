@@ -2,6 +2,7 @@
 
 use super::commands::NsCommand;
 use super::error::CliResult;
+use super::output::outln;
 use super::output::{self, Format};
 use super::prompt;
 use super::resolve;
@@ -62,7 +63,7 @@ pub async fn run(session: &Session, command: NsCommand) -> CliResult<()> {
                     async move { Ok(client.create_namespace(&name).await?) }
                 })
                 .await?;
-            println!("Namespace {name} created: {id}");
+            outln!("Namespace {name} created: {id}");
             Ok(())
         }
         NsCommand::Edit {
@@ -102,7 +103,7 @@ pub async fn run(session: &Session, command: NsCommand) -> CliResult<()> {
                     }
                 })
                 .await?;
-            println!("Namespace {} updated", updated.name);
+            outln!("Namespace {} updated", updated.name);
             Ok(())
         }
         NsCommand::Delete { ns, yes } => {
@@ -116,7 +117,7 @@ pub async fn run(session: &Session, command: NsCommand) -> CliResult<()> {
                     }
                 })
                 .await?;
-            println!("Namespace {ns} deleted");
+            outln!("Namespace {ns} deleted");
             Ok(())
         }
     }

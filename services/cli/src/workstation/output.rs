@@ -36,18 +36,41 @@ pub fn table(header: &[&str]) -> Table {
     table
 }
 
+/// Writes to standard output. A closed pipe (`goterra-cli run list | head -1`) ends the
+/// process quietly with success, as Unix tools do, instead of panicking like `println!`.
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout.write_fmt(args).and_then(|()| stdout.flush());
+    if let Err(err) = written {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write the output: {err}");
+        std::process::exit(1);
+    }
+}
+
+/// `println!` through [`write_stdout`].
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::workstation::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+pub(crate) use outln;
+
 /// Prints `value` as JSON or YAML, or the table `tabular` builds.
 pub fn print<T: Serialize>(format: Format, value: &T, tabular: impl FnOnce() -> Table) -> CliResult<()> {
     match format {
         Format::Json => {
             let text = serde_json::to_string_pretty(value).map_err(|err| failed(format!("cannot encode: {err}")))?;
-            println!("{text}");
+            outln!("{text}");
         }
         Format::Yaml => {
             let text = serde_yaml::to_string(value).map_err(|err| failed(format!("cannot encode: {err}")))?;
-            print!("{text}");
+            write_stdout(format_args!("{text}"));
         }
-        Format::Table => println!("{}", tabular()),
+        Format::Table => outln!("{}", tabular()),
     }
     Ok(())
 }

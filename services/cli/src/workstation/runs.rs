@@ -2,6 +2,7 @@
 
 use super::commands::RunCommand;
 use super::error::{CliError, CliResult, failed, usage};
+use super::output::outln;
 use super::output::{self, Format};
 use super::prompt;
 use super::resolve;
@@ -57,7 +58,7 @@ fn outputs_of(run: &Run) -> BTreeMap<String, String> {
 
 fn print_outputs(run: &Run) {
     for (name, value) in outputs_of(run) {
-        println!("{name} = {value}");
+        outln!("{name} = {value}");
     }
 }
 
@@ -277,7 +278,7 @@ pub async fn run(session: &Session, command: RunCommand) -> CliResult<()> {
                 return outcome(&ended);
             }
             if out.output == Format::Table {
-                println!("{run_id}");
+                outln!("{run_id}");
             }
             Ok(())
         }
@@ -335,7 +336,7 @@ pub async fn run(session: &Session, command: RunCommand) -> CliResult<()> {
                     break;
                 }
                 for line in &page.lines {
-                    println!("{line}");
+                    outln!("{line}");
                 }
                 from = page.next;
             }
@@ -348,7 +349,7 @@ pub async fn run(session: &Session, command: RunCommand) -> CliResult<()> {
             let client = session.client().await?;
             let (ns, found) = resolve::run(&client, ns.as_deref(), &run).await?;
             let canceled = client.cancel_run(&ns, &RunId::from_trusted(found.id)).await?;
-            println!("run {}: {}", canceled.id, canceled.status);
+            outln!("run {}: {}", canceled.id, canceled.status);
             Ok(())
         }
         RunCommand::Destroy { run, ns, wait } => {

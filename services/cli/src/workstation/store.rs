@@ -3,6 +3,7 @@
 
 use super::commands::StoreTarget;
 use super::error::{CliResult, usage};
+use super::output::outln;
 use super::output::{self, Format};
 use super::resolve;
 use super::session::Session;
@@ -72,7 +73,7 @@ pub async fn watch(
         let data = client.store_keys(&id, prefix).await?;
         for (key, value) in data.deployment {
             if seen.get(&key) != Some(&value) {
-                println!("{key} = {value}");
+                outln!("{key} = {value}");
                 seen.insert(key, value);
             }
         }
