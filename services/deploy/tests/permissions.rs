@@ -200,13 +200,19 @@ fn matrix(f: &Fixture) -> Vec<Row> {
                 Some(json!({"description": "changed"})),
                 [200, 200, 200, 403, 401],
             ));
-            // Under another namespace's URL an object does not exist, for everyone.
+            // Under another namespace's URL a public object is readable (the original UI reads the
+            // catalogue under the user's namespace); a private one does not exist, for everyone.
             rows.push(row(
                 Method::GET,
                 format!("/deploy/ns/{b}/{kind}/{id}"),
                 None,
-                [404, 404, 404, 404, 401],
+                if public {
+                    [200, 200, 200, 200, 401]
+                } else {
+                    [404, 404, 404, 404, 401]
+                },
             ));
+            // Writes happen under the object's own namespace only.
             rows.push(row(
                 Method::PUT,
                 format!("/deploy/ns/{b}/{kind}/{id}"),

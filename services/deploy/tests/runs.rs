@@ -774,7 +774,7 @@ async fn cancel_and_the_heartbeat_sweep_end_every_run() {
             pending_timeout: Duration::from_secs(600),
             ..RunOptions::default()
         };
-        let now = goterra_deploy::state::now();
+        let now = goterra_deploy::storage::now();
 
         // Cancel while pending: at once.
         let pending = env.start_run("alice").await;

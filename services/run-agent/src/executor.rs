@@ -42,12 +42,13 @@ pub struct ExecutorConfig {
     pub plugin_dir: Option<PathBuf>,
     /// `GOT_KILL_GRACE_SECS`: time between SIGTERM and SIGKILL on timeout or cancel.
     pub kill_grace: Duration,
-    /// `GOT_AGENT_WORK_DIR`: where run directories are created; default the system temp dir.
+    /// `agent.work_dir` (`GOT_AGENT_WORK_DIR`): where run directories are created; default the
+    /// system temp dir.
     pub work_dir: Option<PathBuf>,
     /// `PATH` given to Terraform (the agent's own).
     pub path: String,
-    /// `GOT_RUN_TIMEOUT` (seconds): the longest an action may take on this agent, whatever
-    /// the spec asks.
+    /// `run.timeout_secs` (`GOT_RUN_TIMEOUT`): the longest an action may take on this agent,
+    /// whatever the spec asks.
     pub max_timeout: Option<Duration>,
 }
 
@@ -65,25 +66,20 @@ impl Default for ExecutorConfig {
 }
 
 impl ExecutorConfig {
-    /// Reads the `GOT_*` variables above; a bad number is an error naming the variable.
+    /// Reads Terraform's `GOT_*` variables above; a bad number is an error naming the variable.
+    /// (The work directory and the timeout come from the platform configuration: see
+    /// `AgentOptions::from_config`.)
     pub fn from_env() -> anyhow::Result<Self> {
         let mut config = Self::default();
         if let Some(bin) = non_empty_env("GOT_TERRAFORM_BIN") {
             config.terraform_bin = PathBuf::from(bin);
         }
         config.plugin_dir = non_empty_env("GOT_TERRAFORM_PLUGIN_DIR").map(PathBuf::from);
-        config.work_dir = non_empty_env("GOT_AGENT_WORK_DIR").map(PathBuf::from);
         if let Some(grace) = non_empty_env("GOT_KILL_GRACE_SECS") {
             let secs: u64 = grace
                 .parse()
                 .map_err(|_| anyhow::anyhow!("GOT_KILL_GRACE_SECS must be a number of seconds, got {grace:?}"))?;
             config.kill_grace = Duration::from_secs(secs);
-        }
-        if let Some(timeout) = non_empty_env("GOT_RUN_TIMEOUT") {
-            let secs: u64 = timeout.parse().ok().filter(|secs| *secs > 0).ok_or_else(|| {
-                anyhow::anyhow!("GOT_RUN_TIMEOUT must be a positive number of seconds, got {timeout:?}")
-            })?;
-            config.max_timeout = Some(Duration::from_secs(secs));
         }
         Ok(config)
     }

@@ -4,7 +4,7 @@
 
 use super::model::RunRequest;
 use crate::access::{self, NamespaceRecord};
-use crate::catalogue::fetch;
+use crate::catalogue::find_usable;
 use crate::images;
 use crate::model::{Application, Defaults, Endpoint, Template};
 use crate::secrets;
@@ -63,18 +63,18 @@ pub async fn prepare(
     with_credentials: bool,
 ) -> Result<Prepared, ApiError> {
     let namespace = access::require_member(state, namespace_id, user).await?;
-    let app = match fetch::<Application>(state, app_id).await? {
-        Some(app) if app.public || app.namespace == namespace.id => app,
-        _ => return Err(ApiError::not_found("application not found")),
-    };
+    let app = find_usable::<Application>(state, &namespace.id, app_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("application not found"))?;
     if request.endpoint.trim().is_empty() {
         return Err(bad("endpoint", "an endpoint id is required"));
     }
-    let endpoint = match fetch::<Endpoint>(state, request.endpoint.trim()).await? {
-        Some(endpoint) if endpoint.public || endpoint.namespace == namespace.id => endpoint,
-        _ => return Err(bad("endpoint", "not found or not usable from this namespace")),
-    };
-    let template = fetch::<Template>(state, &app.template)
+    let endpoint = find_usable::<Endpoint>(state, &namespace.id, request.endpoint.trim())
+        .await?
+        .ok_or_else(|| bad("endpoint", "not found or not usable from this namespace"))?;
+    let template = state
+        .catalogue::<Template>()
+        .find(&app.template)
         .await?
         .ok_or_else(|| ApiError::conflict("the application's template no longer exists"))?;
     let source = template
