@@ -91,7 +91,10 @@ fn every_documented_operation_is_served() {
         .filter_map(|route| Some((route.method?.to_string(), shape(&route.path))))
         .collect();
     for operation in documented() {
-        assert!(served.contains(&operation), "{operation:?} is documented but not served");
+        assert!(
+            served.contains(&operation),
+            "{operation:?} is documented but not served"
+        );
     }
 }
 
