@@ -118,9 +118,6 @@ pub struct AgentConfig {
     pub work_dir: Option<PathBuf>,
     /// Serves the run-agent routes without executing runs (`GOT_AGENT_DISABLED=1`).
     pub disabled: bool,
-    /// On SIGTERM, seconds the running actions may take to finish before they are stopped and
-    /// handed back to the queue (`GOT_AGENT_SHUTDOWN_GRACE_SECS`).
-    pub shutdown_grace_secs: u64,
 }
 
 impl Default for AgentConfig {
@@ -130,7 +127,6 @@ impl Default for AgentConfig {
             heartbeat_secs: 15,
             work_dir: None,
             disabled: false,
-            shutdown_grace_secs: 60,
         }
     }
 }
@@ -431,9 +427,6 @@ impl Config {
         if let Some(v) = get("GOT_AGENT_DISABLED") {
             self.agent.disabled = parse_flag("GOT_AGENT_DISABLED", &v)?;
         }
-        if let Some(v) = get("GOT_AGENT_SHUTDOWN_GRACE_SECS") {
-            self.agent.shutdown_grace_secs = parse_env("GOT_AGENT_SHUTDOWN_GRACE_SECS", &v)?;
-        }
         Ok(())
     }
 
@@ -574,16 +567,7 @@ fn strip_unknown(value: serde_yaml::Value, warnings: &mut Vec<String>) -> serde_
                 "sweep_interval_secs",
             ],
         ),
-        (
-            "agent",
-            &[
-                "concurrency",
-                "heartbeat_secs",
-                "work_dir",
-                "disabled",
-                "shutdown_grace_secs",
-            ],
-        ),
+        ("agent", &["concurrency", "heartbeat_secs", "work_dir", "disabled"]),
     ];
     const TOP: &[&str] = &[
         "url",
