@@ -9,9 +9,20 @@
 //! The rules themselves are [`NamespaceRecord`]'s methods; this module applies them to requests.
 
 use crate::state::AppState;
+use goterra_client::ids::{NamespaceId, Uid};
 use goterra_core::{ApiError, Identity};
 
 pub use crate::storage::namespaces::NamespaceRecord;
+
+/// The caller's uid, typed.
+pub fn uid_of(user: &Identity) -> Uid {
+    Uid::from_trusted(user.uid.clone())
+}
+
+/// A namespace id from a URL or a stored row, typed.
+pub fn namespace_id(id: &str) -> NamespaceId {
+    NamespaceId::from_trusted(id)
+}
 
 pub fn not_a_member() -> ApiError {
     ApiError::forbidden("not a member of this namespace")

@@ -169,7 +169,7 @@ pub async fn create<K: Kind>(
 ) -> Result<Response, ApiError> {
     let namespace = access::require_member(&state, &namespace_id, &user).await?;
     let mut object: K = decode(body_object(body)?)?;
-    let id = goterra_core::new_id();
+    let id = goterra_client::ids::new_object_id();
     object.set_server_fields(&id, &namespace.id, now());
     let ctx = WriteContext {
         state: &state,

@@ -1,6 +1,7 @@
 //! `GET /deploy/ns/{id}/app/{app}/inputs`: everything a user may have to give to run an
 //! application, with suggested values.
 
+use crate::access::{self, uid_of};
 use crate::app_recipes::recipe_ids;
 use crate::catalogue::{self, readable};
 use crate::images;
@@ -9,6 +10,7 @@ use crate::secrets::user_defaults;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
+use goterra_client::ids::EndpointId;
 use goterra_core::{ApiError, AuthUser, ErrorBody};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -59,9 +61,11 @@ pub async fn app_inputs(
 
     let namespace = state.namespaces().load(&app.namespace).await?;
     let own_namespace = namespace.can_use(&user).then_some(namespace.id.as_str());
+    let app_namespace = access::namespace_id(&app.namespace);
     for endpoint in catalogue::usable_from::<Endpoint>(&state, own_namespace).await? {
         let mut suggested = endpoint.defaults.clone();
-        if let Some(own) = user_defaults(&state, &user.uid, &endpoint.id, &app.namespace).await? {
+        let (uid, endpoint_id) = (uid_of(&user), EndpointId::from_trusted(&endpoint.id));
+        if let Some(own) = user_defaults(&state, &uid, &endpoint_id, &app_namespace).await? {
             overlay(&mut suggested, &own);
         }
         summary.endpointdefaults.insert(endpoint.id.clone(), suggested);

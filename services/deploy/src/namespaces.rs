@@ -143,7 +143,7 @@ pub async fn create(
     }
     let request: NewNamespace = decode(body_object(body)?)?;
     let namespace = NamespaceRecord {
-        id: goterra_core::new_id(),
+        id: goterra_client::ids::new_object_id(),
         name: validate::name("name", &request.name)?,
         freeze: false,
         owners: vec![user.uid.clone()],

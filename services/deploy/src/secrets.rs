@@ -1,7 +1,7 @@
 //! A user's credentials for an endpoint (one per user and endpoint, password encrypted at rest,
 //! never returned) and their suggested input values for it.
 
-use crate::access;
+use crate::access::{self, uid_of};
 use crate::catalogue::{body_object, decode, fetch_in, find_usable};
 use crate::model::{Defaults, Endpoint, EndpointDefaults, Message, SecretRequest, SecretStatus};
 use crate::state::AppState;
@@ -9,6 +9,7 @@ use crate::storage::StorageError;
 use crate::validate::{self, MAX_NAME, MAX_TEXT};
 use axum::Json;
 use axum::extract::{Path, State};
+use goterra_client::ids::{EndpointId, NamespaceId, Uid};
 use goterra_core::{ApiError, ApiJson, AuthUser, ErrorBody, Identity};
 use serde_json::Value;
 
@@ -61,7 +62,12 @@ pub async fn put_secret(
     let sealed = state.secrets.encrypt(password.as_bytes());
     state
         .endpoint_secrets()
-        .put(&user.uid, &endpoint.id, username, sealed)
+        .put(
+            &uid_of(&user),
+            &EndpointId::from_trusted(&endpoint.id),
+            username,
+            sealed,
+        )
         .await
         .map_err(endpoint_gone)?;
     Ok(Json(Message {
@@ -82,7 +88,7 @@ pub async fn get_secret(
     let endpoint = usable_endpoint(&state, &user, &namespace_id, &endpoint_id).await?;
     let username = state
         .endpoint_secrets()
-        .find(&user.uid, &endpoint.id)
+        .find(&uid_of(&user), &EndpointId::from_trusted(&endpoint.id))
         .await?
         .ok_or_else(|| ApiError::not_found("no secret stored for this endpoint"))?
         .username;
@@ -104,7 +110,10 @@ pub async fn delete_secret(
     Path((namespace_id, endpoint_id)): Path<(String, String)>,
 ) -> Result<Json<Message>, ApiError> {
     let endpoint = usable_endpoint(&state, &user, &namespace_id, &endpoint_id).await?;
-    state.endpoint_secrets().delete(&user.uid, &endpoint.id).await?;
+    state
+        .endpoint_secrets()
+        .delete(&uid_of(&user), &EndpointId::from_trusted(&endpoint.id))
+        .await?;
     Ok(Json(Message {
         message: "secret removed".into(),
     }))
@@ -113,8 +122,8 @@ pub async fn delete_secret(
 /// The caller's stored credentials for an endpoint, decrypted (for runs).
 pub async fn credentials(
     state: &AppState,
-    uid: &str,
-    endpoint_id: &str,
+    uid: &Uid,
+    endpoint_id: &EndpointId,
 ) -> Result<Option<(String, goterra_core::Sensitive<String>)>, ApiError> {
     let Some(stored) = state.endpoint_secrets().find(uid, endpoint_id).await? else {
         return Ok(None);
@@ -142,9 +151,9 @@ async fn defaults_target(
 
 pub async fn user_defaults(
     state: &AppState,
-    uid: &str,
-    endpoint_id: &str,
-    namespace_id: &str,
+    uid: &Uid,
+    endpoint_id: &EndpointId,
+    namespace_id: &NamespaceId,
 ) -> Result<Option<Defaults>, ApiError> {
     Ok(state
         .endpoint_secrets()
@@ -163,9 +172,14 @@ pub async fn get_defaults(
     Path((namespace_id, endpoint_id)): Path<(String, String)>,
 ) -> Result<Json<EndpointDefaults>, ApiError> {
     let endpoint = defaults_target(&state, &user, &namespace_id, &endpoint_id).await?;
-    let defaults = user_defaults(&state, &user.uid, &endpoint.id, &namespace_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("no defaults found"))?;
+    let defaults = user_defaults(
+        &state,
+        &uid_of(&user),
+        &EndpointId::from_trusted(&endpoint.id),
+        &access::namespace_id(&namespace_id),
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found("no defaults found"))?;
     Ok(Json(EndpointDefaults { defaults }))
 }
 
@@ -193,7 +207,12 @@ pub async fn put_defaults(
     validate::defaults("defaults", &request.defaults, &[])?;
     state
         .endpoint_secrets()
-        .put_defaults(&user.uid, &endpoint.id, &namespace_id, &request.defaults)
+        .put_defaults(
+            &uid_of(&user),
+            &EndpointId::from_trusted(&endpoint.id),
+            &access::namespace_id(&namespace_id),
+            &request.defaults,
+        )
         .await
         .map_err(endpoint_gone)?;
     Ok(Json(request))

@@ -291,7 +291,40 @@ async fn names_are_unique_under_concurrency_and_constraints_hold(engine: Engine)
     );
 }
 
+/// New ids are shaped like the original's ObjectIDs (the original Go clients decode them as
+/// such); namespaces and objects made with the earlier 32-hex ids keep working.
+async fn new_ids_are_object_ids_and_older_ids_keep_working(engine: Engine) {
+    use goterra_deploy::storage::namespaces::{NamespaceRecord, NamespaceRepo};
+    let api = Api::start(engine).await;
+    let is_object_id =
+        |id: &str| id.len() == 24 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let ns = api.namespace("alice", "team", &[]).await;
+    assert!(is_object_id(&ns), "{ns}");
+    let recipe = api.create(&ns, "recipe", "alice", recipe_body("r", false)).await;
+    assert!(is_object_id(&recipe), "{recipe}");
+
+    let older = "0123456789abcdef0123456789abcdef";
+    NamespaceRepo::new(&api.server.platform.db)
+        .create(&NamespaceRecord {
+            id: older.into(),
+            name: "older".into(),
+            freeze: false,
+            owners: vec!["alice".into()],
+            members: Vec::new(),
+        })
+        .await
+        .unwrap();
+    let reply = api.get(&format!("/deploy/ns/{older}"), "alice").await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.body["ns"]["_id"], older, "{}", reply.text);
+    let recipe = api.create(older, "recipe", "alice", recipe_body("r", false)).await;
+    assert!(is_object_id(&recipe), "{recipe}");
+    let reply = api.get(&format!("/deploy/ns/{older}/recipe/{recipe}"), "alice").await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+}
+
 engines::engine_tests!(
+    new_ids_are_object_ids_and_older_ids_keep_working,
     creation_follows_the_acl,
     lifecycle_with_events,
     lists_are_own_namespaces_and_paged,

@@ -10,6 +10,7 @@ use crate::model::{Application, Defaults, Endpoint, Template};
 use crate::secrets;
 use crate::state::AppState;
 use crate::validate::{self, bad};
+use goterra_client::ids::EndpointId;
 use goterra_core::{ApiError, Identity, Sensitive};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -163,7 +164,8 @@ pub async fn prepare(
     overlay(&mut defaults, &app.defaults);
     required.extend(endpoint.inputs.keys().cloned());
     overlay(&mut defaults, &endpoint.defaults);
-    if let Some(own) = secrets::user_defaults(state, &user.uid, &endpoint.id, &namespace.id).await? {
+    let (uid, endpoint_id) = (access::uid_of(user), EndpointId::from_trusted(&endpoint.id));
+    if let Some(own) = secrets::user_defaults(state, &uid, &endpoint_id, &access::namespace_id(&namespace.id)).await? {
         overlay(&mut defaults, &own);
     }
 
@@ -212,7 +214,7 @@ pub async fn prepare(
     }
     let needs_stored = with_credentials && (!sensitive.contains_key("password") || user_name.is_empty());
     if needs_stored
-        && let Some((stored_name, stored_password)) = secrets::credentials(state, &user.uid, &endpoint.id).await?
+        && let Some((stored_name, stored_password)) = secrets::credentials(state, &uid, &endpoint_id).await?
     {
         if user_name.is_empty() {
             user_name = stored_name;

@@ -117,7 +117,7 @@ pub async fn create(
         return Err(ApiError::forbidden("namespace is frozen: new runs are refused"));
     }
     let prepared = prepare(&state, &user, &namespace.id, &app_id, request, true).await?;
-    let id = goterra_core::new_id();
+    let id = goterra_client::ids::new_object_id();
     let platform_url = state.platform.config.public_url();
 
     let deployment = store_client::create(&state.platform, &user, &namespace.id)
@@ -257,12 +257,13 @@ pub async fn list_namespace(
     let page = query.page()?;
     let namespace = access::require_member(&state, &namespace_id, &user).await?;
     let everything = query.all == Some(1) && namespace.can_manage(&user);
+    let (uid, namespace_id) = (access::uid_of(&user), access::namespace_id(&namespace.id));
     let filter = if everything {
-        RunFilter::InNamespace(&namespace.id)
+        RunFilter::InNamespace(&namespace_id)
     } else {
         RunFilter::OwnedByInNamespace {
-            uid: &user.uid,
-            namespace: &namespace.id,
+            uid: &uid,
+            namespace: &namespace_id,
         }
     };
     let runs = state.run_repo().list(filter, page).await?;
@@ -282,10 +283,11 @@ pub async fn list_mine(
     ApiQuery(query): ApiQuery<RunListQuery>,
 ) -> Result<Json<RunList>, ApiError> {
     let page = query.page()?;
+    let uid = access::uid_of(&user);
     let filter = match query.all == Some(1) {
         true if user.is_admin() => RunFilter::Every,
-        true => RunFilter::OwnedByOrInNamespacesOwnedBy(&user.uid),
-        false => RunFilter::OwnedBy(&user.uid),
+        true => RunFilter::OwnedByOrInNamespacesOwnedBy(&uid),
+        false => RunFilter::OwnedBy(&uid),
     };
     let runs = state.run_repo().list(filter, page).await?;
     Ok(Json(RunList {

@@ -3,6 +3,7 @@
 
 use super::support::{StorageResult, now};
 use crate::model::Defaults;
+use goterra_client::ids::{EndpointId, NamespaceId, Uid};
 use goterra_db::Db;
 
 /// A stored credential: the cloud user name and the sealed password.
@@ -24,8 +25,8 @@ impl<'a> EndpointSecretRepo<'a> {
     /// Stores or replaces the user's credential. [`super::StorageError::Referenced`]: the endpoint is gone.
     pub async fn put(
         &self,
-        uid: &str,
-        endpoint_id: &str,
+        uid: &Uid,
+        endpoint_id: &EndpointId,
         username: &str,
         sealed_password: String,
     ) -> StorageResult<()> {
@@ -44,7 +45,7 @@ impl<'a> EndpointSecretRepo<'a> {
         Ok(())
     }
 
-    pub async fn find(&self, uid: &str, endpoint_id: &str) -> StorageResult<Option<StoredCredential>> {
+    pub async fn find(&self, uid: &Uid, endpoint_id: &EndpointId) -> StorageResult<Option<StoredCredential>> {
         let row: Option<(String, String)> = sqlx::query_as(
             "SELECT username, password FROM deploy_endpoint_secrets WHERE uid = $1 AND endpoint_id = $2",
         )
@@ -58,7 +59,7 @@ impl<'a> EndpointSecretRepo<'a> {
         }))
     }
 
-    pub async fn delete(&self, uid: &str, endpoint_id: &str) -> StorageResult<()> {
+    pub async fn delete(&self, uid: &Uid, endpoint_id: &EndpointId) -> StorageResult<()> {
         sqlx::query("DELETE FROM deploy_endpoint_secrets WHERE uid = $1 AND endpoint_id = $2")
             .bind(uid.to_string())
             .bind(endpoint_id.to_string())
@@ -68,7 +69,12 @@ impl<'a> EndpointSecretRepo<'a> {
     }
 
     /// The user's suggested values for an endpoint when deploying from a namespace.
-    pub async fn defaults(&self, uid: &str, endpoint_id: &str, namespace_id: &str) -> StorageResult<Option<Defaults>> {
+    pub async fn defaults(
+        &self,
+        uid: &Uid,
+        endpoint_id: &EndpointId,
+        namespace_id: &NamespaceId,
+    ) -> StorageResult<Option<Defaults>> {
         let row: Option<(String,)> = sqlx::query_as(
             "SELECT defaults FROM deploy_endpoint_defaults WHERE uid = $1 AND endpoint_id = $2 AND namespace_id = $3",
         )
@@ -84,9 +90,9 @@ impl<'a> EndpointSecretRepo<'a> {
     /// Stores or replaces them. [`super::StorageError::Referenced`]: the endpoint is gone.
     pub async fn put_defaults(
         &self,
-        uid: &str,
-        endpoint_id: &str,
-        namespace_id: &str,
+        uid: &Uid,
+        endpoint_id: &EndpointId,
+        namespace_id: &NamespaceId,
         defaults: &Defaults,
     ) -> StorageResult<()> {
         sqlx::query(

@@ -3,6 +3,7 @@
 
 use super::runs;
 use super::support::{Page, StorageError, StorageResult, column, now, placeholders};
+use goterra_client::ids::{NamespaceId, Uid};
 use goterra_core::Identity;
 use goterra_db::Db;
 
@@ -81,7 +82,7 @@ impl<'a> NamespaceRepo<'a> {
 
     /// The membership rule: whether `uid` is an owner or a member of the namespace `id` (ids
     /// only: a namespace's name never stands for another one's id).
-    pub async fn is_member(&self, id: &str, uid: &str) -> StorageResult<bool> {
+    pub async fn is_member(&self, id: &NamespaceId, uid: &Uid) -> StorageResult<bool> {
         let row = sqlx::query("SELECT 1 AS one FROM deploy_namespace_users WHERE namespace_id = $1 AND uid = $2")
             .bind(id.to_string())
             .bind(uid.to_string())

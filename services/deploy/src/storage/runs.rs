@@ -7,6 +7,7 @@
 
 use super::support::{Page, StorageError, StorageResult, column, now, placeholders};
 use crate::runs::model::RunEvent;
+use goterra_client::ids::{NamespaceId, Uid};
 use goterra_core::runs::{RunAction, RunStatus};
 use goterra_db::Db;
 use sqlx::any::AnyRow;
@@ -126,14 +127,14 @@ pub struct NewRun {
 #[derive(Clone, Copy, Debug)]
 pub enum RunFilter<'a> {
     Every,
-    OwnedBy(&'a str),
-    InNamespace(&'a str),
+    OwnedBy(&'a Uid),
+    InNamespace(&'a NamespaceId),
     OwnedByInNamespace {
-        uid: &'a str,
-        namespace: &'a str,
+        uid: &'a Uid,
+        namespace: &'a NamespaceId,
     },
     /// The user's runs and the runs of the namespaces they own.
-    OwnedByOrInNamespacesOwnedBy(&'a str),
+    OwnedByOrInNamespacesOwnedBy(&'a Uid),
 }
 
 /// What uses a catalogue object.
@@ -201,15 +202,15 @@ impl<'a> RunRepo<'a> {
     pub async fn list(&self, filter: RunFilter<'_>, page: Page) -> StorageResult<Vec<RunRecord>> {
         let (condition, binds): (&str, Vec<&str>) = match filter {
             RunFilter::Every => ("1 = 1", vec![]),
-            RunFilter::OwnedBy(uid) => ("uid = $1", vec![uid]),
-            RunFilter::InNamespace(namespace) => ("namespace_id = $1", vec![namespace]),
+            RunFilter::OwnedBy(uid) => ("uid = $1", vec![uid.as_str()]),
+            RunFilter::InNamespace(namespace) => ("namespace_id = $1", vec![namespace.as_str()]),
             RunFilter::OwnedByInNamespace { uid, namespace } => {
-                ("namespace_id = $1 AND uid = $2", vec![namespace, uid])
+                ("namespace_id = $1 AND uid = $2", vec![namespace.as_str(), uid.as_str()])
             }
             RunFilter::OwnedByOrInNamespacesOwnedBy(uid) => (
                 "uid = $1 OR namespace_id IN \
                  (SELECT namespace_id FROM deploy_namespace_users WHERE uid = $2 AND role = 'owner')",
-                vec![uid, uid],
+                vec![uid.as_str(), uid.as_str()],
             ),
         };
         let sql = format!(
