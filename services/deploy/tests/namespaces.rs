@@ -323,7 +323,30 @@ async fn new_ids_are_object_ids_and_older_ids_keep_working(engine: Engine) {
     assert_eq!(reply.status, 200, "{}", reply.text);
 }
 
+/// The membership rule other services ask (the store's `X-API-NS`): by id only, so a namespace
+/// named like another namespace's id never stands for it.
+async fn membership_is_by_namespace_id(engine: Engine) {
+    use goterra_client::ids::{NamespaceId, Uid};
+    use goterra_deploy::storage::namespaces::NamespaceRepo;
+    let api = Api::start(engine).await;
+    let team = api.namespace("alice", "team", &["bob"]).await;
+    // Carol names her namespace after the team's id.
+    let decoy = api.namespace("carol", &team, &[]).await;
+    let repo = NamespaceRepo::new(&api.server.platform.db);
+    let member = |ns: &str, uid: &str| {
+        let (ns, uid) = (NamespaceId::from_trusted(ns), Uid::from_trusted(uid));
+        async move { repo.is_member(&ns, &uid).await.unwrap() }
+    };
+    assert!(member(&team, "alice").await);
+    assert!(member(&team, "bob").await);
+    assert!(!member(&team, "carol").await);
+    assert!(member(&decoy, "carol").await);
+    assert!(!member(&decoy, "alice").await);
+    assert!(!member("no-such-namespace", "alice").await);
+}
+
 engines::engine_tests!(
+    membership_is_by_namespace_id,
     new_ids_are_object_ids_and_older_ids_keep_working,
     creation_follows_the_acl,
     lifecycle_with_events,
