@@ -72,6 +72,18 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    pub const ALL: [Self; 9] = [
+        Self::DeployPending,
+        Self::DeployInProgress,
+        Self::DeploySuccess,
+        Self::DeployFailure,
+        Self::DestroyPending,
+        Self::DestroyInProgress,
+        Self::DestroySuccess,
+        Self::DestroyFailure,
+        Self::Canceled,
+    ];
+
     pub fn pending(action: RunAction) -> Self {
         match action {
             RunAction::Deploy => Self::DeployPending,
@@ -126,6 +138,17 @@ impl RunStatus {
 impl fmt::Display for RunStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RunStatus {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == text)
+            .ok_or_else(|| format!("unknown run status {text:?}"))
     }
 }
 
@@ -335,6 +358,14 @@ pub struct TerraformPreview {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn statuses_parse_back_from_their_names() {
+        for status in RunStatus::ALL {
+            assert_eq!(status.as_str().parse::<RunStatus>(), Ok(status));
+        }
+        assert!("deployed".parse::<RunStatus>().is_err());
+    }
 
     #[test]
     fn a_job_is_only_action_and_id() {

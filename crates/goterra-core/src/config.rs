@@ -53,6 +53,84 @@ pub struct Config {
     pub store: StoreConfig,
     pub git: Option<String>,
     pub support: Option<String>,
+    /// Limits of the run life cycle, read by deploy and the run agents.
+    pub run: RunConfig,
+    /// The run agent of this process.
+    pub agent: AgentConfig,
+}
+
+/// Limits of the run life cycle (`run.*`, `GOT_RUN_*`), all in seconds and at least 1.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    /// How long an action may run before the agent stops it (`GOT_RUN_TIMEOUT`). Deploy gives it
+    /// to agents in each run's spec (default 3600); an agent whose own configuration sets it
+    /// also caps every action at it.
+    pub timeout_secs: Option<u64>,
+    /// Silence after which a run in progress is re-queued once, then failed
+    /// (`GOT_RUN_HEARTBEAT_TIMEOUT`).
+    pub heartbeat_timeout_secs: u64,
+    /// How long a run may wait in the queue before it fails (`GOT_RUN_PENDING_TIMEOUT`).
+    pub pending_timeout_secs: u64,
+    /// How often deploy looks for such runs (`GOT_RUN_SWEEP_INTERVAL`).
+    pub sweep_interval_secs: u64,
+}
+
+impl RunConfig {
+    pub const DEFAULT_TIMEOUT_SECS: u64 = 3600;
+
+    /// The action timeout deploy hands out.
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.timeout_secs.unwrap_or(Self::DEFAULT_TIMEOUT_SECS))
+    }
+
+    pub fn heartbeat_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.heartbeat_timeout_secs)
+    }
+
+    pub fn pending_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.pending_timeout_secs)
+    }
+
+    pub fn sweep_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.sweep_interval_secs)
+    }
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            timeout_secs: None,
+            heartbeat_timeout_secs: 180,
+            pending_timeout_secs: 6 * 3600,
+            sweep_interval_secs: 30,
+        }
+    }
+}
+
+/// The run agent (`agent.*`, `GOT_AGENT_*`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Runs executed at once, and the queue prefetch (`GOT_AGENT_CONCURRENCY`, at least 1).
+    pub concurrency: u16,
+    /// Seconds between heartbeats to deploy (`GOT_AGENT_HEARTBEAT_SECS`, at least 1).
+    pub heartbeat_secs: u64,
+    /// Where run directories are created (`GOT_AGENT_WORK_DIR`); default the system temp dir.
+    pub work_dir: Option<PathBuf>,
+    /// Serves the run-agent routes without executing runs (`GOT_AGENT_DISABLED=1`).
+    pub disabled: bool,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 2,
+            heartbeat_secs: 15,
+            work_dir: None,
+            disabled: false,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -193,6 +271,8 @@ impl Default for Config {
             store: StoreConfig::default(),
             git: None,
             support: None,
+            run: RunConfig::default(),
+            agent: AgentConfig::default(),
         }
     }
 }
@@ -381,6 +461,30 @@ impl Config {
         if let Some(v) = get("GOT_SUPPORT") {
             self.support = Some(v);
         }
+        if let Some(v) = get("GOT_RUN_TIMEOUT") {
+            self.run.timeout_secs = Some(parse_env("GOT_RUN_TIMEOUT", &v)?);
+        }
+        if let Some(v) = get("GOT_RUN_HEARTBEAT_TIMEOUT") {
+            self.run.heartbeat_timeout_secs = parse_env("GOT_RUN_HEARTBEAT_TIMEOUT", &v)?;
+        }
+        if let Some(v) = get("GOT_RUN_PENDING_TIMEOUT") {
+            self.run.pending_timeout_secs = parse_env("GOT_RUN_PENDING_TIMEOUT", &v)?;
+        }
+        if let Some(v) = get("GOT_RUN_SWEEP_INTERVAL") {
+            self.run.sweep_interval_secs = parse_env("GOT_RUN_SWEEP_INTERVAL", &v)?;
+        }
+        if let Some(v) = get("GOT_AGENT_CONCURRENCY") {
+            self.agent.concurrency = parse_env("GOT_AGENT_CONCURRENCY", &v)?;
+        }
+        if let Some(v) = get("GOT_AGENT_HEARTBEAT_SECS") {
+            self.agent.heartbeat_secs = parse_env("GOT_AGENT_HEARTBEAT_SECS", &v)?;
+        }
+        if let Some(v) = get("GOT_AGENT_WORK_DIR") {
+            self.agent.work_dir = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("GOT_AGENT_DISABLED") {
+            self.agent.disabled = parse_flag("GOT_AGENT_DISABLED", &v)?;
+        }
         Ok(())
     }
 
@@ -411,6 +515,33 @@ impl Config {
         }
         if self.discovery.ttl_secs < 3 {
             bail!("discovery.ttl_secs / GOT_DISCOVERY_TTL: at least 3 seconds");
+        }
+        let run = &self.run;
+        let positive = [
+            ("run.timeout_secs / GOT_RUN_TIMEOUT", run.timeout_secs.unwrap_or(1)),
+            (
+                "run.heartbeat_timeout_secs / GOT_RUN_HEARTBEAT_TIMEOUT",
+                run.heartbeat_timeout_secs,
+            ),
+            (
+                "run.pending_timeout_secs / GOT_RUN_PENDING_TIMEOUT",
+                run.pending_timeout_secs,
+            ),
+            (
+                "run.sweep_interval_secs / GOT_RUN_SWEEP_INTERVAL",
+                run.sweep_interval_secs,
+            ),
+            (
+                "agent.concurrency / GOT_AGENT_CONCURRENCY",
+                u64::from(self.agent.concurrency),
+            ),
+            (
+                "agent.heartbeat_secs / GOT_AGENT_HEARTBEAT_SECS",
+                self.agent.heartbeat_secs,
+            ),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            bail!("{name}: must be at least 1");
         }
         Ok(())
     }
@@ -507,6 +638,16 @@ fn strip_unknown(value: serde_yaml::Value, warnings: &mut Vec<String>) -> serde_
         ),
         ("feature", &["self_register", "anonymous"]),
         ("store", &["max_value", "max_keys", "ttl_hours", "token_ttl_hours"]),
+        (
+            "run",
+            &[
+                "timeout_secs",
+                "heartbeat_timeout_secs",
+                "pending_timeout_secs",
+                "sweep_interval_secs",
+            ],
+        ),
+        ("agent", &["concurrency", "heartbeat_secs", "work_dir", "disabled"]),
     ];
     const TOP: &[&str] = &[
         "url",
@@ -532,6 +673,8 @@ fn strip_unknown(value: serde_yaml::Value, warnings: &mut Vec<String>) -> serde_
         "store",
         "git",
         "support",
+        "run",
+        "agent",
     ];
     let serde_yaml::Value::Mapping(top) = value else {
         return value;
@@ -687,5 +830,46 @@ mod tests {
         assert_eq!(config.token_ttl, 24);
         assert!(config.database_url().expose().starts_with("sqlite://"));
         assert_eq!(config.store.max_value, 1024 * 1024);
+    }
+
+    #[test]
+    fn run_and_agent_settings_come_from_the_file_and_the_environment() {
+        let yaml = "run:\n  heartbeat_timeout_secs: 90\n  sweep_interval_secs: 5\nagent:\n  concurrency: 4\n  work_dir: /var/runs\n";
+        let (config, report) = load(Some(yaml), &[], Overrides::default()).unwrap();
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+        assert_eq!(config.run.heartbeat_timeout_secs, 90);
+        assert_eq!(config.run.sweep_interval_secs, 5);
+        assert_eq!(config.run.timeout_secs, None);
+        assert_eq!(config.run.timeout().as_secs(), RunConfig::DEFAULT_TIMEOUT_SECS);
+        assert_eq!(config.agent.concurrency, 4);
+        assert_eq!(config.agent.work_dir, Some(PathBuf::from("/var/runs")));
+
+        let env = [
+            ("GOT_RUN_TIMEOUT", "120"),
+            ("GOT_RUN_HEARTBEAT_TIMEOUT", "30"),
+            ("GOT_AGENT_CONCURRENCY", "1"),
+            ("GOT_AGENT_DISABLED", "1"),
+        ];
+        let (config, _) = load(Some(yaml), &env, Overrides::default()).unwrap();
+        assert_eq!(config.run.timeout_secs, Some(120));
+        assert_eq!(config.run.heartbeat_timeout_secs, 30);
+        assert_eq!(config.run.sweep_interval_secs, 5);
+        assert_eq!(config.agent.concurrency, 1);
+        assert!(config.agent.disabled);
+    }
+
+    #[test]
+    fn run_and_agent_settings_are_positive() {
+        for (name, value) in [
+            ("GOT_RUN_TIMEOUT", "0"),
+            ("GOT_RUN_SWEEP_INTERVAL", "0"),
+            ("GOT_AGENT_CONCURRENCY", "0"),
+            ("GOT_AGENT_HEARTBEAT_SECS", "0"),
+        ] {
+            let err = load(None, &[(name, value)], Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains(name), "{name}: {err}");
+        }
+        let err = load(None, &[("GOT_RUN_PENDING_TIMEOUT", "soon")], Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("GOT_RUN_PENDING_TIMEOUT"));
     }
 }

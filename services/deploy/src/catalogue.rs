@@ -4,7 +4,9 @@
 //! particular to it through [`Kind`].
 
 use crate::access::{self, NamespaceRecord};
-use crate::state::{AppState, now};
+use crate::state::AppState;
+use crate::storage::catalogue::{CatalogueFilter, Stored};
+use crate::storage::{Page, StorageError, now};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -13,16 +15,9 @@ use goterra_core::{ApiError, ApiJson, ApiQuery, AuthUser, Identity, Pagination};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
-use sqlx::{Any, Row, Transaction};
 use std::future::Future;
 
-/// An object that uses another one (and so keeps it from being deleted or made private).
-#[derive(Clone, Debug)]
-pub struct Dependent {
-    pub kind: &'static str,
-    pub name: String,
-    pub namespace_id: String,
-}
+pub use crate::storage::catalogue::Dependent;
 
 /// What a write is checked against.
 pub struct WriteContext<'a> {
@@ -31,8 +26,9 @@ pub struct WriteContext<'a> {
     pub namespace: &'a NamespaceRecord,
 }
 
-pub trait Kind: Serialize + DeserializeOwned + Default + Clone + Send + Sync + 'static {
-    const TABLE: &'static str;
+/// A catalogue kind as the API sees it: its routes, its JSON wrappers, its validation. How it
+/// is stored is [`Stored`].
+pub trait Kind: Stored + Default + Clone {
     /// Path segment under `/deploy/ns/{id}/`.
     const SEGMENT: &'static str;
     /// Name of the object's path parameter (`/deploy/ns/{id}/recipe/{recipe}`).
@@ -43,17 +39,6 @@ pub trait Kind: Serialize + DeserializeOwned + Default + Clone + Send + Sync + '
     const MANY: &'static str;
     /// Name in messages.
     const LABEL: &'static str;
-    /// Kind-specific columns, written from [`Kind::extra_values`] in this order.
-    const EXTRA_COLUMNS: &'static [&'static str];
-
-    fn id(&self) -> &str;
-    fn name(&self) -> &str;
-    fn namespace(&self) -> &str;
-    fn is_public(&self) -> bool;
-    fn is_frozen(&self) -> bool;
-    fn ts(&self) -> i64;
-    fn set_server_fields(&mut self, id: &str, namespace: &str, ts: i64);
-    fn extra_values(&self) -> Vec<Option<String>>;
 
     /// Drops the heavy fields for `?light=1` lists.
     fn lighten(&mut self) {}
@@ -65,174 +50,50 @@ pub trait Kind: Serialize + DeserializeOwned + Default + Clone + Send + Sync + '
         ctx: &WriteContext<'_>,
         previous: Option<&Self>,
     ) -> impl Future<Output = Result<(), ApiError>> + Send;
-
-    /// Objects that use this one.
-    fn dependents(state: &AppState, id: &str) -> impl Future<Output = Result<Vec<Dependent>, ApiError>> + Send;
-
-    /// Rows of relation tables derived from the object, rewritten on every write.
-    fn write_relations(&self, _tx: &mut Transaction<'_, Any>) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
-        async { Ok(()) }
-    }
-
-    /// Rows owned by the object, removed with it.
-    fn delete_relations(
-        _tx: &mut Transaction<'_, Any>,
-        _id: &str,
-    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
-        async { Ok(()) }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
-// Storage
-
-fn decode_row<K: Kind>(row: &sqlx::any::AnyRow) -> Result<K, ApiError> {
-    let body: String = row.try_get("body").map_err(ApiError::internal)?;
-    let mut object: K = serde_json::from_str(&body).map_err(ApiError::internal)?;
-    let id: String = row.try_get("id").map_err(ApiError::internal)?;
-    let namespace: String = row.try_get("namespace_id").map_err(ApiError::internal)?;
-    let ts: i64 = row.try_get("ts").map_err(ApiError::internal)?;
-    object.set_server_fields(&id, &namespace, ts);
-    Ok(object)
-}
-
-/// One object by id, whatever its namespace.
-pub async fn fetch<K: Kind>(state: &AppState, id: &str) -> Result<Option<K>, ApiError> {
-    let sql = format!("SELECT id, namespace_id, ts, body FROM {} WHERE id = $1", K::TABLE);
-    let row = sqlx::query(&sql)
-        .bind(id)
-        .fetch_optional(state.db().pool())
-        .await
-        .map_err(ApiError::internal)?;
-    row.as_ref().map(decode_row::<K>).transpose()
-}
+// Loading with the access rules
 
 /// One object under the namespace of the URL: any mismatch is "not found".
 pub async fn fetch_in<K: Kind>(state: &AppState, namespace_id: &str, id: &str) -> Result<K, ApiError> {
-    match fetch::<K>(state, id).await? {
+    match state.catalogue::<K>().find(id).await? {
         Some(object) if object.namespace() == namespace_id => Ok(object),
         _ => Err(ApiError::not_found(format!("{} not found", K::LABEL))),
     }
 }
 
-async fn list_where<K: Kind>(
-    state: &AppState,
-    condition: &str,
-    bind: Option<&str>,
-    skip: i64,
-    limit: i64,
-) -> Result<Vec<K>, ApiError> {
-    let sql = format!(
-        "SELECT id, namespace_id, ts, body FROM {} WHERE {condition} ORDER BY name, id LIMIT {limit} OFFSET {skip}",
-        K::TABLE
-    );
-    let mut query = sqlx::query(&sql);
-    if let Some(value) = bind {
-        query = query.bind(value.to_string());
-    }
-    let rows = query.fetch_all(state.db().pool()).await.map_err(ApiError::internal)?;
-    rows.iter().map(decode_row::<K>).collect()
+/// One object usable from a namespace: public, or of that namespace.
+pub async fn find_usable<K: Kind>(state: &AppState, namespace_id: &str, id: &str) -> Result<Option<K>, ApiError> {
+    Ok(state
+        .catalogue::<K>()
+        .find(id)
+        .await?
+        .filter(|object| object.is_public() || object.namespace() == namespace_id))
 }
 
 /// Every public object of a kind plus those of one namespace (no paging: for `/inputs`).
 pub async fn usable_from<K: Kind>(state: &AppState, namespace_id: Option<&str>) -> Result<Vec<K>, ApiError> {
-    match namespace_id {
-        Some(ns) => {
-            list_where::<K>(
-                state,
-                "public = 1 OR namespace_id = $1",
-                Some(ns),
-                0,
-                i64::from(i32::MAX),
-            )
-            .await
-        }
-        None => list_where::<K>(state, "public = 1", None, 0, i64::from(i32::MAX)).await,
-    }
+    let filter = match namespace_id {
+        Some(namespace) => CatalogueFilter::UsableFrom(namespace),
+        None => CatalogueFilter::Public,
+    };
+    Ok(state.catalogue::<K>().list(filter, Page::ALL).await?)
 }
 
-fn write_error<K: Kind>(err: sqlx::Error) -> ApiError {
-    if goterra_db::is_unique_violation(&err) {
-        ApiError::conflict(format!(
+/// A duplicate name or a vanished reference, named for the kind.
+fn write_error<K: Kind>(err: StorageError) -> ApiError {
+    match err {
+        StorageError::Duplicate => ApiError::conflict(format!(
             "name: a {} with this name already exists in this namespace",
             K::LABEL
-        ))
-    } else if goterra_db::is_foreign_key_violation(&err) {
-        ApiError::conflict(format!(
+        )),
+        StorageError::Referenced => ApiError::conflict(format!(
             "{}: a referenced object was deleted meanwhile, or this one is still used",
             K::LABEL
-        ))
-    } else {
-        ApiError::internal(err)
+        )),
+        other => other.into(),
     }
-}
-
-async fn insert<K: Kind>(state: &AppState, object: &K) -> Result<(), ApiError> {
-    let extra = K::EXTRA_COLUMNS;
-    let columns: String = extra.iter().map(|c| format!(", {c}")).collect();
-    let placeholders: String = (0..extra.len()).map(|i| format!(", ${}", 8 + i)).collect();
-    let sql = format!(
-        "INSERT INTO {} (id, namespace_id, name, public, frozen, ts, body{columns}) VALUES ($1, $2, $3, $4, $5, $6, $7{placeholders})",
-        K::TABLE
-    );
-    let body = serde_json::to_string(object).map_err(ApiError::internal)?;
-    let query = sqlx::query(&sql)
-        .bind(object.id().to_string())
-        .bind(object.namespace().to_string())
-        .bind(object.name().to_string())
-        .bind(goterra_db::flag(object.is_public()))
-        .bind(goterra_db::flag(object.is_frozen()))
-        .bind(object.ts())
-        .bind(body);
-    write_row(state, object, query).await
-}
-
-async fn update<K: Kind>(state: &AppState, object: &K) -> Result<(), ApiError> {
-    let extra: String = K::EXTRA_COLUMNS
-        .iter()
-        .enumerate()
-        .map(|(i, c)| format!(", {c} = ${}", 7 + i))
-        .collect();
-    let sql = format!(
-        "UPDATE {} SET name = $2, public = $3, frozen = $4, ts = $5, body = $6{extra} WHERE id = $1",
-        K::TABLE
-    );
-    let body = serde_json::to_string(object).map_err(ApiError::internal)?;
-    let query = sqlx::query(&sql)
-        .bind(object.id().to_string())
-        .bind(object.name().to_string())
-        .bind(goterra_db::flag(object.is_public()))
-        .bind(goterra_db::flag(object.is_frozen()))
-        .bind(object.ts())
-        .bind(body);
-    write_row(state, object, query).await
-}
-
-/// Binds the kind's extra columns after the common ones, then runs the statement and writes the
-/// object's relations in one transaction.
-async fn write_row<'q, K: Kind>(
-    state: &AppState,
-    object: &K,
-    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-) -> Result<(), ApiError> {
-    for value in object.extra_values() {
-        query = query.bind(value);
-    }
-    let mut tx = state.db().pool().begin().await.map_err(ApiError::internal)?;
-    query.execute(&mut *tx).await.map_err(write_error::<K>)?;
-    object.write_relations(&mut tx).await.map_err(write_error::<K>)?;
-    tx.commit().await.map_err(write_error::<K>)
-}
-
-async fn delete_row<K: Kind>(state: &AppState, id: &str) -> Result<(), ApiError> {
-    let mut tx = state.db().pool().begin().await.map_err(ApiError::internal)?;
-    K::delete_relations(&mut tx, id).await.map_err(write_error::<K>)?;
-    sqlx::query(&format!("DELETE FROM {} WHERE id = $1", K::TABLE))
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(write_error::<K>)?;
-    tx.commit().await.map_err(write_error::<K>)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -308,7 +169,7 @@ pub async fn create<K: Kind>(
 ) -> Result<Response, ApiError> {
     let namespace = access::require_member(&state, &namespace_id, &user).await?;
     let mut object: K = decode(body_object(body)?)?;
-    let id = goterra_core::new_id();
+    let id = goterra_client::ids::new_object_id();
     object.set_server_fields(&id, &namespace.id, now());
     let ctx = WriteContext {
         state: &state,
@@ -317,7 +178,7 @@ pub async fn create<K: Kind>(
     };
     object.validate(&ctx, None).await?;
     object.set_server_fields(&id, &namespace.id, now());
-    insert(&state, &object).await?;
+    state.catalogue::<K>().insert(&object).await.map_err(write_error::<K>)?;
     let headers = location::<K>(&state, &namespace.id, &id);
     Ok((StatusCode::CREATED, headers, wrap_one::<K>(id)).into_response())
 }
@@ -331,7 +192,10 @@ pub async fn list<K: Kind>(
 ) -> Result<Json<Value>, ApiError> {
     let (skip, limit) = query.bounds()?;
     access::require_member(&state, &namespace_id, &user).await?;
-    let mut objects = list_where::<K>(&state, "namespace_id = $1", Some(&namespace_id), skip, limit).await?;
+    let mut objects = state
+        .catalogue::<K>()
+        .list(CatalogueFilter::InNamespace(&namespace_id), Page { skip, limit })
+        .await?;
     if query.light == Some(1) {
         objects.iter_mut().for_each(Kind::lighten);
     }
@@ -345,19 +209,32 @@ pub async fn list_public<K: Kind>(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let (skip, limit) = query.bounds()?;
-    let mut objects = list_where::<K>(&state, "public = 1", None, skip, limit).await?;
+    let mut objects = state
+        .catalogue::<K>()
+        .list(CatalogueFilter::Public, Page { skip, limit })
+        .await?;
     if query.light == Some(1) {
         objects.iter_mut().for_each(Kind::lighten);
     }
     Ok(Json(json!({ K::MANY: objects })))
 }
 
-/// An object the caller may read: under its own namespace's URL, and public or the caller a
-/// member (or admin).
+/// An object the caller may read under the namespace `{id}` of the URL: one of that namespace
+/// (public, or the caller a member or admin), or a public object of any namespace, as the
+/// original's UI reads the catalogue under the user's current namespace (and as a run of it is
+/// created there). A private object of another namespace does not exist here (404).
 pub async fn readable<K: Kind>(state: &AppState, user: &Identity, namespace_id: &str, id: &str) -> Result<K, ApiError> {
-    let object = fetch_in::<K>(state, namespace_id, id).await?;
-    if !object.is_public() {
-        access::require_member(state, namespace_id, user).await?;
+    let not_found = || ApiError::not_found(format!("{} not found", K::LABEL));
+    let object = state.catalogue::<K>().find(id).await?.ok_or_else(not_found)?;
+    if object.namespace() == namespace_id {
+        if !object.is_public() {
+            access::require_member(state, namespace_id, user).await?;
+        }
+    } else if object.is_public() {
+        // The URL still names a namespace that exists.
+        state.namespaces().load(namespace_id).await?;
+    } else {
+        return Err(not_found());
     }
     Ok(object)
 }
@@ -394,7 +271,7 @@ pub async fn update_one<K: Kind>(
             )));
         }
     }
-    let mut merged = match serde_json::to_value(&stored).map_err(ApiError::internal)? {
+    let mut merged = match serde_json::to_value(&stored).map_err(StorageError::from)? {
         Value::Object(map) => map,
         _ => Map::new(),
     };
@@ -415,7 +292,9 @@ pub async fn update_one<K: Kind>(
     object.validate(&ctx, Some(&stored)).await?;
     object.set_server_fields(stored.id(), &namespace.id, now());
     if stored.is_public() && !object.is_public() {
-        let outside: Vec<Dependent> = K::dependents(&state, &id)
+        let outside: Vec<Dependent> = state
+            .catalogue::<K>()
+            .dependents(&id)
             .await?
             .into_iter()
             .filter(|dependent| dependent.namespace_id != namespace.id)
@@ -428,7 +307,7 @@ pub async fn update_one<K: Kind>(
             )));
         }
     }
-    update(&state, &object).await?;
+    state.catalogue::<K>().update(&object).await.map_err(write_error::<K>)?;
     let saved = fetch_in::<K>(&state, &namespace_id, &id).await?;
     let headers = location::<K>(&state, &namespace.id, &id);
     Ok((headers, wrap_one::<K>(saved)).into_response())
@@ -448,7 +327,7 @@ pub async fn delete_one<K: Kind>(
             K::LABEL
         )));
     }
-    let dependents = K::dependents(&state, &id).await?;
+    let dependents = state.catalogue::<K>().dependents(&id).await?;
     if !dependents.is_empty() {
         return Err(ApiError::conflict(format!(
             "the {} is still used by {}",
@@ -456,7 +335,7 @@ pub async fn delete_one<K: Kind>(
             describe(&state, &user, &dependents).await?
         )));
     }
-    delete_row::<K>(&state, &id).await?;
+    state.catalogue::<K>().delete(&id).await.map_err(write_error::<K>)?;
     Ok(wrap_one::<K>(id))
 }
 
@@ -466,7 +345,7 @@ pub async fn describe(state: &AppState, user: &Identity, dependents: &[Dependent
     let mine = if user.is_admin() {
         Vec::new()
     } else {
-        access::namespaces_of(state, &user.uid).await?
+        state.namespaces().ids_of_member(&user.uid).await?
     };
     let mut named = Vec::new();
     let mut hidden = 0usize;
@@ -481,27 +360,4 @@ pub async fn describe(state: &AppState, user: &Identity, dependents: &[Dependent
         named.push(format!("{hidden} object(s) of namespaces you are not a member of"));
     }
     Ok(named.join(", "))
-}
-
-/// Dependents found by a query selecting `name` and `namespace_id`.
-pub async fn dependents_by(
-    state: &AppState,
-    kind: &'static str,
-    sql: &str,
-    id: &str,
-) -> Result<Vec<Dependent>, ApiError> {
-    let rows = sqlx::query(sql)
-        .bind(id.to_string())
-        .fetch_all(state.db().pool())
-        .await
-        .map_err(ApiError::internal)?;
-    rows.iter()
-        .map(|row| {
-            Ok(Dependent {
-                kind,
-                name: row.try_get("name").map_err(ApiError::internal)?,
-                namespace_id: row.try_get("namespace_id").map_err(ApiError::internal)?,
-            })
-        })
-        .collect()
 }

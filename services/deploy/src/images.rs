@@ -1,6 +1,7 @@
 //! Recipe chains (a recipe and its ancestors) and the base images of an application.
 
-use crate::catalogue::fetch;
+use crate::app_recipes::recipe_ids;
+use crate::catalogue::find_usable;
 use crate::model::Recipe;
 use crate::state::AppState;
 use crate::validate::bad;
@@ -22,10 +23,9 @@ fn inaccessible(field: &str, id: &str) -> ApiError {
 
 /// A recipe usable from `namespace_id`: public or in that namespace.
 pub async fn usable_recipe(state: &AppState, id: &str, namespace_id: &str, field: &str) -> Result<Recipe, ApiError> {
-    match fetch::<Recipe>(state, id).await? {
-        Some(recipe) if recipe.public || recipe.namespace == namespace_id => Ok(recipe),
-        _ => Err(inaccessible(field, id)),
-    }
+    find_usable::<Recipe>(state, namespace_id, id)
+        .await?
+        .ok_or_else(|| inaccessible(field, id))
 }
 
 /// The recipe `id` then its ancestors up to the root, each usable from `namespace_id`.
@@ -76,18 +76,6 @@ pub async fn check_parent(state: &AppState, recipe: &Recipe) -> Result<(), ApiEr
         ));
     }
     Ok(())
-}
-
-/// Recipe ids of an application in a deterministic order: variables by name, then list order,
-/// each id once.
-pub fn recipe_ids(templaterecipes: &BTreeMap<String, Vec<String>>) -> Vec<String> {
-    let mut seen = HashSet::new();
-    templaterecipes
-        .values()
-        .flatten()
-        .filter(|id| seen.insert(id.as_str()))
-        .cloned()
-        .collect()
 }
 
 /// The base images every recipe of the application supports: the intersection of the root

@@ -1,7 +1,8 @@
 //! `GET /deploy/ns/{id}/app/{app}/inputs`: everything a user may have to give to run an
 //! application, with suggested values.
 
-use crate::access;
+use crate::access::{self, uid_of};
+use crate::app_recipes::recipe_ids;
 use crate::catalogue::{self, readable};
 use crate::images;
 use crate::model::{Application, Defaults, Endpoint, InputsSummary, Template};
@@ -9,6 +10,7 @@ use crate::secrets::user_defaults;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
+use goterra_client::ids::EndpointId;
 use goterra_core::{ApiError, AuthUser, ErrorBody};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -40,7 +42,7 @@ pub async fn app_inputs(
     let app = readable::<Application>(&state, &user, &namespace_id, &app_id).await?;
     let mut summary = InputsSummary::default();
     let mut defaults = Defaults::new();
-    for id in images::recipe_ids(&app.templaterecipes) {
+    for id in recipe_ids(&app.templaterecipes) {
         // Checked when the application was written; a recipe made unusable since is a conflict.
         let chain = images::chain(&state, &id, &app.namespace, "templaterecipes")
             .await
@@ -50,18 +52,20 @@ pub async fn app_inputs(
             overlay(&mut defaults, &recipe.defaults);
         }
     }
-    if let Some(template) = catalogue::fetch::<Template>(&state, &app.template).await? {
+    if let Some(template) = state.catalogue::<Template>().find(&app.template).await? {
         summary.template = template.inputs.clone();
         overlay(&mut defaults, &template.defaults);
     }
     overlay(&mut defaults, &app.defaults);
     summary.defaults = defaults;
 
-    let namespace = access::load(&state, &app.namespace).await?;
+    let namespace = state.namespaces().load(&app.namespace).await?;
     let own_namespace = namespace.can_use(&user).then_some(namespace.id.as_str());
+    let app_namespace = access::namespace_id(&app.namespace);
     for endpoint in catalogue::usable_from::<Endpoint>(&state, own_namespace).await? {
         let mut suggested = endpoint.defaults.clone();
-        if let Some(own) = user_defaults(&state, &user.uid, &endpoint.id, &app.namespace).await? {
+        let (uid, endpoint_id) = (uid_of(&user), EndpointId::from_trusted(&endpoint.id));
+        if let Some(own) = user_defaults(&state, &uid, &endpoint_id, &app_namespace).await? {
             overlay(&mut suggested, &own);
         }
         summary.endpointdefaults.insert(endpoint.id.clone(), suggested);

@@ -1,16 +1,21 @@
 //! The deploy service (`/deploy`): namespaces and their catalogue — endpoints and users'
 //! endpoint secrets, recipes, templates, applications — and runs (see [`runs`]).
 //!
-//! What runs reuse: [`catalogue::fetch`] / [`catalogue::readable`] to load an application or an
-//! endpoint with the access rules, [`images::chain`] (a recipe and its ancestors, usable from a
-//! namespace) and [`images::base_images`], [`secrets::credentials`] (the run owner's decrypted
-//! endpoint secret), [`crypto::SecretBox`] (encryption at rest for sensitive run inputs), and
-//! `Kind::dependents` of `Endpoint` and `Application`, where live runs will make deletion a 409.
+//! Where things are, from a route to its test:
+//! - [`routes`] below is the route table: each path and method names its handler;
+//! - handlers check access ([`access`]: the namespace membership rule, applied to requests) and
+//!   input ([`validate`], each catalogue kind's `Kind::validate` in `kinds/`), then call one
+//!   repository of [`storage`] — the only place with SQL — through [`state::AppState`]
+//!   (`state.namespaces()`, `state.catalogue::<K>()`, `state.run_repo()`...);
+//! - storage errors become HTTP answers in one place (`http_errors.rs`);
+//! - the tests are under `tests/`, one file per area, each case run on SQLite and PostgreSQL.
 
 pub mod access;
+pub mod app_recipes;
 pub mod catalogue;
 pub mod crypto;
 pub mod demo;
+mod http_errors;
 pub mod images;
 pub mod inputs;
 mod kinds;
@@ -18,15 +23,19 @@ pub mod migrations;
 pub mod model;
 pub mod namespaces;
 pub mod openapi;
+pub mod run_options;
 pub mod runs;
 pub mod secrets;
 pub mod session;
 pub mod state;
+pub mod storage;
 pub mod template_policy;
 pub mod validate;
 
 use axum::Router;
-use axum::routing::{any, get, post};
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{self, MethodRouter};
 use catalogue::Kind;
 use goterra_bus::RunQueue;
 use goterra_core::{Platform, ServiceSpec};
@@ -46,21 +55,110 @@ pub fn spec() -> ServiceSpec {
     }
 }
 
-/// The six routes every catalogue kind has.
-fn catalogue_routes<K: Kind>(router: Router<AppState>) -> Router<AppState> {
+/// One route of the service: a method (`None`: any, for Terraform's `LOCK`/`UNLOCK`), a path and
+/// its handler. The router is built from [`routes`], and the OpenAPI test checks the same list.
+pub struct Route {
+    pub method: Option<Method>,
+    pub path: String,
+    handler: MethodRouter<AppState>,
+}
+
+impl Route {
+    fn new(method: Option<Method>, path: impl Into<String>, handler: MethodRouter<AppState>) -> Self {
+        Self {
+            method,
+            path: path.into(),
+            handler,
+        }
+    }
+
+    fn get<H: Handler<T, AppState>, T: 'static>(path: impl Into<String>, handler: H) -> Self {
+        Self::new(Some(Method::GET), path, routing::get(handler))
+    }
+
+    fn post<H: Handler<T, AppState>, T: 'static>(path: impl Into<String>, handler: H) -> Self {
+        Self::new(Some(Method::POST), path, routing::post(handler))
+    }
+
+    fn put<H: Handler<T, AppState>, T: 'static>(path: impl Into<String>, handler: H) -> Self {
+        Self::new(Some(Method::PUT), path, routing::put(handler))
+    }
+
+    fn delete<H: Handler<T, AppState>, T: 'static>(path: impl Into<String>, handler: H) -> Self {
+        Self::new(Some(Method::DELETE), path, routing::delete(handler))
+    }
+
+    fn any<H: Handler<T, AppState>, T: 'static>(path: impl Into<String>, handler: H) -> Self {
+        Self::new(None, path, routing::any(handler))
+    }
+}
+
+/// The route table: every route of deploy, with its handler. Storage is behind the handlers, in
+/// [`storage`] (one repository per table group); tests are under `tests/`, one file per area
+/// (`namespaces.rs`, `catalogue.rs`, `endpoints.rs`, `runs.rs`, `permissions.rs`...).
+pub fn routes() -> Vec<Route> {
+    use runs::{agent, routes as run, tfstate};
+    let mut routes = vec![
+        Route::get("/deploy", goterra_core::http::health),
+        Route::get("/deploy/openapi.json", openapi::serve),
+        Route::post("/deploy/session/bind", session::bind),
+        // Namespaces
+        Route::get("/deploy/ns", namespaces::list),
+        Route::post("/deploy/ns", namespaces::create),
+        Route::get("/deploy/ns/{id}", namespaces::get_one),
+        Route::put("/deploy/ns/{id}", namespaces::update),
+        Route::delete("/deploy/ns/{id}", namespaces::delete),
+        // A user's credentials and suggested values for an endpoint
+        Route::get("/deploy/ns/{id}/endpoint/{endpoint}/secret", secrets::get_secret),
+        Route::put("/deploy/ns/{id}/endpoint/{endpoint}/secret", secrets::put_secret),
+        Route::delete("/deploy/ns/{id}/endpoint/{endpoint}/secret", secrets::delete_secret),
+        Route::get("/deploy/ns/{id}/endpoint/{endpoint}/defaults", secrets::get_defaults),
+        Route::put("/deploy/ns/{id}/endpoint/{endpoint}/defaults", secrets::put_defaults),
+        Route::get("/deploy/ns/{id}/app/{application}/inputs", inputs::app_inputs),
+        // Runs, for users
+        Route::get("/deploy/run", run::list_mine),
+        Route::get("/deploy/ns/{id}/run", run::list_namespace),
+        Route::get("/deploy/ns/{id}/run/{run}", run::get_one),
+        Route::post("/deploy/ns/{id}/run/{run}", run::create),
+        Route::delete("/deploy/ns/{id}/run/{run}", run::destroy),
+        Route::post("/deploy/ns/{id}/run/{run}/terraform", run::preview),
+        Route::post("/deploy/ns/{id}/run/{run}/cancel", run::cancel),
+        Route::get("/deploy/ns/{id}/run/{run}/log", run::log),
+        // Runs, for agents
+        Route::get("/deploy/agent/run/{id}/spec", agent::spec),
+        Route::post("/deploy/agent/run/{id}/started", agent::started),
+        Route::post("/deploy/agent/run/{id}/log", agent::log),
+        Route::post("/deploy/agent/run/{id}/heartbeat", agent::heartbeat),
+        Route::post("/deploy/agent/run/{id}/finished", agent::finished),
+        Route::any("/deploy/agent/run/{id}/state", tfstate::endpoint),
+    ];
+    routes.extend(catalogue_routes::<Recipe>());
+    routes.extend(catalogue_routes::<Template>());
+    routes.extend(catalogue_routes::<Application>());
+    routes.extend(catalogue_routes::<Endpoint>());
+    routes
+}
+
+/// The six routes every catalogue kind has (one generic implementation in [`catalogue`]).
+fn catalogue_routes<K: Kind>() -> Vec<Route> {
     use catalogue::{create, delete_one, get_one, list, list_public, update_one};
     let collection = format!("/deploy/ns/{{id}}/{}", K::SEGMENT);
     let item = format!("/deploy/ns/{{id}}/{}/{{{}}}", K::SEGMENT, K::PARAM);
-    router
-        .route(&collection, get(list::<K>).post(create::<K>))
-        .route(&item, get(get_one::<K>).put(update_one::<K>).delete(delete_one::<K>))
-        .route(&format!("/deploy/{}", K::MANY), get(list_public::<K>))
+    vec![
+        Route::get(&collection, list::<K>),
+        Route::post(&collection, create::<K>),
+        Route::get(&item, get_one::<K>),
+        Route::put(&item, update_one::<K>),
+        Route::delete(&item, delete_one::<K>),
+        Route::get(format!("/deploy/{}", K::MANY), list_public::<K>),
+    ]
 }
 
 pub async fn router(platform: Platform) -> anyhow::Result<Router> {
     let queue = goterra_bus::platform_run_queue(&platform);
     tracing::info!(queue = %queue.describe(), "runs are queued here");
-    router_with(platform, queue, runs::RunOptions::from_env()?).await
+    let run_options = runs::RunOptions::from(&platform.config.run);
+    router_with(platform, queue, run_options).await
 }
 
 /// The router over a given run queue and run limits (tests, embedding).
@@ -77,48 +175,8 @@ pub async fn router_with(
         queue,
         runs: run_options,
     };
-    let mut router = Router::new()
-        .route("/deploy", get(goterra_core::http::health))
-        .route("/deploy/openapi.json", get(openapi::serve))
-        .route("/deploy/session/bind", post(session::bind))
-        .route("/deploy/ns", get(namespaces::list).post(namespaces::create))
-        .route(
-            "/deploy/ns/{id}",
-            get(namespaces::get_one)
-                .put(namespaces::update)
-                .delete(namespaces::delete),
-        )
-        .route(
-            "/deploy/ns/{id}/endpoint/{endpoint}/secret",
-            get(secrets::get_secret)
-                .put(secrets::put_secret)
-                .delete(secrets::delete_secret),
-        )
-        .route(
-            "/deploy/ns/{id}/endpoint/{endpoint}/defaults",
-            get(secrets::get_defaults).put(secrets::put_defaults),
-        )
-        .route("/deploy/ns/{id}/app/{application}/inputs", get(inputs::app_inputs))
-        .route("/deploy/run", get(runs::routes::list_mine))
-        .route("/deploy/ns/{id}/run", get(runs::routes::list_namespace))
-        .route(
-            "/deploy/ns/{id}/run/{run}",
-            get(runs::routes::get_one)
-                .post(runs::routes::create)
-                .delete(runs::routes::destroy),
-        )
-        .route("/deploy/ns/{id}/run/{run}/terraform", post(runs::routes::preview))
-        .route("/deploy/ns/{id}/run/{run}/cancel", post(runs::routes::cancel))
-        .route("/deploy/ns/{id}/run/{run}/log", get(runs::routes::log))
-        .route("/deploy/agent/run/{id}/spec", get(runs::agent::spec))
-        .route("/deploy/agent/run/{id}/started", post(runs::agent::started))
-        .route("/deploy/agent/run/{id}/log", post(runs::agent::log))
-        .route("/deploy/agent/run/{id}/heartbeat", post(runs::agent::heartbeat))
-        .route("/deploy/agent/run/{id}/finished", post(runs::agent::finished))
-        .route("/deploy/agent/run/{id}/state", any(runs::tfstate::endpoint));
-    router = catalogue_routes::<Recipe>(router);
-    router = catalogue_routes::<Template>(router);
-    router = catalogue_routes::<Application>(router);
-    router = catalogue_routes::<Endpoint>(router);
+    let router = routes()
+        .into_iter()
+        .fold(Router::new(), |router, route| router.route(&route.path, route.handler));
     Ok(router.with_state(state))
 }

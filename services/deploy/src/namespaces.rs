@@ -1,10 +1,12 @@
 //! Namespaces: create (ACL), list, get, update (owners), delete (when empty), with
 //! `ns_create`/`ns_update`/`ns_delete` events.
 
-use crate::access::{self, NamespaceRecord, ROLE_MEMBER, ROLE_OWNER};
+use crate::access::{self, NamespaceRecord};
 use crate::catalogue::{body_object, decode};
 use crate::model::Namespace;
-use crate::state::{AppState, now};
+use crate::state::AppState;
+use crate::storage::namespaces::{NamespaceContents, NamespaceFilter};
+use crate::storage::{Page, StorageError};
 use crate::validate::{self, MAX_LIST, MAX_NAME};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -13,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use goterra_core::{ApiError, ApiJson, ApiQuery, AuthUser, ErrorBody, Event, Identity};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::{Any, Row, Transaction};
 use utoipa::{IntoParams, ToSchema};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -57,11 +58,11 @@ pub struct NamespacePatch {
     pub freeze: Option<bool>,
 }
 
-fn db_error(err: sqlx::Error) -> ApiError {
-    if goterra_db::is_unique_violation(&err) {
-        ApiError::conflict("name: a namespace with this name already exists")
-    } else {
-        ApiError::internal(err)
+/// A duplicate name names the field; other storage errors are the usual answer.
+fn write_error(err: StorageError) -> ApiError {
+    match err {
+        StorageError::Duplicate => ApiError::conflict("name: a namespace with this name already exists"),
+        other => other.into(),
     }
 }
 
@@ -81,25 +82,6 @@ fn clean_users(field: &str, users: &[String]) -> Result<Vec<String>, ApiError> {
         }
     }
     Ok(clean)
-}
-
-async fn write_users(tx: &mut Transaction<'_, Any>, namespace: &NamespaceRecord) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM deploy_namespace_users WHERE namespace_id = $1")
-        .bind(namespace.id.clone())
-        .execute(&mut **tx)
-        .await?;
-    let owners = namespace.owners.iter().map(|uid| (uid, ROLE_OWNER));
-    let members = namespace.members.iter().map(|uid| (uid, ROLE_MEMBER));
-    for (position, (uid, role)) in owners.chain(members).enumerate() {
-        sqlx::query("INSERT INTO deploy_namespace_users (namespace_id, uid, role, position) VALUES ($1, $2, $3, $4)")
-            .bind(namespace.id.clone())
-            .bind(uid.clone())
-            .bind(role)
-            .bind(i64::try_from(position).unwrap_or(i64::MAX))
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
 }
 
 fn location(state: &AppState, id: &str) -> HeaderMap {
@@ -132,28 +114,12 @@ pub async fn list(
         limit: query.limit,
     }
     .bounds()?;
-    let pool = state.db().pool();
-    let rows = if user.is_admin() && query.all == Some(1) {
-        sqlx::query(&format!(
-            "SELECT id FROM deploy_namespaces ORDER BY name, id LIMIT {limit} OFFSET {skip}"
-        ))
-        .fetch_all(pool)
-        .await
+    let filter = if user.is_admin() && query.all == Some(1) {
+        NamespaceFilter::Every
     } else {
-        sqlx::query(&format!(
-            "SELECT n.id FROM deploy_namespaces n JOIN deploy_namespace_users u ON u.namespace_id = n.id \
-             WHERE u.uid = $1 ORDER BY n.name, n.id LIMIT {limit} OFFSET {skip}"
-        ))
-        .bind(user.uid.clone())
-        .fetch_all(pool)
-        .await
-    }
-    .map_err(ApiError::internal)?;
-    let ids: Vec<String> = rows
-        .iter()
-        .map(|row| row.try_get::<String, _>("id").map_err(ApiError::internal))
-        .collect::<Result<_, _>>()?;
-    let records = access::load_many(&state, &ids).await?;
+        NamespaceFilter::MemberIs(&user.uid)
+    };
+    let records = state.namespaces().list(filter, Page { skip, limit }).await?;
     Ok(Json(NamespaceList {
         ns: records.into_iter().map(NamespaceRecord::into_view).collect(),
     }))
@@ -177,22 +143,13 @@ pub async fn create(
     }
     let request: NewNamespace = decode(body_object(body)?)?;
     let namespace = NamespaceRecord {
-        id: goterra_core::new_id(),
+        id: goterra_client::ids::new_object_id(),
         name: validate::name("name", &request.name)?,
         freeze: false,
         owners: vec![user.uid.clone()],
         members: Vec::new(),
     };
-    let mut tx = state.db().pool().begin().await.map_err(ApiError::internal)?;
-    sqlx::query(r#"INSERT INTO deploy_namespaces (id, name, "freeze", created_at) VALUES ($1, $2, 0, $3)"#)
-        .bind(namespace.id.clone())
-        .bind(namespace.name.clone())
-        .bind(now())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-    write_users(&mut tx, &namespace).await.map_err(db_error)?;
-    tx.commit().await.map_err(db_error)?;
+    state.namespaces().create(&namespace).await.map_err(write_error)?;
     publish(&state, "ns_create", &user, &namespace.id).await;
     let headers = location(&state, &namespace.id);
     Ok((StatusCode::CREATED, headers, Json(NamespaceId { ns: namespace.id })).into_response())
@@ -209,7 +166,7 @@ pub async fn get_one(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<NamespaceOne>, ApiError> {
-    let namespace = access::load_by_id_or_name(&state, &id).await?;
+    let namespace = state.namespaces().load_by_id_or_name(&id).await?;
     if !namespace.can_use(&user) {
         return Err(access::not_a_member());
     }
@@ -231,14 +188,7 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<NamespaceOne>, ApiError> {
-    let mut namespace = access::load(&state, &id).await?;
-    if !namespace.can_manage(&user) {
-        return Err(if namespace.is_member(&user.uid) {
-            ApiError::forbidden("only the namespace's owners may change it")
-        } else {
-            access::not_a_member()
-        });
-    }
+    let mut namespace = access::require_manager(&state, &id, &user, "change").await?;
     let Value::Object(map) = body else {
         return Err(ApiError::bad_request("request body must be a JSON object"));
     };
@@ -270,52 +220,26 @@ pub async fn update(
         }
         namespace.freeze = freeze;
     }
-    let mut tx = state.db().pool().begin().await.map_err(ApiError::internal)?;
-    sqlx::query(r#"UPDATE deploy_namespaces SET name = $2, "freeze" = $3 WHERE id = $1"#)
-        .bind(namespace.id.clone())
-        .bind(namespace.name.clone())
-        .bind(goterra_db::flag(namespace.freeze))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-    write_users(&mut tx, &namespace).await.map_err(db_error)?;
-    tx.commit().await.map_err(db_error)?;
+    state.namespaces().update(&namespace).await.map_err(write_error)?;
     publish(&state, "ns_update", &user, &namespace.id).await;
-    let saved = access::load(&state, &id).await?;
+    let saved = state.namespaces().load(&namespace.id).await?;
     Ok(Json(NamespaceOne { ns: saved.into_view() }))
 }
 
-/// What still lives in a namespace, by kind, as `(count, singular, plural)`.
-async fn remaining(state: &AppState, id: &str) -> Result<Vec<String>, ApiError> {
-    let kinds = [
-        ("deploy_recipes", "recipe", "recipes"),
-        ("deploy_templates", "template", "templates"),
-        ("deploy_apps", "application", "applications"),
-        ("deploy_endpoints", "endpoint", "endpoints"),
+/// What still lives in a namespace, for people (`2 recipes`, `1 run not destroyed`).
+fn describe_contents(contents: &NamespaceContents) -> Vec<String> {
+    let counted = [
+        (contents.recipes, "recipe", "recipes"),
+        (contents.templates, "template", "templates"),
+        (contents.applications, "application", "applications"),
+        (contents.endpoints, "endpoint", "endpoints"),
+        (contents.live_runs, "run not destroyed", "runs not destroyed"),
     ];
-    let mut left = Vec::new();
-    for (table, one, many) in kinds {
-        let row = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table} WHERE namespace_id = $1"))
-            .bind(id.to_string())
-            .fetch_one(state.db().pool())
-            .await
-            .map_err(ApiError::internal)?;
-        let count: i64 = row.try_get("n").map_err(ApiError::internal)?;
-        if count > 0 {
-            left.push(format!("{count} {}", if count == 1 { one } else { many }));
-        }
-    }
-    // Runs not destroyed yet; destroyed ones are history and go with the namespace.
-    let (live,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM deploy_runs WHERE namespace_id = $1 AND status <> 'destroy_success'")
-            .bind(id.to_string())
-            .fetch_one(state.db().pool())
-            .await
-            .map_err(ApiError::internal)?;
-    if live > 0 {
-        left.push(format!("{live} run{} not destroyed", if live == 1 { "" } else { "s" }));
-    }
-    Ok(left)
+    counted
+        .into_iter()
+        .filter(|(count, _, _)| *count > 0)
+        .map(|(count, one, many)| format!("{count} {}", if count == 1 { one } else { many }))
+        .collect()
 }
 
 /// Deletes an empty namespace (owners and admins); 409 listing what it still holds.
@@ -328,43 +252,24 @@ pub async fn delete(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<NamespaceId>, ApiError> {
-    let namespace = access::load(&state, &id).await?;
-    if !namespace.can_manage(&user) {
-        return Err(if namespace.is_member(&user.uid) {
-            ApiError::forbidden("only the namespace's owners may delete it")
-        } else {
-            access::not_a_member()
-        });
-    }
-    let left = remaining(&state, &id).await?;
+    let namespace = access::require_manager(&state, &id, &user, "delete").await?;
+    let left = describe_contents(&state.namespaces().contents(&namespace.id).await?);
     if !left.is_empty() {
         return Err(ApiError::conflict(format!(
             "the namespace still holds {}: delete them first",
             left.join(", ")
         )));
     }
-    let mut tx = state.db().pool().begin().await.map_err(ApiError::internal)?;
-    for sql in [
-        "DELETE FROM deploy_endpoint_defaults WHERE namespace_id = $1",
-        "DELETE FROM deploy_run_logs WHERE run_id IN (SELECT id FROM deploy_runs WHERE namespace_id = $1)",
-        "DELETE FROM deploy_run_states WHERE run_id IN (SELECT id FROM deploy_runs WHERE namespace_id = $1)",
-        "DELETE FROM deploy_runs WHERE namespace_id = $1",
-        "DELETE FROM deploy_namespace_users WHERE namespace_id = $1",
-        "DELETE FROM deploy_namespaces WHERE id = $1",
-    ] {
-        sqlx::query(sql)
-            .bind(id.clone())
-            .execute(&mut *tx)
-            .await
-            .map_err(|err| {
-                if goterra_db::is_foreign_key_violation(&err) {
-                    ApiError::conflict("the namespace received new objects meanwhile: delete them first")
-                } else {
-                    ApiError::internal(err)
-                }
-            })?;
-    }
-    tx.commit().await.map_err(ApiError::internal)?;
+    state
+        .namespaces()
+        .delete(&namespace.id)
+        .await
+        .map_err(|err| match err {
+            StorageError::Referenced => {
+                ApiError::conflict("the namespace received new objects meanwhile: delete them first")
+            }
+            other => other.into(),
+        })?;
     publish(&state, "ns_delete", &user, &id).await;
     Ok(Json(NamespaceId { ns: id }))
 }

@@ -1,16 +1,17 @@
 //! A user's credentials for an endpoint (one per user and endpoint, password encrypted at rest,
 //! never returned) and their suggested input values for it.
 
-use crate::access;
-use crate::catalogue::{self, body_object, decode, fetch_in};
+use crate::access::{self, uid_of};
+use crate::catalogue::{body_object, decode, fetch_in, find_usable};
 use crate::model::{Defaults, Endpoint, EndpointDefaults, Message, SecretRequest, SecretStatus};
-use crate::state::{AppState, now};
+use crate::state::AppState;
+use crate::storage::StorageError;
 use crate::validate::{self, MAX_NAME, MAX_TEXT};
 use axum::Json;
 use axum::extract::{Path, State};
+use goterra_client::ids::{EndpointId, NamespaceId, Uid};
 use goterra_core::{ApiError, ApiJson, AuthUser, ErrorBody, Identity};
 use serde_json::Value;
-use sqlx::Row;
 
 /// The endpoint under its namespace's URL, when the caller may use it: public, or member.
 async fn usable_endpoint(
@@ -21,7 +22,7 @@ async fn usable_endpoint(
 ) -> Result<Endpoint, ApiError> {
     let endpoint = fetch_in::<Endpoint>(state, namespace_id, id).await?;
     if !endpoint.public {
-        let namespace = access::load(state, namespace_id).await?;
+        let namespace = state.namespaces().load(namespace_id).await?;
         if !namespace.can_use(user) {
             return Err(ApiError::forbidden(
                 "this endpoint is private to its namespace: only its members may use it",
@@ -59,25 +60,16 @@ pub async fn put_secret(
         return Err(validate::bad("password", format!("must be 1 to {MAX_TEXT} bytes")));
     }
     let sealed = state.secrets.encrypt(password.as_bytes());
-    sqlx::query(
-        "INSERT INTO deploy_endpoint_secrets (uid, endpoint_id, username, password, updated_at) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (uid, endpoint_id) DO UPDATE SET username = excluded.username, password = excluded.password, \
-         updated_at = excluded.updated_at",
-    )
-    .bind(user.uid.clone())
-    .bind(endpoint.id.clone())
-    .bind(username.to_string())
-    .bind(sealed)
-    .bind(now())
-    .execute(state.db().pool())
-    .await
-    .map_err(|err| {
-        if goterra_db::is_foreign_key_violation(&err) {
-            ApiError::not_found("endpoint not found")
-        } else {
-            ApiError::internal(err)
-        }
-    })?;
+    state
+        .endpoint_secrets()
+        .put(
+            &uid_of(&user),
+            &EndpointId::from_trusted(&endpoint.id),
+            username,
+            sealed,
+        )
+        .await
+        .map_err(endpoint_gone)?;
     Ok(Json(Message {
         message: "password set for endpoint".into(),
     }))
@@ -94,14 +86,12 @@ pub async fn get_secret(
     Path((namespace_id, endpoint_id)): Path<(String, String)>,
 ) -> Result<Json<SecretStatus>, ApiError> {
     let endpoint = usable_endpoint(&state, &user, &namespace_id, &endpoint_id).await?;
-    let row = sqlx::query("SELECT username FROM deploy_endpoint_secrets WHERE uid = $1 AND endpoint_id = $2")
-        .bind(user.uid.clone())
-        .bind(endpoint.id)
-        .fetch_optional(state.db().pool())
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::not_found("no secret stored for this endpoint"))?;
-    let username: String = row.try_get("username").map_err(ApiError::internal)?;
+    let username = state
+        .endpoint_secrets()
+        .find(&uid_of(&user), &EndpointId::from_trusted(&endpoint.id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no secret stored for this endpoint"))?
+        .username;
     Ok(Json(SecretStatus {
         message: "secret found".into(),
         uid: username.clone(),
@@ -120,12 +110,10 @@ pub async fn delete_secret(
     Path((namespace_id, endpoint_id)): Path<(String, String)>,
 ) -> Result<Json<Message>, ApiError> {
     let endpoint = usable_endpoint(&state, &user, &namespace_id, &endpoint_id).await?;
-    sqlx::query("DELETE FROM deploy_endpoint_secrets WHERE uid = $1 AND endpoint_id = $2")
-        .bind(user.uid.clone())
-        .bind(endpoint.id)
-        .execute(state.db().pool())
-        .await
-        .map_err(ApiError::internal)?;
+    state
+        .endpoint_secrets()
+        .delete(&uid_of(&user), &EndpointId::from_trusted(&endpoint.id))
+        .await?;
     Ok(Json(Message {
         message: "secret removed".into(),
     }))
@@ -134,24 +122,16 @@ pub async fn delete_secret(
 /// The caller's stored credentials for an endpoint, decrypted (for runs).
 pub async fn credentials(
     state: &AppState,
-    uid: &str,
-    endpoint_id: &str,
+    uid: &Uid,
+    endpoint_id: &EndpointId,
 ) -> Result<Option<(String, goterra_core::Sensitive<String>)>, ApiError> {
-    let Some(row) =
-        sqlx::query("SELECT username, password FROM deploy_endpoint_secrets WHERE uid = $1 AND endpoint_id = $2")
-            .bind(uid.to_string())
-            .bind(endpoint_id.to_string())
-            .fetch_optional(state.db().pool())
-            .await
-            .map_err(ApiError::internal)?
-    else {
+    let Some(stored) = state.endpoint_secrets().find(uid, endpoint_id).await? else {
         return Ok(None);
     };
-    let username: String = row.try_get("username").map_err(ApiError::internal)?;
-    let sealed: String = row.try_get("password").map_err(ApiError::internal)?;
-    let password = state.secrets.decrypt(&sealed).map_err(ApiError::internal)?;
-    let password = String::from_utf8(password.into_inner()).map_err(ApiError::internal)?;
-    Ok(Some((username, goterra_core::Sensitive::new(password))))
+    let password = state.secrets.decrypt(&stored.sealed_password)?;
+    let password = String::from_utf8(password.into_inner())
+        .map_err(|_| StorageError::Corrupt("an endpoint password is not UTF-8".into()))?;
+    Ok(Some((stored.username, goterra_core::Sensitive::new(password))))
 }
 
 /// Endpoint defaults are the caller's own, for deploying from namespace `{id}`: the caller must
@@ -164,34 +144,21 @@ async fn defaults_target(
     endpoint_id: &str,
 ) -> Result<Endpoint, ApiError> {
     access::require_member(state, namespace_id, user).await?;
-    match catalogue::fetch::<Endpoint>(state, endpoint_id).await? {
-        Some(endpoint) if endpoint.public || endpoint.namespace == namespace_id => Ok(endpoint),
-        _ => Err(ApiError::not_found("endpoint not found")),
-    }
+    find_usable::<Endpoint>(state, namespace_id, endpoint_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("endpoint not found"))
 }
 
 pub async fn user_defaults(
     state: &AppState,
-    uid: &str,
-    endpoint_id: &str,
-    namespace_id: &str,
+    uid: &Uid,
+    endpoint_id: &EndpointId,
+    namespace_id: &NamespaceId,
 ) -> Result<Option<Defaults>, ApiError> {
-    let row = sqlx::query(
-        "SELECT defaults FROM deploy_endpoint_defaults WHERE uid = $1 AND endpoint_id = $2 AND namespace_id = $3",
-    )
-    .bind(uid.to_string())
-    .bind(endpoint_id.to_string())
-    .bind(namespace_id.to_string())
-    .fetch_optional(state.db().pool())
-    .await
-    .map_err(ApiError::internal)?;
-    match row {
-        Some(row) => {
-            let text: String = row.try_get("defaults").map_err(ApiError::internal)?;
-            Ok(Some(serde_json::from_str(&text).map_err(ApiError::internal)?))
-        }
-        None => Ok(None),
-    }
+    Ok(state
+        .endpoint_secrets()
+        .defaults(uid, endpoint_id, namespace_id)
+        .await?)
 }
 
 /// The caller's suggested values for the endpoint's inputs when deploying from `{id}`.
@@ -205,9 +172,14 @@ pub async fn get_defaults(
     Path((namespace_id, endpoint_id)): Path<(String, String)>,
 ) -> Result<Json<EndpointDefaults>, ApiError> {
     let endpoint = defaults_target(&state, &user, &namespace_id, &endpoint_id).await?;
-    let defaults = user_defaults(&state, &user.uid, &endpoint.id, &namespace_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("no defaults found"))?;
+    let defaults = user_defaults(
+        &state,
+        &uid_of(&user),
+        &EndpointId::from_trusted(&endpoint.id),
+        &access::namespace_id(&namespace_id),
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found("no defaults found"))?;
     Ok(Json(EndpointDefaults { defaults }))
 }
 
@@ -233,23 +205,23 @@ pub async fn put_defaults(
     }
     let request: EndpointDefaults = decode(map)?;
     validate::defaults("defaults", &request.defaults, &[])?;
-    let text = serde_json::to_string(&request.defaults).map_err(ApiError::internal)?;
-    sqlx::query(
-        "INSERT INTO deploy_endpoint_defaults (uid, endpoint_id, namespace_id, defaults) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (uid, endpoint_id, namespace_id) DO UPDATE SET defaults = excluded.defaults",
-    )
-    .bind(user.uid.clone())
-    .bind(endpoint.id)
-    .bind(namespace_id)
-    .bind(text)
-    .execute(state.db().pool())
-    .await
-    .map_err(|err| {
-        if goterra_db::is_foreign_key_violation(&err) {
-            ApiError::not_found("endpoint not found")
-        } else {
-            ApiError::internal(err)
-        }
-    })?;
+    state
+        .endpoint_secrets()
+        .put_defaults(
+            &uid_of(&user),
+            &EndpointId::from_trusted(&endpoint.id),
+            &access::namespace_id(&namespace_id),
+            &request.defaults,
+        )
+        .await
+        .map_err(endpoint_gone)?;
     Ok(Json(request))
+}
+
+/// The endpoint was deleted while its record was written.
+fn endpoint_gone(err: StorageError) -> ApiError {
+    match err {
+        StorageError::Referenced => ApiError::not_found("endpoint not found"),
+        other => other.into(),
+    }
 }

@@ -1,11 +1,16 @@
-//! What every deploy handler gets.
+//! What every deploy handler gets: the platform, the secret box, the run queue and limits, and
+//! the repositories over the platform's database.
 
 use crate::crypto::SecretBox;
-use crate::runs::RunOptions;
+use crate::run_options::RunOptions;
+use crate::storage::catalogue::{CatalogueRepo, Stored};
+use crate::storage::endpoint_secrets::EndpointSecretRepo;
+use crate::storage::namespaces::NamespaceRepo;
+use crate::storage::runs::RunRepo;
+use crate::storage::states::StateRepo;
 use axum::extract::FromRef;
 use goterra_bus::RunQueue;
 use goterra_core::{Authenticator, Platform};
-use goterra_db::Db;
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -18,8 +23,24 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn db(&self) -> &Db {
-        &self.platform.db
+    pub fn namespaces(&self) -> NamespaceRepo<'_> {
+        NamespaceRepo::new(&self.platform.db)
+    }
+
+    pub fn catalogue<K: Stored>(&self) -> CatalogueRepo<'_, K> {
+        CatalogueRepo::new(&self.platform.db)
+    }
+
+    pub fn endpoint_secrets(&self) -> EndpointSecretRepo<'_> {
+        EndpointSecretRepo::new(&self.platform.db)
+    }
+
+    pub fn run_repo(&self) -> RunRepo<'_> {
+        RunRepo::new(&self.platform.db)
+    }
+
+    pub fn states(&self) -> StateRepo<'_> {
+        StateRepo::new(&self.platform.db)
     }
 }
 
@@ -27,8 +48,4 @@ impl FromRef<AppState> for Arc<Authenticator> {
     fn from_ref(state: &AppState) -> Self {
         state.platform.authenticator.clone()
     }
-}
-
-pub fn now() -> i64 {
-    i64::try_from(goterra_core::token::unix_now()).unwrap_or(i64::MAX)
 }

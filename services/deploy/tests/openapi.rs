@@ -24,36 +24,84 @@ fn checked_in_document_is_current() {
     );
 }
 
+/// Routes served but not in the document, each for a reason.
+const UNDOCUMENTED: &[&str] = &[
+    // The health check and the document itself.
+    "/deploy",
+    "/deploy/openapi.json",
+    // Terraform's http state backend (GET, POST, LOCK, UNLOCK, DELETE): described in the `agent`
+    // tag, as OpenAPI has no LOCK/UNLOCK methods.
+    "/deploy/agent/run/{id}/state",
+];
+
+/// A path with its parameters unnamed (`/deploy/ns/{}/run/{}`): the router needs one name per
+/// position (`{run}`), where the document names what the client gives (`{application}` to start
+/// a run).
+fn shape(path: &str) -> String {
+    let mut shape = String::new();
+    let mut in_param = false;
+    for c in path.chars() {
+        match c {
+            '{' => {
+                in_param = true;
+                shape.push_str("{}");
+            }
+            '}' => in_param = false,
+            c if !in_param => shape.push(c),
+            _ => {}
+        }
+    }
+    shape
+}
+
+/// `(method, path shape)` of every documented operation.
+fn documented() -> Vec<(String, String)> {
+    let document = serde_json::to_value(goterra_deploy::openapi::document()).unwrap();
+    let mut operations = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            operations.push((method.to_ascii_uppercase(), shape(path)));
+        }
+    }
+    operations
+}
+
 #[test]
 fn every_route_is_documented() {
-    let document = goterra_deploy::openapi::document();
-    let paths: Vec<&String> = document.paths.paths.keys().collect();
-    for path in [
-        "/deploy/ns",
-        "/deploy/ns/{id}",
-        "/deploy/session/bind",
-        "/deploy/ns/{id}/recipe",
-        "/deploy/ns/{id}/recipe/{recipe}",
-        "/deploy/ns/{id}/template/{template}",
-        "/deploy/ns/{id}/app/{application}",
-        "/deploy/ns/{id}/app/{application}/inputs",
-        "/deploy/ns/{id}/endpoint/{endpoint}",
-        "/deploy/ns/{id}/endpoint/{endpoint}/secret",
-        "/deploy/ns/{id}/endpoint/{endpoint}/defaults",
-        "/deploy/recipes",
-        "/deploy/templates",
-        "/deploy/apps",
-        "/deploy/endpoints",
-    ] {
+    let documented = documented();
+    let routes = goterra_deploy::routes();
+    assert!(routes.len() > 40, "the route table looks empty: {}", routes.len());
+    for route in routes {
+        if UNDOCUMENTED.contains(&route.path.as_str()) {
+            continue;
+        }
+        let method = route.method.expect("only undocumented routes take any method");
         assert!(
-            paths.iter().any(|p| p.as_str() == path),
-            "{path} missing from {paths:?}"
+            documented.contains(&(method.to_string(), shape(&route.path))),
+            "{method} {} is served but not documented",
+            route.path
         );
     }
 }
 
+#[test]
+fn every_documented_operation_is_served() {
+    let served: Vec<(String, String)> = goterra_deploy::routes()
+        .into_iter()
+        .filter_map(|route| Some((route.method?.to_string(), shape(&route.path))))
+        .collect();
+    for operation in documented() {
+        assert!(
+            served.contains(&operation),
+            "{operation:?} is documented but not served"
+        );
+    }
+}
+
+/// What the service serves is the checked-in document (so clients generated from the file
+/// match the running service).
 #[tokio::test]
-async fn the_service_serves_its_document() {
+async fn the_service_serves_the_checked_in_document() {
     let server = goterra_core::testing::TestServer::start(Engine::Sqlite, &[goterra_deploy::spec()])
         .await
         .unwrap();
@@ -63,10 +111,9 @@ async fn the_service_serves_its_document() {
         .json()
         .await
         .unwrap();
-    assert_eq!(
-        served,
-        serde_json::to_value(goterra_deploy::openapi::document()).unwrap()
-    );
+    let checked_in: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(checked_in_path()).unwrap()).unwrap();
+    assert_eq!(served, checked_in);
     let health: serde_json::Value = reqwest::get(format!("{}/deploy", server.url))
         .await
         .unwrap()

@@ -28,9 +28,9 @@ pub trait RunControl: Send + Sync {
 
 #[derive(Clone, Debug)]
 pub struct AgentOptions {
-    /// `GOT_AGENT_CONCURRENCY`: runs executed at once (and the queue prefetch).
+    /// `agent.concurrency` (`GOT_AGENT_CONCURRENCY`): runs executed at once (and the queue prefetch).
     pub concurrency: u16,
-    /// `GOT_AGENT_HEARTBEAT_SECS`: how often deploy hears that a run is alive.
+    /// `agent.heartbeat_secs` (`GOT_AGENT_HEARTBEAT_SECS`): how often deploy hears that a run is alive.
     pub heartbeat: Duration,
     /// How often buffered log lines are sent.
     pub log_flush: Duration,
@@ -55,26 +55,18 @@ impl Default for AgentOptions {
 }
 
 impl AgentOptions {
-    pub fn from_env() -> anyhow::Result<Self> {
-        let mut options = Self {
-            executor: ExecutorConfig::from_env()?,
+    /// The agent's settings from the platform configuration (`agent.*`, `run.timeout_secs`),
+    /// and Terraform's from the environment (see [`ExecutorConfig::from_env`]).
+    pub fn from_config(config: &goterra_core::Config) -> anyhow::Result<Self> {
+        let mut executor = ExecutorConfig::from_env()?;
+        executor.work_dir = config.agent.work_dir.clone();
+        executor.max_timeout = config.run.timeout_secs.map(Duration::from_secs);
+        Ok(Self {
+            concurrency: config.agent.concurrency,
+            heartbeat: Duration::from_secs(config.agent.heartbeat_secs),
+            executor,
             ..Self::default()
-        };
-        if let Some(value) = executor::non_empty_env("GOT_AGENT_CONCURRENCY") {
-            options.concurrency = value
-                .parse()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| anyhow::anyhow!("GOT_AGENT_CONCURRENCY must be a positive number, got {value:?}"))?;
-        }
-        if let Some(value) = executor::non_empty_env("GOT_AGENT_HEARTBEAT_SECS") {
-            let secs: u64 =
-                value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    anyhow::anyhow!("GOT_AGENT_HEARTBEAT_SECS must be a positive number, got {value:?}")
-                })?;
-            options.heartbeat = Duration::from_secs(secs);
-        }
-        Ok(options)
+        })
     }
 }
 

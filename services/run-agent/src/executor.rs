@@ -42,12 +42,13 @@ pub struct ExecutorConfig {
     pub plugin_dir: Option<PathBuf>,
     /// `GOT_KILL_GRACE_SECS`: time between SIGTERM and SIGKILL on timeout or cancel.
     pub kill_grace: Duration,
-    /// `GOT_AGENT_WORK_DIR`: where run directories are created; default the system temp dir.
+    /// `agent.work_dir` (`GOT_AGENT_WORK_DIR`): where run directories are created; default the
+    /// system temp dir.
     pub work_dir: Option<PathBuf>,
     /// `PATH` given to Terraform (the agent's own).
     pub path: String,
-    /// `GOT_RUN_TIMEOUT` (seconds): the longest an action may take on this agent, whatever
-    /// the spec asks.
+    /// `run.timeout_secs` (`GOT_RUN_TIMEOUT`): the longest an action may take on this agent,
+    /// whatever the spec asks.
     pub max_timeout: Option<Duration>,
 }
 
@@ -65,25 +66,20 @@ impl Default for ExecutorConfig {
 }
 
 impl ExecutorConfig {
-    /// Reads the `GOT_*` variables above; a bad number is an error naming the variable.
+    /// Reads Terraform's `GOT_*` variables above; a bad number is an error naming the variable.
+    /// (The work directory and the timeout come from the platform configuration: see
+    /// `AgentOptions::from_config`.)
     pub fn from_env() -> anyhow::Result<Self> {
         let mut config = Self::default();
         if let Some(bin) = non_empty_env("GOT_TERRAFORM_BIN") {
             config.terraform_bin = PathBuf::from(bin);
         }
         config.plugin_dir = non_empty_env("GOT_TERRAFORM_PLUGIN_DIR").map(PathBuf::from);
-        config.work_dir = non_empty_env("GOT_AGENT_WORK_DIR").map(PathBuf::from);
         if let Some(grace) = non_empty_env("GOT_KILL_GRACE_SECS") {
             let secs: u64 = grace
                 .parse()
                 .map_err(|_| anyhow::anyhow!("GOT_KILL_GRACE_SECS must be a number of seconds, got {grace:?}"))?;
             config.kill_grace = Duration::from_secs(secs);
-        }
-        if let Some(timeout) = non_empty_env("GOT_RUN_TIMEOUT") {
-            let secs: u64 = timeout.parse().ok().filter(|secs| *secs > 0).ok_or_else(|| {
-                anyhow::anyhow!("GOT_RUN_TIMEOUT must be a positive number of seconds, got {timeout:?}")
-            })?;
-            config.max_timeout = Some(Duration::from_secs(secs));
         }
         Ok(config)
     }
@@ -115,7 +111,23 @@ pub async fn execute(
     }
     let deadline = tokio::time::Instant::now() + timeout;
     let redactor = Arc::new(Redactor::for_spec(spec));
-    let result = run_action(config, spec, sink, redactor.clone(), deadline, timeout, &cancel).await;
+    let result = match create_run_dir(config, spec).await {
+        Ok(dir) => {
+            let result = run_action(
+                dir.path(),
+                config,
+                spec,
+                sink,
+                redactor.clone(),
+                Limit { deadline, timeout },
+                &cancel,
+            )
+            .await;
+            remove_run_dir(dir).await;
+            result
+        }
+        Err(stopped) => Err(stopped),
+    };
     let duration = started.elapsed().as_secs_f64();
     match result {
         Ok((outputs, deployment_id)) => RunReport {
@@ -145,23 +157,50 @@ pub async fn execute(
     }
 }
 
+/// Writes the run directory off the async runtime (many small writes).
+async fn create_run_dir(config: &ExecutorConfig, spec: &RunSpec) -> Result<tempfile::TempDir, Stopped> {
+    let work_dir = config.work_dir.clone();
+    let spec = spec.clone();
+    tokio::task::spawn_blocking(move || files::write_run_dir(work_dir.as_deref(), &spec))
+        .await
+        .map_err(|err| Stopped::Failed(format!("cannot write the run directory: {err}")))?
+        .map_err(|err| Stopped::Failed(format!("{err:#}")))
+}
+
+/// Removes the run directory (it holds the tfvars file) off the async runtime, as soon as
+/// Terraform is done with it.
+async fn remove_run_dir(dir: tempfile::TempDir) {
+    match tokio::task::spawn_blocking(move || dir.close()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::warn!(%err, "cannot remove a run directory"),
+        Err(err) => tracing::warn!(%err, "cannot remove a run directory"),
+    }
+}
+
+/// When an action must end, and the timeout it was given (for the message).
+#[derive(Clone, Copy)]
+struct Limit {
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+}
+
+/// Runs Terraform's commands for the action in the run directory `dir`.
 async fn run_action(
+    dir: &std::path::Path,
     config: &ExecutorConfig,
     spec: &RunSpec,
     sink: Arc<dyn LogSink>,
     redactor: Arc<Redactor>,
-    deadline: tokio::time::Instant,
-    timeout: Duration,
+    limit: Limit,
     cancel: &CancellationToken,
 ) -> Result<(serde_json::Value, Option<String>), Stopped> {
-    let dir =
-        files::write_run_dir(config.work_dir.as_deref(), spec).map_err(|err| Stopped::Failed(format!("{err:#}")))?;
-    let env = files::environment(config, spec, dir.path());
+    let Limit { deadline, timeout } = limit;
+    let env = files::environment(config, spec, dir);
     let run = |name: &'static str, args: Vec<String>, stream_stdout: bool| TerraformCommand {
         name,
         bin: config.terraform_bin.clone(),
         args,
-        dir: dir.path().to_path_buf(),
+        dir: dir.to_path_buf(),
         env: env.clone(),
         sink: sink.clone(),
         redactor: redactor.clone(),
@@ -211,10 +250,6 @@ async fn run_action(
             (serde_json::json!({}), None)
         }
     };
-    // The directory holds the tfvars file; it goes as soon as Terraform is done with it.
-    if let Err(err) = dir.close() {
-        tracing::warn!(%err, "cannot remove a run directory");
-    }
     Ok(outcome)
 }
 

@@ -3,7 +3,7 @@
 //! `router()` serves `GET /run-agent` and `GET /run-agent/ns/{ns}/run/{run}/state`, and starts
 //! the agent loop in the background: on RabbitMQ when `GOT_AMQP` is set, otherwise on the
 //! embedded queue in the platform database (the all-in-one `goterra up`).
-//! `GOT_AGENT_DISABLED=1` serves the routes without an agent.
+//! `agent.disabled` (`GOT_AGENT_DISABLED=1`) serves the routes without an agent.
 
 pub mod agent;
 pub mod control;
@@ -68,11 +68,11 @@ pub fn start_agent(
 }
 
 pub async fn router(platform: Platform) -> anyhow::Result<Router> {
-    let agent = if executor::non_empty_env("GOT_AGENT_DISABLED").is_some_and(|v| v == "1") {
+    let agent = if platform.config.agent.disabled {
         None
     } else {
         let queue = goterra_bus::platform_run_queue(&platform);
-        let (agent, _shutdown) = start_agent(&platform, queue, AgentOptions::from_env()?)?;
+        let (agent, _shutdown) = start_agent(&platform, queue, AgentOptions::from_config(&platform.config)?)?;
         Some(agent)
     };
     let state_routes = StateRoutes {

@@ -1,7 +1,6 @@
-use super::{check_versioning, common_accessors};
-use crate::catalogue::{Dependent, Kind, WriteContext, dependents_by};
+use super::check_versioning;
+use crate::catalogue::{Kind, WriteContext};
 use crate::model::Template;
-use crate::state::AppState;
 use crate::template_policy;
 use crate::validate::{self, MAX_DOCUMENT, MAX_TEXT};
 use goterra_core::ApiError;
@@ -10,23 +9,11 @@ use goterra_core::ApiError;
 const MAX_KINDS: usize = 16;
 
 impl Kind for Template {
-    const TABLE: &'static str = "deploy_templates";
     const SEGMENT: &'static str = "template";
     const PARAM: &'static str = "template";
     const ONE: &'static str = "template";
     const MANY: &'static str = "templates";
     const LABEL: &'static str = "template";
-    const EXTRA_COLUMNS: &'static [&'static str] = &[];
-
-    common_accessors!();
-
-    fn is_frozen(&self) -> bool {
-        self.frozen
-    }
-
-    fn extra_values(&self) -> Vec<Option<String>> {
-        Vec::new()
-    }
 
     fn lighten(&mut self) {
         self.data.values_mut().for_each(String::clear);
@@ -71,15 +58,5 @@ impl Kind for Template {
             )));
         }
         Ok(())
-    }
-
-    async fn dependents(state: &AppState, id: &str) -> Result<Vec<Dependent>, ApiError> {
-        dependents_by(
-            state,
-            "application",
-            "SELECT name, namespace_id FROM deploy_apps WHERE template_id = $1 ORDER BY name",
-            id,
-        )
-        .await
     }
 }

@@ -3,10 +3,11 @@
 //! a guarded transition; a report about an action that is no longer in flight is a 409, which
 //! tells the agent to drop the job.
 
-use super::records::{self, Bind};
-use super::routes::{open_sealed, open_sealed_value};
+use super::sealed::{Redactor, open_map, open_value};
 use super::store_client;
-use crate::state::{AppState, now};
+use crate::state::AppState;
+use crate::storage::runs::{ActionEnd, ActionResult, RunRecord};
+use crate::storage::{StorageError, now};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -22,8 +23,6 @@ const MAX_LINES_PER_REPORT: usize = 2000;
 const MAX_LINE: usize = 4096;
 /// Most lines kept per run; later lines are dropped (with one notice).
 pub const MAX_LOG_LINES: i64 = 50_000;
-/// Shortest secret value redacted from logs (shorter ones would blank ordinary words).
-const MIN_REDACTED: usize = 4;
 /// The agent uid prefix of the credentials deploy mints for Terraform's state backend.
 pub const STATE_AGENT_PREFIX: &str = "run-state:";
 
@@ -35,10 +34,8 @@ pub struct SpecQuery {
     pub action: RunAction,
 }
 
-fn in_flight(run: &records::RunRecord, action: RunAction) -> Result<(), ApiError> {
-    let pending_or_running =
-        run.status == RunStatus::pending(action).as_str() || run.status == RunStatus::in_progress(action).as_str();
-    if run.action_in_flight() == Some(action) && pending_or_running {
+fn in_flight(run: &RunRecord, action: RunAction) -> Result<(), ApiError> {
+    if run.has_in_flight(action) {
         Ok(())
     } else {
         Err(ApiError::conflict(format!(
@@ -60,15 +57,15 @@ pub async fn spec(
     ApiQuery(query): ApiQuery<SpecQuery>,
 ) -> Result<Json<RunSpec>, ApiError> {
     reject_state_credential(&agent)?;
-    let run = records::load(state.db(), &id).await?;
+    let run = state.run_repo().load(&id).await?;
     in_flight(&run, query.action)?;
-    let sealed = records::sealed(state.db(), &id).await?;
+    let sealed = state.run_repo().sealed(&id).await?;
     let (Some(sensitive), Some(boot)) = (sealed.sensitive, sealed.boot) else {
         return Err(ApiError::conflict("the run's secrets were deleted (destroyed run)"));
     };
-    let sensitive = open_sealed(&state, &sensitive)?;
-    let mut variables: BTreeMap<String, Value> = serde_json::from_str(&sealed.variables).map_err(ApiError::internal)?;
-    variables.insert("goterra_cloudinit".into(), open_sealed_value(&state, &boot)?);
+    let sensitive = open_map(&state, &sensitive)?;
+    let mut variables: BTreeMap<String, Value> = serde_json::from_str(&sealed.variables).map_err(StorageError::from)?;
+    variables.insert("goterra_cloudinit".into(), open_value(&state, &boot)?);
     let timeout_secs = state.runs.timeout.as_secs();
     // The state credential outlives the action by the heartbeat grace, then expires.
     let expires = goterra_core::token::unix_now() + timeout_secs + state.runs.heartbeat_timeout.as_secs() + 600;
@@ -110,14 +107,11 @@ fn reject_state_credential(agent: &str) -> Result<(), ApiError> {
 }
 
 async fn answer(state: &AppState, id: &str) -> Result<Json<AgentAnswer>, ApiError> {
-    let run = records::load(state.db(), id).await?;
+    let run = state.run_repo().load(id).await?;
     // Anything but an action in progress means the agent should stop.
-    let running = run
-        .action_in_flight()
-        .is_some_and(|action| run.status == RunStatus::in_progress(action).as_str());
     Ok(Json(AgentAnswer {
         claim: None,
-        cancel: run.cancel_requested || !running,
+        cancel: run.cancel_requested || !run.is_running(),
     }))
 }
 
@@ -132,8 +126,8 @@ pub async fn started(
     Path(id): Path<String>,
 ) -> Result<Json<AgentAnswer>, ApiError> {
     reject_state_credential(&agent)?;
-    let run = records::load(state.db(), &id).await?;
-    let Some(action) = run.action_in_flight() else {
+    let run = state.run_repo().load(&id).await?;
+    let Some(action) = run.action else {
         return Err(ApiError::conflict(format!(
             "no action in flight (status {})",
             run.status
@@ -155,7 +149,7 @@ pub async fn started(
 /// Refuses the report of an agent whose claim is no longer the run's: it went silent, another
 /// agent took the action over, and only that one's reports count now. (A report without a
 /// claim is taken as is.)
-fn check_claim(run: &records::RunRecord, headers: &HeaderMap) -> Result<(), ApiError> {
+fn check_claim(run: &RunRecord, headers: &HeaderMap) -> Result<(), ApiError> {
     let presented = headers.get(CLAIM_HEADER).and_then(|value| value.to_str().ok());
     match (presented, run.claim_id.as_deref()) {
         (Some(presented), Some(current)) if presented != current => Err(ApiError::conflict(
@@ -170,56 +164,23 @@ fn check_claim(run: &records::RunRecord, headers: &HeaderMap) -> Result<(), ApiE
 /// or its broker connection closed). One agent wins; a duplicate delivery of a job whose agent
 /// is alive loses. A silent agent's Terraform can no longer unlock the state, so taking over
 /// releases its lock. Returns the winner's new claim.
-async fn claim(state: &AppState, run: &records::RunRecord, action: RunAction) -> Result<Option<String>, ApiError> {
-    let running = RunStatus::in_progress(action);
+async fn claim(state: &AppState, run: &RunRecord, action: RunAction) -> Result<Option<String>, ApiError> {
     let claim = goterra_core::new_id();
-    if run.status == RunStatus::pending(action).as_str() {
-        let taken = records::transition(
-            state.db(),
-            &run.id,
-            &[RunStatus::pending(action)],
-            running,
-            "heartbeat_at = $2, claim_id = $3",
-            vec![Bind::Int(now()), Bind::Text(claim.clone())],
-        )
-        .await?;
+    let runs = state.run_repo();
+    if run.status == RunStatus::pending(action) {
+        let taken = runs.claim_pending(&run.id, action, &claim).await?;
         return Ok(taken.then_some(claim));
     }
     let silent_since = now() - i64::try_from(state.runs.heartbeat_timeout.as_secs()).unwrap_or(i64::MAX);
     if run.heartbeat_at >= silent_since {
         return Ok(None);
     }
-    let taken = sqlx::query(
-        "UPDATE deploy_runs SET heartbeat_at = $2, status_at = $2, claim_id = $5 \
-         WHERE id = $1 AND status = $3 AND heartbeat_at = $4",
-    )
-    .bind(run.id.clone())
-    .bind(now())
-    .bind(running.as_str())
-    .bind(run.heartbeat_at)
-    .bind(claim.clone())
-    .execute(state.db().pool())
-    .await
-    .map_err(ApiError::internal)?
-    .rows_affected()
-        == 1;
-    if !taken {
+    if !runs.take_over(&run.id, action, run.heartbeat_at, &claim).await? {
         return Ok(None);
     }
     tracing::warn!(run = %run.id, "took over from a silent agent");
-    super::tfstate::release_abandoned_lock(state.db(), &run.id).await?;
+    state.states().release_abandoned_lock(&run.id).await?;
     Ok(Some(claim))
-}
-
-/// Replaces every secret value of the run by `********`.
-fn redact(line: &str, secrets: &[String]) -> String {
-    let mut line = line.to_string();
-    for secret in secrets {
-        if line.contains(secret.as_str()) {
-            line = line.replace(secret.as_str(), "********");
-        }
-    }
-    line
 }
 
 fn cut(line: String) -> String {
@@ -231,21 +192,6 @@ fn cut(line: String) -> String {
         end -= 1;
     }
     format!("{}…", &line[..end])
-}
-
-/// The run's secret values, longest first (so a secret containing another is redacted whole).
-async fn secret_values(state: &AppState, id: &str) -> Result<Vec<String>, ApiError> {
-    let sealed = records::sealed(state.db(), id).await?;
-    let mut values: Vec<String> = match sealed.sensitive {
-        Some(sealed) => open_sealed(state, &sealed)?
-            .into_values()
-            .map(Sensitive::into_inner)
-            .filter(|value| value.len() >= MIN_REDACTED)
-            .collect(),
-        None => Vec::new(),
-    };
-    values.sort_by_key(|value| std::cmp::Reverse(value.len()));
-    Ok(values)
 }
 
 /// Lines of Terraform output. The agent redacts them; deploy redacts the run's secrets again
@@ -267,13 +213,13 @@ pub async fn log(
             "lines: at most {MAX_LINES_PER_REPORT} per report"
         )));
     }
-    let run = records::load(state.db(), &id).await?;
+    let run = state.run_repo().load(&id).await?;
     if run.action.is_none() {
         return Err(ApiError::conflict("no action in flight: the log is closed"));
     }
     check_claim(&run, &headers)?;
-    let secrets = secret_values(&state, &id).await?;
-    let mut lines: Vec<String> = body.lines.iter().map(|line| cut(redact(line, &secrets))).collect();
+    let redactor = Redactor::for_run(&state, &id).await?;
+    let mut lines: Vec<String> = body.lines.iter().map(|line| cut(redactor.redact(line))).collect();
     let room = (MAX_LOG_LINES - run.log_lines).max(0);
     let room = usize::try_from(room).unwrap_or(0);
     if lines.len() > room {
@@ -282,29 +228,7 @@ pub async fn log(
             lines.push(format!("[log truncated: at most {MAX_LOG_LINES} lines are kept]"));
         }
     }
-    if !lines.is_empty() {
-        let mut tx = state.db().pool().begin().await.map_err(ApiError::internal)?;
-        // Reserve the sequence numbers first, so concurrent reports never collide.
-        let count = i64::try_from(lines.len()).unwrap_or(0);
-        let (end,): (i64,) =
-            sqlx::query_as("UPDATE deploy_runs SET log_lines = log_lines + $2 WHERE id = $1 RETURNING log_lines")
-                .bind(id.clone())
-                .bind(count)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(ApiError::internal)?;
-        let first = end - count;
-        for (offset, line) in lines.into_iter().enumerate() {
-            sqlx::query("INSERT INTO deploy_run_logs (run_id, seq, line) VALUES ($1, $2, $3)")
-                .bind(id.clone())
-                .bind(first + i64::try_from(offset).unwrap_or(0))
-                .bind(line)
-                .execute(&mut *tx)
-                .await
-                .map_err(ApiError::internal)?;
-        }
-        tx.commit().await.map_err(ApiError::internal)?;
-    }
+    state.run_repo().append_log(&id, lines).await?;
     answer(&state, &id).await
 }
 
@@ -320,13 +244,8 @@ pub async fn heartbeat(
     headers: HeaderMap,
 ) -> Result<Json<AgentAnswer>, ApiError> {
     reject_state_credential(&agent)?;
-    check_claim(&records::load(state.db(), &id).await?, &headers)?;
-    sqlx::query("UPDATE deploy_runs SET heartbeat_at = $2 WHERE id = $1 AND status IN ('deploy_in_progress', 'destroy_in_progress')")
-        .bind(id.clone())
-        .bind(now())
-        .execute(state.db().pool())
-        .await
-        .map_err(ApiError::internal)?;
+    check_claim(&state.run_repo().load(&id).await?, &headers)?;
+    state.run_repo().heartbeat(&id).await?;
     answer(&state, &id).await
 }
 
@@ -344,9 +263,9 @@ pub async fn finished(
     ApiJson(report): ApiJson<RunReport>,
 ) -> Result<Json<AgentAnswer>, ApiError> {
     reject_state_credential(&agent)?;
-    let run = records::load(state.db(), &id).await?;
+    let run = state.run_repo().load(&id).await?;
     check_claim(&run, &headers)?;
-    let Some(action) = run.action_in_flight() else {
+    let Some(action) = run.action else {
         return Err(ApiError::conflict(format!(
             "no action in flight (status {})",
             run.status
@@ -369,11 +288,11 @@ pub async fn finished(
             "duration: must be a number of seconds, 0 or more",
         ));
     }
-    let secrets = secret_values(&state, &id).await?;
-    let mut error = crate::validate::shorten_message(&redact(&report.error, &secrets));
+    let redactor = Redactor::for_run(&state, &id).await?;
+    let mut error = crate::validate::shorten_message(&redactor.redact(&report.error));
     let outputs = match (action, &report.outputs) {
         (RunAction::Deploy, Value::Null) => String::new(),
-        (RunAction::Deploy, outputs) => redact(&outputs.to_string(), &secrets),
+        (RunAction::Deploy, outputs) => redactor.redact(&outputs.to_string()),
         // A destroy keeps the outputs of the deploy.
         (RunAction::Destroy, _) => run.outputs.clone(),
     };
@@ -385,25 +304,21 @@ pub async fn finished(
     if destroyed && let Some(note) = forget_destroyed(&state, &run).await? {
         error = note;
     }
-    let moved = records::end_action(
-        state.db(),
-        &id,
-        action,
-        &[RunStatus::pending(action), RunStatus::in_progress(action)],
-        report.status,
-        "action = NULL, cancel_requested = 0, error = $2, outputs = $3, duration_ms = $4, ended_at = $5",
-        vec![
-            Bind::Text(error),
-            Bind::Text(outputs),
-            Bind::Int(duration_ms),
-            Bind::Int(ended_at),
-        ],
-    )
-    .await?;
-    if !moved {
+    let end = ActionEnd {
+        status: report.status,
+        error,
+        result: Some(ActionResult {
+            outputs,
+            duration_ms,
+            ended_at,
+        }),
+    };
+    let runs = state.run_repo();
+    let from = [RunStatus::pending(action), RunStatus::in_progress(action)];
+    if !runs.end_action(&id, action, &from, &end).await? {
         return Err(ApiError::conflict(format!(
             "the {action} is no longer in flight (status {})",
-            records::load(state.db(), &id).await?.status
+            runs.load(&id).await?.status
         )));
     }
     tracing::info!(run = %id, agent = %agent, status = %report.status, "run action finished");
@@ -418,7 +333,7 @@ pub async fn finished(
 
 /// What a destroyed run no longer needs: its store deployment, secrets, boot scripts and state.
 /// Returns the run's error note when the store deployment could not be deleted.
-async fn forget_destroyed(state: &AppState, run: &records::RunRecord) -> Result<Option<String>, ApiError> {
+async fn forget_destroyed(state: &AppState, run: &RunRecord) -> Result<Option<String>, ApiError> {
     let mut note = None;
     if let Err(err) = store_client::delete(&state.platform, &run.uid, &run.deployment).await {
         // The run's resources are gone; a leftover store deployment expires with its TTL.
@@ -427,15 +342,6 @@ async fn forget_destroyed(state: &AppState, run: &records::RunRecord) -> Result<
             "destroyed, but the store deployment could not be deleted: {err}"
         )));
     }
-    sqlx::query("UPDATE deploy_runs SET sensitive_sealed = NULL, boot_sealed = NULL WHERE id = $1")
-        .bind(run.id.clone())
-        .execute(state.db().pool())
-        .await
-        .map_err(ApiError::internal)?;
-    sqlx::query("DELETE FROM deploy_run_states WHERE run_id = $1")
-        .bind(run.id.clone())
-        .execute(state.db().pool())
-        .await
-        .map_err(ApiError::internal)?;
+    state.run_repo().forget_secrets(&run.id).await?;
     Ok(note)
 }

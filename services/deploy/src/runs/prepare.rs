@@ -4,12 +4,13 @@
 
 use super::model::RunRequest;
 use crate::access::{self, NamespaceRecord};
-use crate::catalogue::fetch;
+use crate::catalogue::find_usable;
 use crate::images;
 use crate::model::{Application, Defaults, Endpoint, Template};
 use crate::secrets;
 use crate::state::AppState;
 use crate::validate::{self, bad};
+use goterra_client::ids::EndpointId;
 use goterra_core::{ApiError, Identity, Sensitive};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -63,18 +64,18 @@ pub async fn prepare(
     with_credentials: bool,
 ) -> Result<Prepared, ApiError> {
     let namespace = access::require_member(state, namespace_id, user).await?;
-    let app = match fetch::<Application>(state, app_id).await? {
-        Some(app) if app.public || app.namespace == namespace.id => app,
-        _ => return Err(ApiError::not_found("application not found")),
-    };
+    let app = find_usable::<Application>(state, &namespace.id, app_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("application not found"))?;
     if request.endpoint.trim().is_empty() {
         return Err(bad("endpoint", "an endpoint id is required"));
     }
-    let endpoint = match fetch::<Endpoint>(state, request.endpoint.trim()).await? {
-        Some(endpoint) if endpoint.public || endpoint.namespace == namespace.id => endpoint,
-        _ => return Err(bad("endpoint", "not found or not usable from this namespace")),
-    };
-    let template = fetch::<Template>(state, &app.template)
+    let endpoint = find_usable::<Endpoint>(state, &namespace.id, request.endpoint.trim())
+        .await?
+        .ok_or_else(|| bad("endpoint", "not found or not usable from this namespace"))?;
+    let template = state
+        .catalogue::<Template>()
+        .find(&app.template)
         .await?
         .ok_or_else(|| ApiError::conflict("the application's template no longer exists"))?;
     let source = template
@@ -163,7 +164,8 @@ pub async fn prepare(
     overlay(&mut defaults, &app.defaults);
     required.extend(endpoint.inputs.keys().cloned());
     overlay(&mut defaults, &endpoint.defaults);
-    if let Some(own) = secrets::user_defaults(state, &user.uid, &endpoint.id, &namespace.id).await? {
+    let (uid, endpoint_id) = (access::uid_of(user), EndpointId::from_trusted(&endpoint.id));
+    if let Some(own) = secrets::user_defaults(state, &uid, &endpoint_id, &access::namespace_id(&namespace.id)).await? {
         overlay(&mut defaults, &own);
     }
 
@@ -212,7 +214,7 @@ pub async fn prepare(
     }
     let needs_stored = with_credentials && (!sensitive.contains_key("password") || user_name.is_empty());
     if needs_stored
-        && let Some((stored_name, stored_password)) = secrets::credentials(state, &user.uid, &endpoint.id).await?
+        && let Some((stored_name, stored_password)) = secrets::credentials(state, &uid, &endpoint_id).await?
     {
         if user_name.is_empty() {
             user_name = stored_name;

@@ -2,19 +2,21 @@
 
 use super::model::{Run, RunCreated, RunList, RunLog, RunRequest, TerraformPreview};
 use super::prepare::{declarations, prepare};
-use super::records::{self, RunRecord};
+use super::sealed::seal_map;
 use super::store_client;
 use crate::access::{self, NamespaceRecord};
-use crate::state::{AppState, now};
+use crate::state::AppState;
+use crate::storage::Page;
+use crate::storage::runs::{ActionEnd, NewRun, RunFilter, RunRecord};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use goterra_core::runs::{RunAction, RunJob, RunStatus};
-use goterra_core::{ApiError, ApiJson, ApiQuery, AuthUser, ErrorBody, Event, Identity, Sensitive};
+use goterra_core::{ApiError, ApiJson, ApiQuery, AuthUser, ErrorBody, Event, Identity};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::time::Duration;
@@ -35,12 +37,13 @@ pub struct RunListQuery {
 }
 
 impl RunListQuery {
-    fn bounds(&self) -> Result<(i64, i64), ApiError> {
-        goterra_core::Pagination {
+    fn page(&self) -> Result<Page, ApiError> {
+        let bounds = goterra_core::Pagination {
             skip: self.skip,
             limit: self.limit,
         }
-        .bounds()
+        .bounds()?;
+        Ok(Page::new(bounds))
     }
 }
 
@@ -60,11 +63,10 @@ async fn run_access(
     namespace_id: &str,
     run_id: &str,
 ) -> Result<(RunRecord, NamespaceRecord), ApiError> {
-    let namespace = access::load(state, namespace_id).await?;
-    let run = records::find(state.db(), run_id).await?;
-    let run = match run {
+    let namespace = state.namespaces().load(namespace_id).await?;
+    let run = match state.run_repo().find(run_id).await? {
         Some(run) if run.namespace == namespace.id => run,
-        _ => return Err(records::not_found()),
+        _ => return Err(ApiError::not_found("run not found")),
     };
     if user.is_admin() || run.uid == user.uid || namespace.is_owner(&user.uid) {
         Ok((run, namespace))
@@ -73,9 +75,28 @@ async fn run_access(
     }
 }
 
-fn seal_map(state: &AppState, map: &BTreeMap<String, String>) -> Result<String, ApiError> {
-    let json = serde_json::to_vec(map).map_err(ApiError::internal)?;
-    Ok(state.secrets.encrypt(&json))
+/// A run as the API shows it.
+pub fn view(run: RunRecord) -> Run {
+    Run {
+        id: run.id,
+        name: run.name,
+        description: run.description,
+        app_id: run.app_id,
+        inputs: run.inputs,
+        secretinputs: None,
+        status: run.status.as_str().to_string(),
+        endpoint: run.endpoint,
+        namespace: run.namespace,
+        uid: run.uid,
+        start: run.created_at,
+        end: run.ended_at,
+        duration: run.duration_ms as f64 / 1000.0,
+        outputs: run.outputs,
+        error: run.error,
+        deployment: run.deployment,
+        events: run.events,
+        action: run.action.map(|action| action.as_str().to_string()),
+    }
 }
 
 /// Starts a run: checks, store deployment, boot scripts, stored `deploy_pending`, queued.
@@ -96,7 +117,7 @@ pub async fn create(
         return Err(ApiError::forbidden("namespace is frozen: new runs are refused"));
     }
     let prepared = prepare(&state, &user, &namespace.id, &app_id, request, true).await?;
-    let id = goterra_core::new_id();
+    let id = goterra_client::ids::new_object_id();
     let platform_url = state.platform.config.public_url();
 
     let deployment = store_client::create(&state.platform, &user, &namespace.id)
@@ -130,33 +151,25 @@ pub async fn create(
         .collect();
     sensitive.insert("goterra_deployment_token".into(), deployment.token.expose().clone());
 
-    let created = now();
-    let insert = sqlx::query(
-        "INSERT INTO deploy_runs (id, namespace_id, app_id, endpoint_id, uid, name, description, status, action, \
-         inputs, template, variables, sensitive_sealed, boot_sealed, deployment, outputs, error, events, created_at, status_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, '', '', '[]', $16, $16)",
-    )
-    .bind(id.clone())
-    .bind(namespace.id.clone())
-    .bind(prepared.app.id.clone())
-    .bind(prepared.endpoint.id.clone())
-    .bind(user.uid.clone())
-    .bind(prepared.name.clone())
-    .bind(prepared.description.clone())
-    .bind(RunStatus::DeployPending.as_str())
-    .bind(RunAction::Deploy.as_str())
-    .bind(serde_json::to_string(&prepared.inputs).map_err(ApiError::internal)?)
-    .bind(prepared.template.clone())
-    .bind(serde_json::to_string(&variables).map_err(ApiError::internal)?)
-    .bind(seal_map(&state, &sensitive)?)
-    .bind(seal_map(&state, &boot)?)
-    .bind(deployment.id.clone())
-    .bind(created)
-    .execute(state.db().pool())
-    .await;
-    if let Err(err) = insert {
+    let run = NewRun {
+        id: id.clone(),
+        namespace: namespace.id.clone(),
+        app_id: prepared.app.id.clone(),
+        endpoint: prepared.endpoint.id.clone(),
+        uid: user.uid.clone(),
+        name: prepared.name.clone(),
+        description: prepared.description.clone(),
+        inputs: prepared.inputs.clone(),
+        template: prepared.template.clone(),
+        variables,
+        sensitive_sealed: seal_map(&state, &sensitive)?,
+        boot_sealed: seal_map(&state, &boot)?,
+        deployment: deployment.id.clone(),
+    };
+    if let Err(err) = state.run_repo().create(&run).await {
+        // Nothing refers to the deployment: do not leave it behind.
         let _ = store_client::delete(&state.platform, &user.uid, &deployment.id).await;
-        return Err(ApiError::internal(err));
+        return Err(err.into());
     }
     tracing::info!(run = %id, namespace = %namespace.id, uid = %user.uid, "run created");
     enqueue(&state, &id, RunAction::Deploy).await?;
@@ -178,17 +191,14 @@ async fn enqueue(state: &AppState, id: &str, action: RunAction) -> Result<(), Ap
     if let Err(err) = state.queue.enqueue(&RunJob::new(action, id)).await {
         tracing::warn!(run = %id, error = %format!("{err:#}"), "cannot queue the run");
         let reason = format!("the run queue is unavailable, the {action} was not started: {err}");
-        records::fail_action(state.db(), id, action, &validate_len(&reason)).await?;
+        let reason = crate::validate::shorten_message(&reason);
+        state.run_repo().fail_action(id, action, &reason).await?;
         return Err(ApiError::Unavailable(format!(
             "the run queue is unavailable: run {id} is marked {}",
             RunStatus::failure(action)
         )));
     }
     Ok(())
-}
-
-fn validate_len(text: &str) -> String {
-    crate::validate::shorten_message(text)
 }
 
 /// The files an agent would write for this request, sensitive values left out. Nothing is stored.
@@ -244,23 +254,21 @@ pub async fn list_namespace(
     Path(namespace_id): Path<String>,
     ApiQuery(query): ApiQuery<RunListQuery>,
 ) -> Result<Json<RunList>, ApiError> {
-    let (skip, limit) = query.bounds()?;
+    let page = query.page()?;
     let namespace = access::require_member(&state, &namespace_id, &user).await?;
     let everything = query.all == Some(1) && namespace.can_manage(&user);
-    let runs = if everything {
-        records::list(state.db(), "namespace_id = $1", &[&namespace.id], skip, limit).await?
+    let (uid, namespace_id) = (access::uid_of(&user), access::namespace_id(&namespace.id));
+    let filter = if everything {
+        RunFilter::InNamespace(&namespace_id)
     } else {
-        records::list(
-            state.db(),
-            "namespace_id = $1 AND uid = $2",
-            &[&namespace.id, &user.uid],
-            skip,
-            limit,
-        )
-        .await?
+        RunFilter::OwnedByInNamespace {
+            uid: &uid,
+            namespace: &namespace_id,
+        }
     };
+    let runs = state.run_repo().list(filter, page).await?;
     Ok(Json(RunList {
-        runs: runs.into_iter().map(RunRecord::view).collect(),
+        runs: runs.into_iter().map(view).collect(),
     }))
 }
 
@@ -274,23 +282,16 @@ pub async fn list_mine(
     AuthUser(user): AuthUser,
     ApiQuery(query): ApiQuery<RunListQuery>,
 ) -> Result<Json<RunList>, ApiError> {
-    let (skip, limit) = query.bounds()?;
-    let runs = match query.all == Some(1) {
-        true if user.is_admin() => records::list(state.db(), "1 = 1", &[], skip, limit).await?,
-        true => {
-            records::list(
-                state.db(),
-                "uid = $1 OR namespace_id IN (SELECT namespace_id FROM deploy_namespace_users WHERE uid = $2 AND role = 'owner')",
-                &[&user.uid, &user.uid],
-                skip,
-                limit,
-            )
-            .await?
-        }
-        false => records::list(state.db(), "uid = $1", &[&user.uid], skip, limit).await?,
+    let page = query.page()?;
+    let uid = access::uid_of(&user);
+    let filter = match query.all == Some(1) {
+        true if user.is_admin() => RunFilter::Every,
+        true => RunFilter::OwnedByOrInNamespacesOwnedBy(&uid),
+        false => RunFilter::OwnedBy(&uid),
     };
+    let runs = state.run_repo().list(filter, page).await?;
     Ok(Json(RunList {
-        runs: runs.into_iter().map(RunRecord::view).collect(),
+        runs: runs.into_iter().map(view).collect(),
     }))
 }
 
@@ -305,7 +306,7 @@ pub async fn get_one(
     Path((namespace_id, run_id)): Path<(String, String)>,
 ) -> Result<Json<Run>, ApiError> {
     let (run, _) = run_access(&state, &user, &namespace_id, &run_id).await?;
-    Ok(Json(run.view()))
+    Ok(Json(view(run)))
 }
 
 /// Destroys the run's resources: queues `destroy`. 409 while a deploy is pending or in progress
@@ -321,27 +322,14 @@ pub async fn destroy(
     Path((namespace_id, run_id)): Path<(String, String)>,
 ) -> Result<Json<Run>, ApiError> {
     let (run, _) = run_access(&state, &user, &namespace_id, &run_id).await?;
-    let destroyable = [
-        RunStatus::DeploySuccess,
-        RunStatus::DeployFailure,
-        RunStatus::DestroyFailure,
-        RunStatus::Canceled,
-    ];
-    let moved = records::transition(
-        state.db(),
-        &run.id,
-        &destroyable,
-        RunStatus::DestroyPending,
-        "action = 'destroy', cancel_requested = 0, requeues = 0, error = ''",
-        vec![],
-    )
-    .await?;
-    if !moved {
-        let current = records::load(state.db(), &run.id).await?;
-        return Err(ApiError::conflict(match current.status.as_str() {
-            "deploy_pending" | "deploy_in_progress" => "a deploy is in progress: cancel it first, then destroy",
-            "destroy_pending" | "destroy_in_progress" => "a destroy is already in flight",
-            "destroy_success" => "the run is already destroyed",
+    if !state.run_repo().queue_destroy(&run.id).await? {
+        let current = state.run_repo().load(&run.id).await?;
+        return Err(ApiError::conflict(match current.status {
+            RunStatus::DeployPending | RunStatus::DeployInProgress => {
+                "a deploy is in progress: cancel it first, then destroy"
+            }
+            RunStatus::DestroyPending | RunStatus::DestroyInProgress => "a destroy is already in flight",
+            RunStatus::DestroySuccess => "the run is already destroyed",
             _ => "the run cannot be destroyed in its current status",
         }));
     }
@@ -352,7 +340,7 @@ pub async fn destroy(
         .events
         .publish(Event::new("run_destroy", user.uid.clone(), run.id.clone()))
         .await;
-    Ok(Json(records::load(state.db(), &run.id).await?.view()))
+    Ok(Json(view(state.run_repo().load(&run.id).await?)))
 }
 
 /// Cancels the action in flight: a pending one at once, a running one through the agent's next
@@ -367,48 +355,25 @@ pub async fn cancel(
     Path((namespace_id, run_id)): Path<(String, String)>,
 ) -> Result<Json<Run>, ApiError> {
     let (run, _) = run_access(&state, &user, &namespace_id, &run_id).await?;
-    let Some(action) = run.action_in_flight() else {
+    let Some(action) = run.action else {
         return Err(ApiError::conflict(
             "nothing to cancel: no action is pending or in progress",
         ));
     };
-    let canceled_now = records::end_action(
-        state.db(),
-        &run.id,
-        action,
-        &[RunStatus::pending(action)],
-        RunStatus::Canceled,
-        "action = NULL, error = 'canceled before an agent started it'",
-        vec![],
-    )
-    .await?;
-    if !canceled_now {
-        let asked = sqlx::query(&format!(
-            "UPDATE deploy_runs SET cancel_requested = 1 WHERE id = $1 AND status = '{}'",
-            RunStatus::in_progress(action).as_str()
-        ))
-        .bind(run.id.clone())
-        .execute(state.db().pool())
-        .await
-        .map_err(ApiError::internal)?;
-        if asked.rows_affected() == 0 {
-            return Err(ApiError::conflict("nothing to cancel: the action already ended"));
-        }
+    let before_start = ActionEnd {
+        status: RunStatus::Canceled,
+        error: "canceled before an agent started it".into(),
+        result: None,
+    };
+    let runs = state.run_repo();
+    let canceled_now = runs
+        .end_action(&run.id, action, &[RunStatus::pending(action)], &before_start)
+        .await?;
+    if !canceled_now && !runs.request_cancel(&run.id, action).await? {
+        return Err(ApiError::conflict("nothing to cancel: the action already ended"));
     }
     tracing::info!(run = %run.id, uid = %user.uid, "run cancel requested");
-    Ok(Json(records::load(state.db(), &run.id).await?.view()))
-}
-
-async fn log_page(state: &AppState, id: &str, from: i64, limit: i64) -> Result<Vec<String>, ApiError> {
-    let rows: Vec<(String,)> = sqlx::query_as(&format!(
-        "SELECT line FROM deploy_run_logs WHERE run_id = $1 AND seq >= $2 ORDER BY seq LIMIT {limit}"
-    ))
-    .bind(id.to_string())
-    .bind(from)
-    .fetch_all(state.db().pool())
-    .await
-    .map_err(ApiError::internal)?;
-    Ok(rows.into_iter().map(|(line,)| line).collect())
+    Ok(Json(view(state.run_repo().load(&run.id).await?)))
 }
 
 /// The run's Terraform output (secret values redacted); `?follow=1` streams it as server-sent
@@ -430,12 +395,12 @@ pub async fn log(
         return Err(ApiError::bad_request("from: must be 0 or more"));
     }
     if query.follow != Some(1) {
-        let lines = log_page(&state, &run.id, from, LOG_PAGE).await?;
+        let lines = state.run_repo().log_page(&run.id, from, LOG_PAGE).await?;
         let next = from + i64::try_from(lines.len()).unwrap_or(0);
         return Ok(Json(RunLog {
             lines,
             next,
-            status: run.status,
+            status: run.status.as_str().to_string(),
         })
         .into_response());
     }
@@ -443,7 +408,7 @@ pub async fn log(
     let stream = futures_util::stream::unfold(Some((state, run.id, from)), move |cursor| async move {
         let (state, id, next) = cursor?;
         loop {
-            let lines = match log_page(&state, &id, next, 500).await {
+            let lines = match state.run_repo().log_page(&id, next, 500).await {
                 Ok(lines) => lines,
                 Err(_) => {
                     return Some((
@@ -459,30 +424,14 @@ pub async fn log(
                     .data(lines.join("\n"));
                 return Some((Ok(event), Some((state, id, next + count))));
             }
-            let current = records::find(state.db(), &id).await.ok().flatten();
+            let current = state.run_repo().find(&id).await.ok().flatten();
             let ended = current.as_ref().is_none_or(|run| run.action.is_none());
             if ended || tokio::time::Instant::now() > deadline {
-                let status = current.map(|run| run.status).unwrap_or_default();
+                let status = current.map(|run| run.status.as_str()).unwrap_or_default();
                 return Some((Ok(SseEvent::default().event("end").data(status)), None));
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
-}
-
-/// The sensitive values of a run, decrypted (for redaction and the agent's spec).
-pub fn open_sealed(state: &AppState, sealed: &str) -> Result<BTreeMap<String, Sensitive<String>>, ApiError> {
-    let plain = state.secrets.decrypt(sealed).map_err(ApiError::internal)?;
-    let map: BTreeMap<String, String> = serde_json::from_slice(plain.expose()).map_err(ApiError::internal)?;
-    Ok(map
-        .into_iter()
-        .map(|(name, value)| (name, Sensitive::new(value)))
-        .collect())
-}
-
-/// A JSON object of strings, decrypted (boot scripts).
-pub fn open_sealed_value(state: &AppState, sealed: &str) -> Result<Value, ApiError> {
-    let plain = state.secrets.decrypt(sealed).map_err(ApiError::internal)?;
-    serde_json::from_slice(plain.expose()).map_err(ApiError::internal)
 }

@@ -5,8 +5,7 @@
 //! is an agent token, either the run-scoped one of the run's spec or any agent's.
 
 use super::agent::STATE_AGENT_PREFIX;
-use super::records;
-use crate::state::{AppState, now};
+use crate::state::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -59,36 +58,6 @@ fn authorize(state: &AppState, headers: &HeaderMap, run_id: &str) -> Result<(), 
     }
 }
 
-struct StoredState {
-    state: Option<String>,
-    lock_id: Option<String>,
-    lock_info: Option<String>,
-}
-
-async fn load(state: &AppState, run_id: &str) -> Result<Option<StoredState>, ApiError> {
-    let row: Option<(Option<String>, Option<String>, Option<String>)> =
-        sqlx::query_as("SELECT state_sealed, lock_id, lock_info FROM deploy_run_states WHERE run_id = $1")
-            .bind(run_id.to_string())
-            .fetch_optional(state.db().pool())
-            .await
-            .map_err(ApiError::internal)?;
-    Ok(row.map(|(state, lock_id, lock_info)| StoredState {
-        state,
-        lock_id,
-        lock_info,
-    }))
-}
-
-async fn ensure_row(state: &AppState, run_id: &str) -> Result<(), ApiError> {
-    sqlx::query("INSERT INTO deploy_run_states (run_id, updated_at) VALUES ($1, $2) ON CONFLICT (run_id) DO NOTHING")
-        .bind(run_id.to_string())
-        .bind(now())
-        .execute(state.db().pool())
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(())
-}
-
 fn locked(info: Option<String>) -> Response {
     // Terraform shows the holder's lock info from a 423 (or 409) body.
     let body = info.unwrap_or_else(|| "{}".into());
@@ -113,7 +82,7 @@ pub async fn endpoint(
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     authorize(&state, &parts.headers, &run_id)?;
-    records::load(state.db(), &run_id).await?;
+    state.run_repo().load(&run_id).await?;
     let body = read_body(body).await?;
     match parts.method.as_str() {
         "GET" => get(&state, &run_id).await,
@@ -121,12 +90,7 @@ pub async fn endpoint(
         "LOCK" => lock(&state, &run_id, &body).await,
         "UNLOCK" => unlock(&state, &run_id, &body).await,
         "DELETE" => {
-            sqlx::query("UPDATE deploy_run_states SET state_sealed = NULL, updated_at = $2 WHERE run_id = $1")
-                .bind(run_id)
-                .bind(now())
-                .execute(state.db().pool())
-                .await
-                .map_err(ApiError::internal)?;
+            state.states().clear(&run_id).await?;
             Ok(StatusCode::OK.into_response())
         }
         _ => Ok((
@@ -144,11 +108,11 @@ async fn read_body(body: Body) -> Result<Bytes, ApiError> {
 }
 
 async fn get(state: &AppState, run_id: &str) -> Result<Response, ApiError> {
-    let Some(sealed) = load(state, run_id).await?.and_then(|stored| stored.state) else {
+    let Some(sealed) = state.states().find(run_id).await?.and_then(|stored| stored.sealed) else {
         // No state yet: Terraform starts from an empty one.
         return Ok(StatusCode::NOT_FOUND.into_response());
     };
-    let plain = state.secrets.decrypt(&sealed).map_err(ApiError::internal)?;
+    let plain = state.secrets.decrypt(&sealed)?;
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
@@ -161,82 +125,41 @@ async fn post(state: &AppState, run_id: &str, lock: Option<String>, body: &Bytes
     if serde_json::from_slice::<Value>(body).is_err() {
         return Err(ApiError::bad_request("the state must be JSON"));
     }
-    ensure_row(state, run_id).await?;
     // Written only when unlocked, or by the lock's holder.
-    let done = sqlx::query(
-        "UPDATE deploy_run_states SET state_sealed = $2, updated_at = $3 \
-         WHERE run_id = $1 AND (lock_id IS NULL OR lock_id = $4)",
-    )
-    .bind(run_id.to_string())
-    .bind(state.secrets.encrypt(body))
-    .bind(now())
-    .bind(lock.unwrap_or_default())
-    .execute(state.db().pool())
-    .await
-    .map_err(ApiError::internal)?;
-    if done.rows_affected() == 1 {
+    let sealed = state.secrets.encrypt(body);
+    if state.states().write(run_id, sealed, &lock.unwrap_or_default()).await? {
         Ok(StatusCode::OK.into_response())
     } else {
-        Ok(locked(load(state, run_id).await?.and_then(|stored| stored.lock_info)))
+        Ok(locked(lock_info(state, run_id).await?))
     }
+}
+
+/// What Terraform shows of the lock's holder.
+async fn lock_info(state: &AppState, run_id: &str) -> Result<Option<String>, ApiError> {
+    Ok(state.states().find(run_id).await?.and_then(|stored| stored.lock_info))
 }
 
 async fn lock(state: &AppState, run_id: &str, body: &Bytes) -> Result<Response, ApiError> {
     let id = lock_id_of(body)?;
-    ensure_row(state, run_id).await?;
-    let done = sqlx::query(
-        "UPDATE deploy_run_states SET lock_id = $2, lock_info = $3, updated_at = $4 WHERE run_id = $1 AND lock_id IS NULL",
-    )
-    .bind(run_id.to_string())
-    .bind(id)
-    .bind(String::from_utf8_lossy(body).into_owned())
-    .bind(now())
-    .execute(state.db().pool())
-    .await
-    .map_err(ApiError::internal)?;
-    if done.rows_affected() == 1 {
+    let info = String::from_utf8_lossy(body);
+    if state.states().lock(run_id, &id, &info).await? {
         Ok(StatusCode::OK.into_response())
     } else {
-        Ok(locked(load(state, run_id).await?.and_then(|stored| stored.lock_info)))
+        Ok(locked(lock_info(state, run_id).await?))
     }
 }
 
 async fn unlock(state: &AppState, run_id: &str, body: &Bytes) -> Result<Response, ApiError> {
     let id = lock_id_of(body)?;
-    let Some(stored) = load(state, run_id).await? else {
+    let Some(stored) = state.states().find(run_id).await? else {
         return Ok(StatusCode::OK.into_response());
     };
     match stored.lock_id {
         None => Ok(StatusCode::OK.into_response()),
         Some(holder) if holder == id => {
-            sqlx::query("UPDATE deploy_run_states SET lock_id = NULL, lock_info = NULL, updated_at = $3 WHERE run_id = $1 AND lock_id = $2")
-                .bind(run_id.to_string())
-                .bind(id)
-                .bind(now())
-                .execute(state.db().pool())
-                .await
-                .map_err(ApiError::internal)?;
+            state.states().unlock(run_id, &id).await?;
             Ok(StatusCode::OK.into_response())
         }
         Some(_) => Ok(locked(stored.lock_info)),
     }
-}
-
-/// Drops the state lock of a run whose agent is known to be gone (the sweep re-queues the run,
-/// or another agent takes it over): the dead agent's Terraform can no longer unlock, and the
-/// next agent must be able to apply.
-pub async fn release_abandoned_lock(db: &goterra_db::Db, run_id: &str) -> Result<(), ApiError> {
-    let released = sqlx::query(
-        "UPDATE deploy_run_states SET lock_id = NULL, lock_info = NULL, updated_at = $2
-         WHERE run_id = $1 AND lock_id IS NOT NULL",
-    )
-    .bind(run_id.to_string())
-    .bind(now())
-    .execute(db.pool())
-    .await
-    .map_err(ApiError::internal)?;
-    if released.rows_affected() > 0 {
-        tracing::warn!(run = %run_id, "state lock of the silent agent released");
-    }
-    Ok(())
 }
