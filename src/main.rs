@@ -50,6 +50,7 @@ enum Service {
     Store,
     RunAgent,
     Acct,
+    Ui,
 }
 
 impl Service {
@@ -60,6 +61,7 @@ impl Service {
             Self::Store => goterra_store::spec(),
             Self::RunAgent => goterra_run_agent::spec(),
             Self::Acct => goterra_acct::spec(),
+            Self::Ui => goterra_ui::spec(),
         }
     }
 }
@@ -71,6 +73,7 @@ fn all_services() -> Vec<ServiceSpec> {
         Service::Store,
         Service::RunAgent,
         Service::Acct,
+        Service::Ui,
     ]
     .into_iter()
     .map(Service::spec)
