@@ -144,6 +144,10 @@ async fn load_demo(platform: Platform, router: axum::Router) -> anyhow::Result<(
     let key_file = platform.config.data_dir.join(goterra_auth::bootstrap::ADMIN_KEY_FILE);
     println!("{}", demo.instructions(&platform.config.public_url(), &key_file));
     println!("(the ids are in {} as NS, ENDPOINT and APP)", ids.display());
+    println!(
+        "or in a browser: {}/app (sign in with the admin API key, then demo -> cluster -> Run)",
+        platform.config.public_url()
+    );
     Ok(())
 }
 

@@ -446,3 +446,105 @@ async fn assets_are_served_with_cache_headers_and_types() {
     let login = web.get("/app/login").await;
     login.assert_contains(&goterra_ui::assets::STYLESHEET.url());
 }
+
+#[tokio::test]
+async fn the_wizard_checks_confirms_and_starts_a_run_without_showing_secrets() {
+    let server = platform(false).await;
+    let api = goterra_deploy::demo::HttpApi {
+        client: reqwest::Client::new(),
+        url: server.url.clone(),
+        bearer: Sensitive::new(server.token_for("admin", true)),
+    };
+    let demo = goterra_deploy::demo::load(&api, &server.data_dir.path().join("vms"))
+        .await
+        .unwrap();
+    let mut web = Web::new(&server);
+    web.sign_in("", ADMIN_KEY).await;
+    let wizard = format!("/app/ns/{}/app/{}/run", demo.namespace, demo.application);
+
+    // One usable endpoint: the wizard goes straight to the inputs, with the default filled in.
+    let inputs = web.get(&wizard).await;
+    assert_eq!(inputs.status, StatusCode::OK);
+    inputs.assert_contains("Next: confirm");
+    inputs.assert_contains("name=\"in.workers\"");
+    inputs.assert_contains("value=\"2\"");
+    assert_eq!(
+        web.get(&format!("{wizard}?endpoint=unknown")).await.status,
+        StatusCode::BAD_REQUEST
+    );
+
+    let secret = "cloud-password-never-shown";
+    let bad = web
+        .submit(
+            &wizard,
+            &wizard,
+            &[
+                ("endpoint", &demo.endpoint),
+                ("name", "t"),
+                ("in.workers", "2"),
+                ("in.bad name", "x"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    bad.assert_contains("class=\"error\"");
+    let confirm = web
+        .submit(
+            &wizard,
+            &wizard,
+            &[
+                ("endpoint", &demo.endpoint),
+                ("name", "first"),
+                ("in.workers", "2"),
+                ("secret.password", secret),
+            ],
+        )
+        .await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
+    confirm.assert_contains("Deploy cluster on local?");
+    confirm.assert_contains("given, hidden");
+    assert!(!confirm.body.contains(secret), "a secret in the confirmation page");
+    let sealed_start = confirm.body.find("name=\"sealed\" value=\"").unwrap() + 21;
+    let sealed = &confirm.body[sealed_start..sealed_start + confirm.body[sealed_start..].find('"').unwrap()];
+    let csrf = confirm.csrf();
+    let started = web
+        .post(
+            &format!("{wizard}/start"),
+            &[("csrf", csrf.as_str()), ("sealed", sealed)],
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.body);
+    let run_page = started.location.unwrap();
+    let page = web.get(&run_page).await;
+    assert_eq!(page.status, StatusCode::OK);
+    page.assert_contains("Run started.");
+    page.assert_contains("deploy_pending");
+    page.assert_contains("data-refresh=");
+    page.assert_contains("Cancel");
+    assert!(!page.body.contains(secret));
+    let live = web.get(&format!("{run_page}/live")).await;
+    assert_eq!(live.status, StatusCode::OK);
+    assert!(live.body.starts_with("<div id=\"live\""), "{}", live.body);
+
+    let runs = web.get("/app/run").await;
+    runs.assert_contains(">first<");
+    runs.assert_contains("data-refresh=");
+    let fragment = web.get("/app/run?page=0&fragment=1").await;
+    assert!(fragment.body.starts_with("<div id=\"runs\""));
+    web.get(&format!("/app/ns/{}/run?all=1", demo.namespace))
+        .await
+        .assert_contains(">first<");
+
+    // A tampered confirmation is refused and starts nothing.
+    let tampered = web
+        .post(
+            &format!("{wizard}/start"),
+            &[("csrf", csrf.as_str()), ("sealed", "gAAAAAtampered")],
+        )
+        .await;
+    assert_eq!(tampered.status, StatusCode::BAD_REQUEST);
+
+    let cancel = web.submit(&run_page, &format!("{run_page}/cancel"), &[]).await;
+    assert_eq!(cancel.status, StatusCode::SEE_OTHER, "{}", cancel.body);
+    web.get(&run_page).await.assert_contains("canceled");
+}

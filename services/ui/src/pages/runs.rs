@@ -56,11 +56,14 @@ struct WizardData {
     inputs: InputsSummary,
 }
 
-/// Endpoints a run of `app` can use: its template has Terraform for their kind, and they map
-/// one of the application's base images (when it has any).
+/// Endpoints a run of `app` can use, by deploy's rule: its template has Terraform for their
+/// kind, and they map one of the application's base images (an endpoint without an image map,
+/// like `local`, takes any).
 fn usable(endpoint: &Endpoint, app: &Application, template: &Template) -> bool {
     template.data.contains_key(&endpoint.kind)
-        && (app.image.is_empty() || app.image.iter().any(|image| endpoint.images.contains_key(image)))
+        && (app.image.is_empty()
+            || endpoint.images.is_empty()
+            || app.image.iter().any(|image| endpoint.images.contains_key(image)))
 }
 
 async fn wizard_data(api: &UserApi<'_>, ns: &str, app_id: &str) -> Result<WizardData, PageError> {
@@ -506,13 +509,14 @@ fn stepper(run: &Run, store: Option<&StoreView>) -> Markup {
 }
 
 /// The parts of the run page that change while it runs (also served alone for refreshes).
-fn live(ns: &str, run: &Run, store: Option<&StoreView>) -> Markup {
+fn live(ns: &str, run: &Run, store: Option<&StoreView>, session: &Session, has_secret: bool) -> Markup {
     let refresh = still_moving(run, store).then(|| url(&format!("/ns/{ns}/run/{}/live", run.id)));
     let outputs: BTreeMap<String, serde_json::Value> = serde_json::from_str(&run.outputs).unwrap_or_default();
     html! {
         div id="live" data-refresh=[refresh] data-status=(run.status) aria-live="polite" {
             p { "Status: " (status_badge(&run.status)) @if let Some(action) = &run.action { " · " (action) " in flight" } }
             (stepper(run, store))
+            (cancel_action(ns, run, session))
             @if !run.error.is_empty() {
                 h2 { "Error" }
                 pre class="log error-log" { (run.error) }
@@ -560,6 +564,46 @@ fn live(ns: &str, run: &Run, store: Option<&StoreView>) -> Markup {
                     li { (time(event.ts)) " " (event.action) " — " @if event.success { span class="status ok" { "success" } } @else { span class="status failed" { "failure" } } }
                 }
             }
+            (destroy_action(ns, run, session, has_secret))
+        }
+    }
+}
+
+/// Cancel, while an action is in flight.
+fn cancel_action(ns: &str, run: &Run, session: &Session) -> Markup {
+    html! {
+        @if run.action.is_some() {
+            form method="post" action=(url(&format!("/ns/{ns}/run/{}/cancel", run.id))) class="inline" data-confirm="Cancel the action in flight?" {
+                (csrf_field(session))
+                button type="submit" { "Cancel" }
+            }
+        }
+    }
+}
+
+/// Destroy (asking for credentials when none are stored), once the run may be destroyed.
+fn destroy_action(ns: &str, run: &Run, session: &Session, has_secret: bool) -> Markup {
+    let id = &run.id;
+    let can_destroy = matches!(
+        run.status.as_str(),
+        "deploy_success" | "deploy_failure" | "destroy_failure" | "canceled"
+    );
+    html! {
+        @if can_destroy {
+            section class="card danger-zone" {
+                h2 { "Destroy" }
+                form method="post" action=(url(&format!("/ns/{ns}/run/{id}/destroy"))) class="stack" data-confirm=(format!("Destroy run {} and its VMs?", run.name)) {
+                    (csrf_field(session))
+                    @if !has_secret {
+                        p { "You stored no credentials for this endpoint; give them if it needs them." }
+                        label for="d-user" { "Cloud user name" }
+                        input id="d-user" name="user_name" autocomplete="off";
+                        label for="d-password" { "Cloud password" }
+                        input id="d-password" name="password" type="password" autocomplete="new-password";
+                    }
+                    button type="submit" class="danger" { "Destroy the VMs" }
+                }
+            }
         }
     }
 }
@@ -594,10 +638,6 @@ async fn run_page(
         api.has_secret(&ns, &run.endpoint),
     );
     let log = log.unwrap_or_default();
-    let can_destroy = matches!(
-        run.status.as_str(),
-        "deploy_success" | "deploy_failure" | "destroy_failure" | "canceled"
-    );
     let stream = url(&format!("/ns/{ns}/run/{id}/log/stream"));
     let body = html! {
         nav class="crumbs" aria-label="Breadcrumb" {
@@ -605,14 +645,6 @@ async fn run_page(
         }
         div class="heading" {
             h1 { "Run " (run.name) }
-            div class="actions" {
-                @if run.action.is_some() {
-                    form method="post" action=(url(&format!("/ns/{ns}/run/{id}/cancel"))) class="inline" data-confirm="Cancel the action in flight?" {
-                        (csrf_field(&session))
-                        button type="submit" { "Cancel" }
-                    }
-                }
-            }
         }
         dl class="facts" {
             dt { "Id" } dd { code { (run.id) } }
@@ -625,7 +657,7 @@ async fn run_page(
             dt { "Last action took" } dd { (layout::duration(run.duration)) }
             @for (name, value) in &run.inputs { dt { "input " (name) } dd { code { (value) } } }
         }
-        (live(&ns, &run, store.as_ref()))
+        (live(&ns, &run, store.as_ref(), &session, matches!(has_secret, Ok(true))))
         h2 { "Terraform log" }
         pre class="log" id="log" tabindex="0" data-stream=[run.action.is_some().then_some(stream)] data-next=(log.next) {
             @for line in &log.lines { (line) "\n" }
@@ -640,22 +672,6 @@ async fn run_page(
                             tr { td { code { (resource.address) } } td { (resource.kind) } td { (resource.id.clone().unwrap_or_default()) } }
                         }
                     }
-                }
-            }
-        }
-        @if can_destroy {
-            section class="card danger-zone" {
-                h2 { "Destroy" }
-                form method="post" action=(url(&format!("/ns/{ns}/run/{id}/destroy"))) class="stack" data-confirm=(format!("Destroy run {} and its VMs?", run.name)) {
-                    (csrf_field(&session))
-                    @if !matches!(has_secret, Ok(true)) {
-                        p { "You stored no credentials for this endpoint; give them if it needs them." }
-                        label for="d-user" { "Cloud user name" }
-                        input id="d-user" name="user_name" autocomplete="off";
-                        label for="d-password" { "Cloud password" }
-                        input id="d-password" name="password" type="password" autocomplete="new-password";
-                    }
-                    button type="submit" class="danger" { "Destroy the VMs" }
                 }
             }
         }
@@ -677,8 +693,8 @@ async fn live_fragment(
 ) -> Result<Response, PageError> {
     let api = ui.api.as_user(&session);
     let run = api.run(&ns, &id).await?;
-    let store = store_view(&api, &run).await;
-    let mut response = live(&ns, &run, store.as_ref()).into_response();
+    let (store, has_secret) = tokio::join!(store_view(&api, &run), api.has_secret(&ns, &run.endpoint));
+    let mut response = live(&ns, &run, store.as_ref(), &session, matches!(has_secret, Ok(true))).into_response();
     super::no_store(&mut response);
     Ok(response)
 }
