@@ -82,7 +82,11 @@ impl Api {
             .http
             .get(format!("{}/auth/api", self.base))
             .header(goterra_core::auth::API_KEY_HEADER, api_key.expose());
-        decode(request.send().await).await
+        let answer: ApiKeyLoginAnswer = decode(request.send().await).await?;
+        Ok(LoginAnswer {
+            token: answer.token,
+            user: answer.user,
+        })
     }
 }
 
@@ -136,7 +140,7 @@ impl UserApi<'_> {
         Ok(answer.user)
     }
 
-    pub async fn update_user(&self, uid: &str, changes: &UserChanges) -> Result<(), ApiFailure> {
+    pub async fn update_user(&self, uid: &str, changes: &UpdateUserRequest) -> Result<(), ApiFailure> {
         self.send(Method::PUT, &format!("/auth/user/{}", seg(uid)), changes)
             .await?;
         Ok(())
@@ -166,7 +170,7 @@ impl UserApi<'_> {
     }
 
     /// Creates a user; answers its API key, shown once.
-    pub async fn register(&self, user: &NewUser) -> Result<Sensitive<String>, ApiFailure> {
+    pub async fn register(&self, user: &RegisterRequest) -> Result<Sensitive<String>, ApiFailure> {
         let answer = self.send(Method::POST, "/auth/register", user).await?;
         Ok(Sensitive::new(string_field(&answer, "apikey")))
     }
@@ -186,7 +190,7 @@ impl UserApi<'_> {
     }
 
     pub async fn namespace(&self, id: &str) -> Result<Namespace, ApiFailure> {
-        let answer: NamespaceAnswer = self.get(&format!("/deploy/ns/{}", seg(id))).await?;
+        let answer: NamespaceOne = self.get(&format!("/deploy/ns/{}", seg(id))).await?;
         Ok(answer.ns)
     }
 
@@ -231,7 +235,7 @@ impl UserApi<'_> {
         let mut answer: Value = self
             .get(&format!("/deploy/ns/{}/{}/{}", seg(ns), K::SEGMENT, seg(id)))
             .await?;
-        serde_json::from_value(answer[K::SEGMENT].take()).map_err(bad_answer)
+        serde_json::from_value(answer[K::ONE].take()).map_err(bad_answer)
     }
 
     /// Creates an object; answers its id.
@@ -240,7 +244,7 @@ impl UserApi<'_> {
             .send(Method::POST, &format!("/deploy/ns/{}/{}", seg(ns), K::SEGMENT), item)
             .await?;
         // `{"<kind>": "<id>"}`
-        Ok(string_field(&answer, K::SEGMENT))
+        Ok(string_field(&answer, K::ONE))
     }
 
     pub async fn update_item<K: CatalogueKind>(&self, ns: &str, id: &str, item: &Value) -> Result<(), ApiFailure> {
@@ -307,7 +311,7 @@ impl UserApi<'_> {
     }
 
     pub async fn app_inputs(&self, ns: &str, app: &str) -> Result<InputsSummary, ApiFailure> {
-        let answer: InputsAnswer = self
+        let answer: InputsResponse = self
             .get(&format!("/deploy/ns/{}/app/{}/inputs", seg(ns), seg(app)))
             .await?;
         Ok(answer.app)
@@ -419,7 +423,7 @@ impl UserApi<'_> {
         filter: Option<&str>,
     ) -> Result<BTreeMap<String, String>, ApiFailure> {
         let query = filter.map(|f| format!("?filter={}", seg(f))).unwrap_or_default();
-        let answer: StoreData = self.get(&format!("/store/{}{query}", seg(deployment))).await?;
+        let answer: DeploymentData = self.get(&format!("/store/{}{query}", seg(deployment))).await?;
         Ok(answer.deployment)
     }
 

@@ -9,7 +9,7 @@ use crate::Ui;
 use crate::api::{ApiFailure, UserApi};
 use crate::error::PageError;
 use crate::layout::{self, Section, csrf_field, url, visibility};
-use crate::model::{Application, CatalogueKind, Endpoint, Recipe, Template};
+use crate::model::{Application, CatalogueItem, CatalogueKind, Endpoint, Recipe, Template};
 use crate::session::{Posted, Session};
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -558,8 +558,9 @@ fn text_field(name: &str, label: &str, value: &str) -> Markup {
 impl Editable for Endpoint {
     const PLURAL: &'static str = "Endpoints";
 
+    /// Deploy keeps no description for endpoints.
     fn description(&self) -> &str {
-        &self.description
+        ""
     }
 
     fn details(&self) -> Markup {

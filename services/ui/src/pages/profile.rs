@@ -6,7 +6,7 @@ use crate::Ui;
 use crate::api::ApiFailure;
 use crate::error::PageError;
 use crate::layout::{self, Section, csrf_field, url};
-use crate::model::{User, UserChanges};
+use crate::model::{UpdateUserRequest, User};
 use crate::session::{Posted, Session};
 use axum::Router;
 use axum::extract::State;
@@ -127,10 +127,10 @@ struct ProfileForm {
 async fn update(State(ui): State<Ui>, headers: HeaderMap, posted: Posted<ProfileForm>) -> Result<Response, PageError> {
     let Posted { session, form } = posted;
     let api = ui.api.as_user(&session);
-    let changes = UserChanges {
+    let changes = UpdateUserRequest {
         email: Some(form.email.trim().to_string()),
         pub_key: Some(form.pub_key.trim().to_string()),
-        admin: None,
+        ..UpdateUserRequest::default()
     };
     match api.update_user(&session.uid, &changes).await {
         Ok(()) => Ok(done(&ui, "/profile", "Profile saved.")),

@@ -173,7 +173,6 @@ fn endpoint_step(ns: &str, data: &WizardData) -> Markup {
                             input type="radio" name="endpoint" id=(format!("ep-{index}")) value=(endpoint.id) required checked[index == 0];
                             label for=(format!("ep-{index}")) {
                                 (endpoint.name) " " span class="tag" { (endpoint.kind) } " " (layout::visibility(endpoint.public))
-                                @if !endpoint.description.is_empty() { " — " (endpoint.description) }
                             }
                         }
                     }
@@ -336,8 +335,13 @@ fn request_from(fields: &Fields, app_name: &str) -> RunRequest {
         name: if name.is_empty() { app_name.to_string() } else { name },
         description: text("description").trim().to_string(),
         endpoint: text("endpoint"),
-        inputs,
-        secretinputs,
+        inputs: Some(inputs),
+        secretinputs: Some(
+            secretinputs
+                .into_iter()
+                .map(|(name, value)| (name, value.into()))
+                .collect(),
+        ),
     }
 }
 
@@ -396,8 +400,8 @@ async fn review(
                 dt { "Run name" } dd { (request.name) }
                 @if !request.description.is_empty() { dt { "Description" } dd { (request.description) } }
                 dt { "Endpoint" } dd { (endpoint.name) " (" (endpoint.kind) ")" }
-                @for (name, value) in &request.inputs { dt { (name) } dd { code { (value) } } }
-                @for name in request.secretinputs.keys() { dt { (name) } dd { span class="muted" { "given, hidden" } } }
+                @for (name, value) in request.inputs.iter().flatten() { dt { (name) } dd { code { (value) } } }
+                @for name in request.secretinputs.iter().flat_map(|secrets| secrets.keys()) { dt { (name) } dd { span class="muted" { "given, hidden" } } }
             }
             form method="post" action=(url(&format!("/ns/{ns}/app/{app}/run/start"))) class="inline" {
                 (csrf_field(&session))
@@ -637,7 +641,8 @@ async fn run_page(
         api.run_resources(&ns, &id),
         api.has_secret(&ns, &run.endpoint),
     );
-    let log = log.unwrap_or_default();
+    // The log is a convenience here: a run whose log cannot be read still shows.
+    let (lines, next) = log.map_or((Vec::new(), 0), |log| (log.lines, log.next));
     let stream = url(&format!("/ns/{ns}/run/{id}/log/stream"));
     let body = html! {
         nav class="crumbs" aria-label="Breadcrumb" {
@@ -659,8 +664,8 @@ async fn run_page(
         }
         (live(&ns, &run, store.as_ref(), &session, matches!(has_secret, Ok(true))))
         h2 { "Terraform log" }
-        pre class="log" id="log" tabindex="0" data-stream=[run.action.is_some().then_some(stream)] data-next=(log.next) {
-            @for line in &log.lines { (line) "\n" }
+        pre class="log" id="log" tabindex="0" data-stream=[run.action.is_some().then_some(stream)] data-next=(next) {
+            @for line in &lines { (line) "\n" }
         }
         @if let Ok(resources) = &resources {
             @if !resources.resources.is_empty() {

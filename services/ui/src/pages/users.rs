@@ -6,7 +6,7 @@ use crate::Ui;
 use crate::api::ApiFailure;
 use crate::error::PageError;
 use crate::layout::{self, Section, csrf_field, url};
-use crate::model::{NewUser, User, UserChanges};
+use crate::model::{RegisterRequest, UpdateUserRequest, User};
 use crate::session::{Posted, Session};
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -112,12 +112,14 @@ async fn create(State(ui): State<Ui>, headers: HeaderMap, posted: Posted<NewUser
     let api = ui.api.as_user(&session);
     let uid = form.uid.trim().to_string();
     let result = api
-        .register(&NewUser {
+        .register(&RegisterRequest {
             uid: uid.clone(),
             password: form.password,
             email: form.email.trim().to_string(),
             pub_key: String::new(),
+            kind: None,
             admin: Some(form.admin == "1"),
+            super_user: None,
         })
         .await;
     let users = api.users(0, PAGE_SIZE).await?;
@@ -191,10 +193,11 @@ async fn update(
     posted: Posted<EditForm>,
 ) -> Result<Response, PageError> {
     let Posted { session, form } = posted;
-    let changes = UserChanges {
+    let changes = UpdateUserRequest {
         email: Some(form.email.trim().to_string()),
         pub_key: Some(form.pub_key.trim().to_string()),
         admin: Some(form.admin == "1"),
+        ..UpdateUserRequest::default()
     };
     ui.api.as_user(&session).update_user(&uid, &changes).await?;
     Ok(done(&ui, &format!("/users/{uid}"), "User saved."))
