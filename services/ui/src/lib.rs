@@ -43,7 +43,7 @@ pub struct Ui {
 pub async fn router(platform: Platform) -> anyhow::Result<Router> {
     let settings = Arc::new(settings::Settings::from_config(&platform.config));
     let sessions = Arc::new(session::SessionCodec::new(&platform.config, settings.secure_cookies)?);
-    let api = api::Api::new(settings.api_base.clone())?;
+    let api = api::Api::new(&settings.api_base)?;
     tracing::info!(api = %settings.api_base, "the UI calls the platform API here");
     let ui = Ui {
         settings,

@@ -13,7 +13,7 @@ pub use goterra_client::runs::{Run, RunEvent, RunList, RunLog, RunRequest};
 pub use goterra_client::store::DeploymentData;
 
 /// A catalogue kind as the pages show it.
-pub trait CatalogueKind: CatalogueItem + Default {
+pub trait CatalogueKind: CatalogueItem<Id: Send + Sync> + Default {
     /// Shown in titles: "recipe", "template"...
     const TITLE: &'static str;
     fn public(&self) -> bool;

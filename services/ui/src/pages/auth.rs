@@ -112,7 +112,7 @@ async fn login(State(ui): State<Ui>, headers: HeaderMap, Form(form): Form<LoginF
     let apikey = Sensitive::new(form.apikey.trim().to_string());
     let password = Sensitive::new(form.password);
     let answer = if !apikey.expose().is_empty() {
-        ui.api.login_with_key(&apikey).await
+        ui.api.login_with_key(apikey.clone()).await
     } else if uid.is_empty() || password.expose().is_empty() {
         let message = "Enter your user id and password, or an API key.";
         return Ok(login_form(
@@ -124,7 +124,7 @@ async fn login(State(ui): State<Ui>, headers: HeaderMap, Form(form): Form<LoginF
             Some(message),
         ));
     } else {
-        ui.api.login(&uid, &password).await
+        ui.api.login(&uid, password).await
     };
     match answer {
         Ok(answer) => {

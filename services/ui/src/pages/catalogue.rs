@@ -151,7 +151,7 @@ pub struct Choices {
     pub template: Option<Template>,
 }
 
-async fn own_and_public<K: CatalogueKind>(api: &UserApi<'_>, ns: &str) -> Result<Vec<K>, ApiFailure> {
+async fn own_and_public<K: CatalogueKind>(api: &UserApi, ns: &str) -> Result<Vec<K>, ApiFailure> {
     let (own, public) = tokio::join!(api.catalogue::<K>(ns), api.public_catalogue::<K>());
     let mut all = own?;
     for item in public? {
@@ -295,7 +295,7 @@ async fn put_secret(
     let password = Sensitive::new(form.password);
     ui.api
         .as_user(&session)
-        .put_secret(&ns, &id, form.name.trim(), &password)
+        .put_secret(&ns, &id, form.name.trim(), password)
         .await?;
     Ok(done(&ui, &format!("/ns/{ns}/endpoint/{id}"), "Credentials stored."))
 }
@@ -317,7 +317,7 @@ struct NewQuery {
     template: Option<String>,
 }
 
-async fn choices<K: Editable>(api: &UserApi<'_>, ns: &str, template: Option<&str>) -> Result<Choices, PageError> {
+async fn choices<K: Editable>(api: &UserApi, ns: &str, template: Option<&str>) -> Result<Choices, PageError> {
     let mut choices = Choices::default();
     if K::SEGMENT == Recipe::SEGMENT || K::SEGMENT == Application::SEGMENT {
         choices.recipes = own_and_public::<Recipe>(api, ns).await?;

@@ -167,7 +167,7 @@ async fn password(
     } else {
         let current = Sensitive::new(form.current);
         let new = Sensitive::new(form.new);
-        match api.change_password(&session.uid, Some(&current), &new).await {
+        match api.change_password(&session.uid, current, new).await {
             Ok(()) => Ok(()),
             Err(failure) => Err(refusal(failure)?),
         }

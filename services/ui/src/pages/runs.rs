@@ -11,11 +11,12 @@ use crate::layout::{self, Section, csrf_field, is_terminal, status_badge, time, 
 use crate::model::{Application, Endpoint, InputsSummary, Run, RunRequest, Template};
 use crate::session::{Posted, Session};
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use goterra_client::LogEvent;
 use maud::{Markup, html};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -66,7 +67,7 @@ fn usable(endpoint: &Endpoint, app: &Application, template: &Template) -> bool {
             || app.image.iter().any(|image| endpoint.images.contains_key(image)))
 }
 
-async fn wizard_data(api: &UserApi<'_>, ns: &str, app_id: &str) -> Result<WizardData, PageError> {
+async fn wizard_data(api: &UserApi, ns: &str, app_id: &str) -> Result<WizardData, PageError> {
     let (app, inputs, own, public) = tokio::join!(
         api.catalogue_item::<Application>(ns, app_id),
         api.app_inputs(ns, app_id),
@@ -361,8 +362,8 @@ async fn review(
         .iter()
         .find(|e| e.id == request.endpoint)
         .ok_or_else(|| PageError::BadRequest("this endpoint cannot run this application".into()))?;
-    let preview = match api.preview_run(&ns, &app, &request).await {
-        Ok(preview) => preview,
+    let app_tf = match api.preview_run(&ns, &app, &request).await {
+        Ok(app_tf) => app_tf,
         Err(ApiFailure::Rejected { status, message }) => {
             let (has_secret, user_defaults) = tokio::join!(
                 api.has_secret(&ns, &endpoint.id),
@@ -391,7 +392,6 @@ async fn review(
         Err(other) => return Err(other.into()),
     };
     let sealed = ui.sessions.seal_json(&request);
-    let app_tf = preview.get("app.tf").and_then(|v| v.as_str()).unwrap_or_default();
     let body = html! {
         (wizard_heading(&ns, &data, 3))
         section class="card" {
@@ -445,12 +445,12 @@ struct StoreView {
     logs: BTreeMap<String, String>,
 }
 
-async fn store_view(api: &UserApi<'_>, run: &Run) -> Option<StoreView> {
+async fn store_view(api: &UserApi, run: &Run) -> Option<StoreView> {
     if run.deployment.is_empty() {
         return None;
     }
     // The store deployment is gone once the run is destroyed.
-    let values = api.store_values(&run.deployment, None).await.ok()?;
+    let values = api.store_values(&run.deployment).await.ok()?;
     let mut view = StoreView {
         statuses: BTreeMap::new(),
         logs: BTreeMap::new(),
@@ -709,7 +709,8 @@ struct StreamQuery {
     from: Option<i64>,
 }
 
-/// The run's log as server-sent events, passed through from deploy (which redacts secrets).
+/// The run's log as server-sent events, relayed from deploy (which redacts secrets): `data` is
+/// lines, `id` where to resume, `event: end` the final status.
 async fn log_stream(
     State(ui): State<Ui>,
     headers: HeaderMap,
@@ -726,14 +727,24 @@ async fn log_stream(
         .unwrap_or(0)
         .max(0);
     let upstream = ui.api.as_user(&session).follow_run_log(&ns, &id, from).await?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/event-stream"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        Body::from_stream(upstream.bytes_stream()),
-    )
-        .into_response())
+    let events = futures_util::stream::unfold(Some(upstream), |upstream| async move {
+        let mut upstream = upstream?;
+        let event = match upstream.next().await? {
+            LogEvent::Lines { lines, next } => {
+                let event = SseEvent::default().data(lines.join("\n"));
+                match next {
+                    Some(next) => event.id(next.to_string()),
+                    None => event,
+                }
+            }
+            LogEvent::End { status } => return Some((Ok(SseEvent::default().event("end").data(status)), None)),
+            LogEvent::Error { message } => SseEvent::default().event("error").data(message),
+        };
+        Some((Ok::<_, std::convert::Infallible>(event), Some(upstream)))
+    });
+    let mut response = Sse::new(events).keep_alive(KeepAlive::default()).into_response();
+    super::no_store(&mut response);
+    Ok(response)
 }
 
 #[derive(Deserialize)]
@@ -772,7 +783,7 @@ async fn destroy(
     if !form.password.is_empty() {
         secrets.insert("password".to_string(), goterra_core::Sensitive::new(form.password));
     }
-    ui.api.as_user(&session).destroy_run(&ns, &id, &secrets).await?;
+    ui.api.as_user(&session).destroy_run(&ns, &id, secrets).await?;
     Ok(done(&ui, &format!("/ns/{ns}/run/{id}"), "Destroy queued."))
 }
 
