@@ -50,6 +50,7 @@ enum Service {
     Store,
     RunAgent,
     Acct,
+    Ui,
 }
 
 impl Service {
@@ -60,6 +61,7 @@ impl Service {
             Self::Store => goterra_store::spec(),
             Self::RunAgent => goterra_run_agent::spec(),
             Self::Acct => goterra_acct::spec(),
+            Self::Ui => goterra_ui::spec(),
         }
     }
 }
@@ -71,6 +73,7 @@ fn all_services() -> Vec<ServiceSpec> {
         Service::Store,
         Service::RunAgent,
         Service::Acct,
+        Service::Ui,
     ]
     .into_iter()
     .map(Service::spec)
@@ -141,6 +144,10 @@ async fn load_demo(platform: Platform, router: axum::Router) -> anyhow::Result<(
     let key_file = platform.config.data_dir.join(goterra_auth::bootstrap::ADMIN_KEY_FILE);
     println!("{}", demo.instructions(&platform.config.public_url(), &key_file));
     println!("(the ids are in {} as NS, ENDPOINT and APP)", ids.display());
+    println!(
+        "or in a browser: {}/app (sign in with the admin API key, then demo -> cluster -> Run)",
+        platform.config.public_url()
+    );
     Ok(())
 }
 

@@ -246,6 +246,17 @@ impl Client {
 
     // ---- every service ----
 
+    /// `GET /{segments...}` as untyped JSON, for routes whose shapes this crate does not
+    /// define yet (the accounting API while it is being written).
+    pub async fn get_json(&self, segments: &[&str]) -> ClientResult<Value> {
+        self.get(self.url(segments)).await
+    }
+
+    /// `GET /<service>/openapi.json`: the service's OpenAPI document, as JSON.
+    pub async fn openapi_document(&self, service: &str) -> ClientResult<Value> {
+        self.get(self.url(&[service, "openapi.json"])).await
+    }
+
     /// `GET /<service>`: `auth`, `deploy`, `store`, `run-agent`, `acct`.
     pub async fn health(&self, service: &str) -> ClientResult<Health> {
         self.get(self.url(&[service])).await
@@ -538,6 +549,23 @@ impl Client {
     /// `DELETE .../run/{run}`: queues the destruction; the answer is the run, `destroy_pending`.
     pub async fn destroy_run(&self, ns: &NamespaceId, run: &RunId) -> ClientResult<Run> {
         self.delete(self.run_url(ns, run, None)).await
+    }
+
+    /// `DELETE .../run/{run}` with one-off cloud credentials (`user_name`, `password`) for an
+    /// endpoint where the caller stored none; they are used for this destroy only.
+    pub async fn destroy_run_with_credentials(
+        &self,
+        ns: &NamespaceId,
+        run: &RunId,
+        secretinputs: &std::collections::BTreeMap<String, Sensitive<String>>,
+    ) -> ClientResult<Run> {
+        let secrets: std::collections::BTreeMap<&str, &str> = secretinputs
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.expose().as_str()))
+            .collect();
+        let body = serde_json::json!({ "secretinputs": secrets });
+        self.call(Method::DELETE, self.run_url(ns, run, None), Some(&body))
+            .await
     }
 
     /// `GET .../run/{run}/log?from=`: one page of the run's Terraform output.

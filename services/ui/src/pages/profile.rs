@@ -1,0 +1,201 @@
+//! The signed-in user's profile: email and SSH public key, password change (with the current
+//! password), and a new API key shown once.
+
+use super::{done, render_status};
+use crate::Ui;
+use crate::api::ApiFailure;
+use crate::error::PageError;
+use crate::layout::{self, Section, csrf_field, url};
+use crate::model::{UpdateUserRequest, User};
+use crate::session::{Posted, Session};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use goterra_core::Sensitive;
+use maud::{Markup, html};
+use serde::Deserialize;
+
+pub fn routes() -> Router<Ui> {
+    Router::new()
+        .route(&url("/profile"), get(show).post(update))
+        .route(&url("/profile/password"), post(password))
+        .route(&url("/profile/apikey"), post(new_key))
+}
+
+#[derive(Default)]
+struct Notes<'a> {
+    profile_error: Option<&'a str>,
+    password_error: Option<&'a str>,
+    new_key: Option<&'a str>,
+}
+
+fn body(session: &Session, user: &User, notes: &Notes<'_>) -> Markup {
+    html! {
+        h1 { "Profile of " (user.uid) }
+        p class="muted" { @if user.admin { "Administrator. " } "Account kind: " @if user.kind.is_empty() { "local" } @else { (user.kind) } "." }
+        section class="card narrow" {
+            h2 { "Profile" }
+            (layout::form_error(notes.profile_error))
+            form method="post" action=(url("/profile")) class="stack" {
+                (csrf_field(session))
+                label for="p-email" { "Email" }
+                input id="p-email" name="email" type="email" value=(user.email);
+                label for="p-key" { "SSH public key (installed in your VMs)" }
+                textarea id="p-key" name="pub_key" rows="3" class="mono" { (user.pub_key) }
+                button type="submit" class="primary" { "Save" }
+            }
+        }
+        @if user.kind.is_empty() {
+            section class="card narrow" {
+                h2 { "Password" }
+                (layout::form_error(notes.password_error))
+                form method="post" action=(url("/profile/password")) class="stack" {
+                    (csrf_field(session))
+                    label for="p-current" { "Current password" }
+                    input id="p-current" name="current" type="password" required autocomplete="current-password";
+                    label for="p-new" { "New password" }
+                    input id="p-new" name="new" type="password" required autocomplete="new-password";
+                    label for="p-again" { "New password again" }
+                    input id="p-again" name="again" type="password" required autocomplete="new-password";
+                    button type="submit" { "Change password" }
+                }
+            }
+        }
+        section class="card narrow" {
+            h2 { "API key" }
+            @if let Some(key) = notes.new_key {
+                div class="secret-once" role="status" {
+                    p { "Your new API key, shown this once (the previous one no longer works):" }
+                    output class="mono" { (key) }
+                }
+            } @else {
+                p { "For the command-line client and scripts. Only its hash is kept, so it cannot be shown again: make a new one when you need it." }
+            }
+            form method="post" action=(url("/profile/apikey")) data-confirm="Replace your API key? The current one stops working." {
+                (csrf_field(session))
+                button type="submit" { "Make a new API key" }
+            }
+        }
+    }
+}
+
+fn page(
+    ui: &Ui,
+    headers: &HeaderMap,
+    session: &Session,
+    status: StatusCode,
+    user: &User,
+    notes: &Notes<'_>,
+) -> Response {
+    render_status(
+        ui,
+        headers,
+        session,
+        Section::Profile,
+        status,
+        "Profile",
+        body(session, user, notes),
+    )
+}
+
+async fn show(State(ui): State<Ui>, headers: HeaderMap, session: Session) -> Result<Response, PageError> {
+    let user = ui.api.as_user(&session).me().await?;
+    Ok(page(&ui, &headers, &session, StatusCode::OK, &user, &Notes::default()))
+}
+
+/// A refusal the user can fix, as a status and a message for the form.
+fn refusal(failure: ApiFailure) -> Result<(StatusCode, String), PageError> {
+    match failure {
+        ApiFailure::Rejected { status, message } => {
+            Ok((StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), message))
+        }
+        ApiFailure::Forbidden(message) => Ok((StatusCode::FORBIDDEN, message)),
+        other => Err(other.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct ProfileForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    pub_key: String,
+}
+
+async fn update(State(ui): State<Ui>, headers: HeaderMap, posted: Posted<ProfileForm>) -> Result<Response, PageError> {
+    let Posted { session, form } = posted;
+    let api = ui.api.as_user(&session);
+    let changes = UpdateUserRequest {
+        email: Some(form.email.trim().to_string()),
+        pub_key: Some(form.pub_key.trim().to_string()),
+        ..UpdateUserRequest::default()
+    };
+    match api.update_user(&session.uid, &changes).await {
+        Ok(()) => Ok(done(&ui, "/profile", "Profile saved.")),
+        Err(failure) => {
+            let (status, message) = refusal(failure)?;
+            let mut user = api.me().await?;
+            user.email = form.email;
+            user.pub_key = form.pub_key;
+            let notes = Notes {
+                profile_error: Some(&message),
+                ..Notes::default()
+            };
+            Ok(page(&ui, &headers, &session, status, &user, &notes))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    current: String,
+    new: String,
+    again: String,
+}
+
+async fn password(
+    State(ui): State<Ui>,
+    headers: HeaderMap,
+    posted: Posted<PasswordForm>,
+) -> Result<Response, PageError> {
+    let Posted { session, form } = posted;
+    let api = ui.api.as_user(&session);
+    let result = if form.new != form.again {
+        Err((StatusCode::BAD_REQUEST, "The two new passwords differ.".to_string()))
+    } else {
+        let current = Sensitive::new(form.current);
+        let new = Sensitive::new(form.new);
+        match api.change_password(&session.uid, current, new).await {
+            Ok(()) => Ok(()),
+            Err(failure) => Err(refusal(failure)?),
+        }
+    };
+    match result {
+        Ok(()) => Ok(done(&ui, "/profile", "Password changed.")),
+        Err((status, message)) => {
+            let user = api.me().await?;
+            let notes = Notes {
+                password_error: Some(&message),
+                ..Notes::default()
+            };
+            Ok(page(&ui, &headers, &session, status, &user, &notes))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Empty {}
+
+async fn new_key(State(ui): State<Ui>, headers: HeaderMap, posted: Posted<Empty>) -> Result<Response, PageError> {
+    let session = posted.session;
+    let api = ui.api.as_user(&session);
+    let key = api.new_api_key(&session.uid).await?;
+    let user = api.me().await?;
+    let notes = Notes {
+        new_key: Some(key.expose()),
+        ..Notes::default()
+    };
+    Ok(page(&ui, &headers, &session, StatusCode::OK, &user, &notes))
+}
