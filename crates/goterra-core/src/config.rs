@@ -51,6 +51,9 @@ pub struct Config {
     pub store: StoreConfig,
     pub git: Option<String>,
     pub support: Option<String>,
+    /// The acct service's section (resource types, billing), parsed by acct itself; the
+    /// original's separate `acct.yml` (`GOT_ACCT_CONFIG`) is read by acct too.
+    pub acct: serde_yaml::Value,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -152,6 +155,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             git: None,
             support: None,
+            acct: serde_yaml::Value::Null,
         }
     }
 }
@@ -451,6 +455,7 @@ fn strip_unknown(value: serde_yaml::Value, warnings: &mut Vec<String>) -> serde_
         "store",
         "git",
         "support",
+        "acct",
     ];
     let serde_yaml::Value::Mapping(top) = value else {
         return value;

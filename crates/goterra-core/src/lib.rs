@@ -10,7 +10,7 @@ pub mod identity;
 pub mod sensitive;
 pub mod token;
 
-pub use auth::{AgentCaller, ApiKeyResolver, AuthUser, Authenticator, Caller, MaybeUser, StoreCaller};
+pub use auth::{AgentCaller, ApiKeyResolver, AuthUser, Authenticator, Caller, MaybeUser, ServiceCaller, StoreCaller};
 pub use config::Config;
 pub use error::{ApiError, ApiResult, ErrorBody};
 pub use events::{Event, EventBus, InProcessEventBus};
@@ -31,3 +31,5 @@ pub use platform::Platform;
 pub mod service;
 pub use service::ServiceSpec;
 pub mod testing;
+pub mod service_api;
+pub mod tfstate;

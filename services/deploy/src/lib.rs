@@ -20,6 +20,7 @@ pub mod namespaces;
 pub mod openapi;
 pub mod runs;
 pub mod secrets;
+pub mod service_routes;
 pub mod session;
 pub mod state;
 pub mod template_policy;
@@ -115,7 +116,10 @@ pub async fn router_with(
         .route("/deploy/agent/run/{id}/log", post(runs::agent::log))
         .route("/deploy/agent/run/{id}/heartbeat", post(runs::agent::heartbeat))
         .route("/deploy/agent/run/{id}/finished", post(runs::agent::finished))
-        .route("/deploy/agent/run/{id}/state", any(runs::tfstate::endpoint));
+        .route("/deploy/agent/run/{id}/state", any(runs::tfstate::endpoint))
+        .route("/deploy/service/ns/{id}", get(service_routes::namespace_members))
+        .route("/deploy/service/run/{id}/usage", get(service_routes::run_usage))
+        .route("/deploy/service/runs", get(service_routes::changed_runs));
     router = catalogue_routes::<Recipe>(router);
     router = catalogue_routes::<Template>(router);
     router = catalogue_routes::<Application>(router);

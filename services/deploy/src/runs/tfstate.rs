@@ -240,3 +240,16 @@ pub async fn release_abandoned_lock(db: &goterra_db::Db, run_id: &str) -> Result
     }
     Ok(())
 }
+
+/// The run's current state, decrypted and parsed (for the routes other services read), or
+/// `None` when deploy keeps none for it.
+pub async fn current(
+    state: &AppState,
+    run_id: &str,
+) -> Result<Option<goterra_core::tfstate::TerraformState>, ApiError> {
+    let Some(sealed) = load(state, run_id).await?.and_then(|stored| stored.state) else {
+        return Ok(None);
+    };
+    let plain = state.secrets.decrypt(&sealed).map_err(ApiError::internal)?;
+    serde_json::from_slice(plain.expose()).map(Some).map_err(ApiError::internal)
+}
