@@ -99,9 +99,12 @@ fn period(from: Option<i64>, to: Option<i64>) -> Result<Period, ApiError> {
     Ok(Period { from, to, now })
 }
 
+/// Quantities in use per (type, kind).
+type KindQuantities = BTreeMap<(String, String), f64>;
+
 /// Open intervals grouped per run, then per type and kind (quantities added).
 fn in_use(intervals: Vec<Interval>) -> RunResourceList {
-    let mut runs: BTreeMap<String, (RunResource, BTreeMap<(String, String), f64>)> = BTreeMap::new();
+    let mut runs: BTreeMap<String, (RunResource, KindQuantities)> = BTreeMap::new();
     for interval in intervals {
         let (_, kinds) = runs.entry(interval.run.clone()).or_insert_with(|| {
             (
