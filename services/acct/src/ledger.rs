@@ -98,19 +98,25 @@ impl Accountant {
             uid: usage.uid.clone(),
         };
         for _ in 0..ATTEMPTS {
-            let ledger = match self.store.ledger(&owner.run).await? {
-                Some(ledger) => ledger,
-                None if usage.history.is_empty() => return Ok(Outcome::UpToDate),
-                None => {
-                    self.store.ensure_run(&owner, now()).await?;
-                    continue;
+            let (ledger, version) = match self.store.ledger(&owner.run).await? {
+                Some(ledger) => {
+                    let version = ledger.version;
+                    (ledger, Some(version))
                 }
+                None if usage.history.is_empty() => return Ok(Outcome::UpToDate),
+                None => (
+                    RunLedger {
+                        owner: owner.clone(),
+                        ..RunLedger::default()
+                    },
+                    None,
+                ),
             };
             let plan = plan_history(&self.config, &ledger, &usage, &billed);
-            if plan.applied == ledger.applied && plan.is_empty() {
+            if version.is_some() && plan.applied == ledger.applied && plan.is_empty() {
                 return Ok(Outcome::UpToDate);
             }
-            if self.store.commit(&ledger.owner, ledger.version, &plan, now()).await? {
+            if self.store.commit(&ledger.owner, version, &plan, now()).await? {
                 let closed = plan.close.len() + plan.open.iter().filter(|new| new.end_at.is_some()).count();
                 tracing::debug!(run = %owner.run, opened = plan.open.len(), closed, "usage recorded");
                 return Ok(Outcome::Applied {
@@ -133,7 +139,7 @@ impl Accountant {
                 if plan.is_empty() {
                     break;
                 }
-                if self.store.commit(&ledger.owner, ledger.version, &plan, now()).await? {
+                if self.store.commit(&ledger.owner, Some(ledger.version), &plan, now()).await? {
                     repriced += plan.close.len();
                     break;
                 }

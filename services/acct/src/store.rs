@@ -165,6 +165,10 @@ impl Scope {
     }
 }
 
+/// Values bound per inserted interval, and intervals per insert statement.
+const INTERVAL_FIELDS: usize = 11;
+const INSERT_CHUNK: usize = 500;
+
 const INTERVAL_COLUMNS: &str =
     "id, run_id, namespace_id, endpoint_id, uid, address, resource_type, kind, quantity, price, start_at, end_at";
 
@@ -261,48 +265,95 @@ impl AcctStore {
         }))
     }
 
-    /// Applies `plan` if the run is still at `version`; `false` when another writer changed it
-    /// first (nothing is written then).
-    pub async fn commit(&self, owner: &RunOwner, version: i64, plan: &Plan, now: i64) -> Result<bool, StoreError> {
+    /// Applies `plan` if the run is still at `version` (`None`: acct does not know the run
+    /// yet, and it is recorded with the plan); `false` when another writer changed it first
+    /// (nothing is written then).
+    pub async fn commit(
+        &self,
+        owner: &RunOwner,
+        version: Option<i64>,
+        plan: &Plan,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.db.pool().begin().await?;
-        let moved = sqlx::query(
-            "UPDATE acct_runs SET applied = $2, version = version + 1, updated_at = $3 WHERE run_id = $1 AND version = $4",
-        )
-        .bind(owner.run.clone())
-        .bind(plan.applied)
-        .bind(now)
-        .bind(version)
-        .execute(&mut *tx)
-        .await?;
-        if moved.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        for (id, end_at) in &plan.close {
-            sqlx::query("UPDATE acct_intervals SET end_at = $2 WHERE id = $1 AND end_at IS NULL")
-                .bind(*id)
-                .bind(*end_at)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for new in &plan.open {
-            sqlx::query(
-                "INSERT INTO acct_intervals (run_id, namespace_id, endpoint_id, uid, address, resource_type, kind, \
-                 quantity, price, start_at, end_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        let moved = match version {
+            Some(version) => sqlx::query(
+                "UPDATE acct_runs SET applied = $2, version = version + 1, updated_at = $3 \
+                 WHERE run_id = $1 AND version = $4",
+            )
+            .bind(owner.run.clone())
+            .bind(plan.applied)
+            .bind(now)
+            .bind(version)
+            .execute(&mut *tx)
+            .await?,
+            None => sqlx::query(
+                "INSERT INTO acct_runs (run_id, namespace_id, endpoint_id, uid, applied, version, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, 1, $6) ON CONFLICT (run_id) DO NOTHING",
             )
             .bind(owner.run.clone())
             .bind(owner.namespace.clone())
             .bind(owner.endpoint.clone())
             .bind(owner.uid.clone())
-            .bind(new.address.clone())
-            .bind(new.resource_type.clone())
-            .bind(new.kind.clone())
-            .bind(new.quantity)
-            .bind(new.price)
-            .bind(new.start_at)
-            .bind(new.end_at)
+            .bind(plan.applied)
+            .bind(now)
             .execute(&mut *tx)
-            .await?;
+            .await?,
+        };
+        if moved.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        // One statement per end time (a destroy closes everything at one time).
+        let mut by_end: std::collections::BTreeMap<i64, Vec<i64>> = std::collections::BTreeMap::new();
+        for (id, end_at) in &plan.close {
+            by_end.entry(*end_at).or_default().push(*id);
+        }
+        for (end_at, ids) in by_end {
+            for chunk in ids.chunks(INSERT_CHUNK) {
+                let slots: Vec<String> = (0..chunk.len()).map(|n| format!("${}", n + 2)).collect();
+                let sql = format!(
+                    "UPDATE acct_intervals SET end_at = $1 WHERE end_at IS NULL AND id IN ({})",
+                    slots.join(", ")
+                );
+                let mut query = sqlx::query(&sql).bind(end_at);
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                query.execute(&mut *tx).await?;
+            }
+        }
+        // One statement for all new intervals, in chunks that stay under every engine's limit
+        // on bound parameters.
+        for chunk in plan.open.chunks(INSERT_CHUNK) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|row| {
+                    let first = row * INTERVAL_FIELDS;
+                    let slots: Vec<String> = (1..=INTERVAL_FIELDS).map(|n| format!("${}", first + n)).collect();
+                    format!("({})", slots.join(", "))
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO acct_intervals (run_id, namespace_id, endpoint_id, uid, address, resource_type, kind, \
+                 quantity, price, start_at, end_at) VALUES {}",
+                rows.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for new in chunk {
+                query = query
+                    .bind(owner.run.clone())
+                    .bind(owner.namespace.clone())
+                    .bind(owner.endpoint.clone())
+                    .bind(owner.uid.clone())
+                    .bind(new.address.clone())
+                    .bind(new.resource_type.clone())
+                    .bind(new.kind.clone())
+                    .bind(new.quantity)
+                    .bind(new.price)
+                    .bind(new.start_at)
+                    .bind(new.end_at);
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(true)

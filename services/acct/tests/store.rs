@@ -43,14 +43,14 @@ async fn a_stale_plan_is_refused_and_writes_nothing() {
             open: vec![interval("a", 100, None, 1.0, 1.0)],
             applied: 1,
         };
-        assert!(store.commit(&run, 0, &plan, 100).await.unwrap());
+        assert!(store.commit(&run, Some(0), &plan, 100).await.unwrap());
         // A second worker that planned from version 0 too loses.
         let other = Plan {
             close: Vec::new(),
             open: vec![interval("b", 100, None, 1.0, 1.0)],
             applied: 1,
         };
-        assert!(!store.commit(&run, 0, &other, 100).await.unwrap());
+        assert!(!store.commit(&run, Some(0), &other, 100).await.unwrap());
         let ledger = store.ledger("r1").await.unwrap().unwrap();
         assert_eq!((ledger.applied, ledger.version, ledger.open.len()), (1, 1, 1));
         // Closing and marks.
@@ -59,8 +59,14 @@ async fn a_stale_plan_is_refused_and_writes_nothing() {
             open: Vec::new(),
             applied: 2,
         };
-        assert!(store.commit(&run, 1, &close, 150).await.unwrap());
+        assert!(store.commit(&run, Some(1), &close, 150).await.unwrap());
         assert!(store.open_intervals(&Scope::All).await.unwrap().is_empty());
+        // A run acct did not know is recorded with its first plan, once.
+        let fresh = owner("r9", "ns");
+        let first = Plan { applied: 1, ..Plan::default() };
+        assert!(store.commit(&fresh, None, &first, 5).await.unwrap());
+        assert!(!store.commit(&fresh, None, &first, 5).await.unwrap());
+        assert_eq!(store.ledger("r9").await.unwrap().unwrap().applied, 1);
         assert_eq!(store.mark("m").await.unwrap(), 0);
         store.set_mark("m", 42).await.unwrap();
         store.set_mark("m", 43).await.unwrap();
@@ -89,7 +95,7 @@ async fn periods_clip_intervals_exactly() {
             ],
             applied: 1,
         };
-        assert!(store.commit(&run, 0, &plan, 0).await.unwrap());
+        assert!(store.commit(&run, Some(0), &plan, 0).await.unwrap());
         let other = owner("r2", "other-ns");
         store.ensure_run(&other, 0).await.unwrap();
         let elsewhere = Plan {
@@ -97,7 +103,7 @@ async fn periods_clip_intervals_exactly() {
             applied: 1,
             ..Plan::default()
         };
-        assert!(store.commit(&other, 0, &elsewhere, 0).await.unwrap());
+        assert!(store.commit(&other, Some(0), &elsewhere, 0).await.unwrap());
 
         let period = Period { from: 1000, to: 2000, now: 10_000 };
         let intervals = store
