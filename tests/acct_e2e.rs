@@ -19,7 +19,6 @@ use goterra_db::testing::ENGINES;
 use goterra_deploy::demo::HttpApi;
 use goterra_run_agent::agent::AgentOptions;
 use goterra_run_agent::executor::ExecutorConfig;
-use reqwest::Method;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -102,7 +101,10 @@ async fn demo_run_is_billed(engine: Engine, bin: PathBuf, plugins: Option<PathBu
     // acct, billing the demo's null_resources.
     let config = AcctConfig {
         billing: Billing {
-            default: BTreeMap::from([("null_resource".to_string(), BTreeMap::from([("generic".to_string(), PRICE)]))]),
+            default: BTreeMap::from([(
+                "null_resource".to_string(),
+                BTreeMap::from([("generic".to_string(), PRICE)]),
+            )]),
             ..Billing::default()
         },
         resync_seconds: 0,
@@ -126,17 +128,27 @@ async fn demo_run_is_billed(engine: Engine, bin: PathBuf, plugins: Option<PathBu
         stop,
     };
 
-    let token = platform.server.platform.tokens.issue(&Claims::for_user(&identity("admin")));
+    let token = platform
+        .server
+        .platform
+        .tokens
+        .issue(&Claims::for_user(&identity("admin")));
     let response = platform
         .client
-        .post(format!("{}/deploy/ns/{}/run/{}", platform.server.url, demo.namespace, demo.application))
+        .post(format!(
+            "{}/deploy/ns/{}/run/{}",
+            platform.server.url, demo.namespace, demo.application
+        ))
         .bearer_auth(&token)
         .json(&demo.run_request(WORKERS))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 201);
-    let run = response.json::<Value>().await.unwrap()["run"].as_str().unwrap().to_string();
+    let run = response.json::<Value>().await.unwrap()["run"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let run_path = format!("/deploy/ns/{}/run/{run}", demo.namespace);
     platform.wait_status(&run_path, "deploy_success").await;
     let deployed = Instant::now();
@@ -167,9 +179,15 @@ async fn demo_run_is_billed(engine: Engine, bin: PathBuf, plugins: Option<PathBu
     assert_eq!(resources.len(), WORKERS as usize + 1, "{report}");
     for resource in resources {
         assert_eq!(resource["resource"], "null_resource");
-        assert!(resource["address"].as_str().unwrap().starts_with("null_resource.vm[\""), "{resource}");
+        assert!(
+            resource["address"].as_str().unwrap().starts_with("null_resource.vm[\""),
+            "{resource}"
+        );
         let seconds = resource["seconds"].as_f64().unwrap();
-        assert!((seconds - measured).abs() <= 1.0 + 1e-9, "billed {seconds} s, measured {measured:.2} s");
+        assert!(
+            (seconds - measured).abs() <= 1.0 + 1e-9,
+            "billed {seconds} s, measured {measured:.2} s"
+        );
     }
     let seconds = resources[0]["seconds"].as_f64().unwrap();
     let expected = (WORKERS as f64 + 1.0) * seconds * PRICE;

@@ -30,6 +30,6 @@ pub mod runs;
 pub use platform::Platform;
 pub mod service;
 pub use service::ServiceSpec;
-pub mod testing;
 pub mod service_api;
+pub mod testing;
 pub mod tfstate;

@@ -100,7 +100,9 @@ pub fn check_attribute_name(name: &str) -> Result<(), String> {
     }
     let lower = name.to_ascii_lowercase();
     if SECRET_WORDS.iter().any(|word| lower.contains(word)) {
-        return Err(format!("attribute {name:?}: looks like a credential and is never shown"));
+        return Err(format!(
+            "attribute {name:?}: looks like a credential and is never shown"
+        ));
     }
     Ok(())
 }
@@ -156,7 +158,10 @@ mod tests {
         assert_eq!(listed[0].address, "module.c.openstack_compute_instance_v2.vm[0]");
         assert_eq!(listed[0].attributes.len(), 2);
         assert_eq!(listed[0].attributes["flavor_name"], "m1.small");
-        assert!(listed[1].attributes.is_empty(), "sensitive and non-scalar values are left out");
+        assert!(
+            listed[1].attributes.is_empty(),
+            "sensitive and non-scalar values are left out"
+        );
         assert!(!serde_json::to_string(&listed).unwrap().contains("admin_pass"));
     }
 

@@ -68,7 +68,9 @@ async fn bench(engine: Engine, runs: usize) {
     let test = TestDb::new(engine).await.unwrap();
     test.db.migrate(goterra_acct::MIGRATIONS).await.unwrap();
     let deploy = Arc::new(MemoryDeploy::default());
-    let config = AcctConfig::from_value(serde_yaml::from_str("billing: {default: {null_resource: {generic: 0.001}}}").unwrap()).unwrap();
+    let config =
+        AcctConfig::from_value(serde_yaml::from_str("billing: {default: {null_resource: {generic: 0.001}}}").unwrap())
+            .unwrap();
     let accountant = Accountant::new(AcctStore::new(test.db.clone()), deploy.clone(), Arc::new(config));
     let ids: Vec<String> = (0..runs).map(|n| format!("run-{n:06}")).collect();
     let event = |action: &str, id: &String| Event::new(action, "alice", id.clone());
@@ -82,7 +84,11 @@ async fn bench(engine: Engine, runs: usize) {
                 endpoint: "local".into(),
                 uid: "alice".into(),
                 status: "deploy_success".into(),
-                history: vec![RunHistoryEntry { ts: 1_000, action: RunAction::Deploy, success: true }],
+                history: vec![RunHistoryEntry {
+                    ts: 1_000,
+                    action: RunAction::Deploy,
+                    success: true,
+                }],
                 has_state: true,
                 resources: resources(),
             },
@@ -95,7 +101,11 @@ async fn bench(engine: Engine, runs: usize) {
         usage.status = "destroy_success".into();
         usage.has_state = false;
         usage.resources.clear();
-        usage.history.push(RunHistoryEntry { ts: 2_000, action: RunAction::Destroy, success: true });
+        usage.history.push(RunHistoryEntry {
+            ts: 2_000,
+            action: RunAction::Destroy,
+            success: true,
+        });
     }
     let destroys: Vec<Event> = ids.iter().map(|id| event("run_destroy_success", id)).collect();
     phase(&accountant, "destroys", &destroys, engine).await;

@@ -93,12 +93,36 @@ mod tests {
         )
         .unwrap();
         let resources = [
-            resource("openstack_compute_instance_v2.vm[0]", "openstack_compute_instance_v2", json!({"flavor_name": "m1.small"})),
-            resource("module.w.openstack_compute_instance_v2.vm[1]", "openstack_compute_instance_v2", json!({"flavor_name": "m1.small"})),
-            resource("openstack_compute_instance_v2.odd", "openstack_compute_instance_v2", json!({"flavor_name": 3})),
-            resource("openstack_compute_instance_v2.none", "openstack_compute_instance_v2", json!({})),
-            resource("openstack_sharedfilesystem_share_v2.s", "openstack_sharedfilesystem_share_v2", json!({"size": "20"})),
-            resource("openstack_sharedfilesystem_share_v2.bad", "openstack_sharedfilesystem_share_v2", json!({"size": -1})),
+            resource(
+                "openstack_compute_instance_v2.vm[0]",
+                "openstack_compute_instance_v2",
+                json!({"flavor_name": "m1.small"}),
+            ),
+            resource(
+                "module.w.openstack_compute_instance_v2.vm[1]",
+                "openstack_compute_instance_v2",
+                json!({"flavor_name": "m1.small"}),
+            ),
+            resource(
+                "openstack_compute_instance_v2.odd",
+                "openstack_compute_instance_v2",
+                json!({"flavor_name": 3}),
+            ),
+            resource(
+                "openstack_compute_instance_v2.none",
+                "openstack_compute_instance_v2",
+                json!({}),
+            ),
+            resource(
+                "openstack_sharedfilesystem_share_v2.s",
+                "openstack_sharedfilesystem_share_v2",
+                json!({"size": "20"}),
+            ),
+            resource(
+                "openstack_sharedfilesystem_share_v2.bad",
+                "openstack_sharedfilesystem_share_v2",
+                json!({"size": -1}),
+            ),
             resource("null_resource.x[\"a\"]", "null_resource", json!({})),
             resource("aws_instance.y", "aws_instance", json!({})),
         ];

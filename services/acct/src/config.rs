@@ -261,12 +261,17 @@ billing:
     #[test]
     fn rules_default_to_one_generic_unit_and_can_be_configured() {
         let config = AcctConfig::from_value(
-            serde_yaml::from_str("resources: [null_resource]\ntypes:\n  custom_disk: {kind: disk, quantity_attribute: gigabytes}\n")
-                .unwrap(),
+            serde_yaml::from_str(
+                "resources: [null_resource]\ntypes:\n  custom_disk: {kind: disk, quantity_attribute: gigabytes}\n",
+            )
+            .unwrap(),
         )
         .unwrap();
         assert_eq!(config.rule("null_resource"), TypeRule::default());
-        assert_eq!(config.rule("custom_disk").quantity_attribute.as_deref(), Some("gigabytes"));
+        assert_eq!(
+            config.rule("custom_disk").quantity_attribute.as_deref(),
+            Some("gigabytes")
+        );
         assert!(config.billed_types().contains("custom_disk"));
     }
 
@@ -274,7 +279,10 @@ billing:
     fn bad_values_are_errors_naming_the_key() {
         for (yaml, key) in [
             ("billing: {default: {t: {k: -1}}}", "billing.default.t.k"),
-            ("billing: {endpoints: [{id: e, billing: {t: {k: .nan}}}]}", "billing.endpoints[0].billing.t.k"),
+            (
+                "billing: {endpoints: [{id: e, billing: {t: {k: .nan}}}]}",
+                "billing.endpoints[0].billing.t.k",
+            ),
             ("types: {t: {kind_attribute: admin_pass}}", "types.t.kind_attribute"),
             ("resourcez: []", "resourcez"),
             ("billing: {default: {t: {k: cheap}}}", "billing.default"),
@@ -299,7 +307,9 @@ billing:
         .unwrap();
         assert_eq!(config.resources, ["a", "b"]);
         assert_eq!(config.price("x", "openstack_compute_instance_v2", "m1.large"), 2.0);
-        let missing = AcctConfig::load(&section, |name| (name == "GOT_ACCT_CONFIG").then(|| "/nonexistent/acct.yml".into()));
+        let missing = AcctConfig::load(&section, |name| {
+            (name == "GOT_ACCT_CONFIG").then(|| "/nonexistent/acct.yml".into())
+        });
         assert!(format!("{:#}", missing.unwrap_err()).contains("/nonexistent/acct.yml"));
     }
 }

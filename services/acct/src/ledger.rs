@@ -36,7 +36,10 @@ pub enum Outcome {
     UnknownRun,
     /// Nothing new in the run's history.
     UpToDate,
-    Applied { opened: usize, closed: usize },
+    Applied {
+        opened: usize,
+        closed: usize,
+    },
 }
 
 /// Unix seconds now.
@@ -134,12 +137,18 @@ impl Accountant {
         let mut repriced = 0;
         for run in self.store.runs_with_open_intervals().await? {
             for attempt in 0..ATTEMPTS {
-                let Some(ledger) = self.store.ledger(&run).await? else { break };
+                let Some(ledger) = self.store.ledger(&run).await? else {
+                    break;
+                };
                 let plan = reprice_plan(&self.config, &ledger, at);
                 if plan.is_empty() {
                     break;
                 }
-                if self.store.commit(&ledger.owner, Some(ledger.version), &plan, now()).await? {
+                if self
+                    .store
+                    .commit(&ledger.owner, Some(ledger.version), &plan, now())
+                    .await?
+                {
                     repriced += plan.close.len();
                     break;
                 }
@@ -214,7 +223,14 @@ enum Slot<'a> {
     Planned(usize),
 }
 
-fn reconcile(config: &AcctConfig, endpoint: &str, open: &mut Vec<Slot<'_>>, target: &[Billable], at: i64, plan: &mut Plan) {
+fn reconcile(
+    config: &AcctConfig,
+    endpoint: &str,
+    open: &mut Vec<Slot<'_>>,
+    target: &[Billable],
+    at: i64,
+    plan: &mut Plan,
+) {
     let price_of = |billable: &Billable| config.price(endpoint, &billable.resource_type, &billable.kind);
     let same = |slot: &Slot<'_>, plan: &Plan, billable: &Billable| {
         let (address, resource_type, kind, quantity, price) = match slot {
@@ -267,7 +283,10 @@ fn reconcile(config: &AcctConfig, endpoint: &str, open: &mut Vec<Slot<'_>>, targ
     // Intervals opened and closed at the same second by this plan never existed.
     let mut index = 0;
     while index < plan.open.len() {
-        if plan.open[index].end_at.is_some_and(|end| end <= plan.open[index].start_at) {
+        if plan.open[index]
+            .end_at
+            .is_some_and(|end| end <= plan.open[index].start_at)
+        {
             plan.open.remove(index);
             for slot in open.iter_mut() {
                 if let Slot::Planned(planned) = slot
@@ -327,8 +346,10 @@ mod tests {
 
     fn config() -> AcctConfig {
         AcctConfig::from_value(
-            serde_yaml::from_str("billing: {default: {vm: {small: 1, large: 3}}, endpoints: [{id: e2, billing: {vm: {small: 2}}}]}")
-                .unwrap(),
+            serde_yaml::from_str(
+                "billing: {default: {vm: {small: 1, large: 3}}, endpoints: [{id: e2, billing: {vm: {small: 2}}}]}",
+            )
+            .unwrap(),
         )
         .unwrap()
     }
@@ -394,12 +415,21 @@ mod tests {
         assert_eq!(plan.open.len(), 2);
         assert!(plan.open.iter().all(|new| new.start_at == 100 && new.price == 1.0));
         let replay = plan_history(&config(), &ledger(1, Vec::new()), &run, &billed);
-        assert_eq!(replay, Plan { applied: 1, ..Plan::default() });
+        assert_eq!(
+            replay,
+            Plan {
+                applied: 1,
+                ..Plan::default()
+            }
+        );
     }
 
     #[test]
     fn a_redeploy_keeps_unchanged_resources_and_splits_changed_ones() {
-        let open = vec![stored(1, "vm[0]", "small", 1.0, 100), stored(2, "vm[1]", "small", 1.0, 100)];
+        let open = vec![
+            stored(1, "vm[0]", "small", 1.0, 100),
+            stored(2, "vm[1]", "small", 1.0, 100),
+        ];
         let run = usage(
             vec![entry(100, RunAction::Deploy, true), entry(200, RunAction::Deploy, true)],
             true,
@@ -407,7 +437,11 @@ mod tests {
         let billed = [vm("vm[0]", "small"), vm("vm[1]", "large"), vm("vm[2]", "small")];
         let plan = plan_history(&config(), &ledger(1, open), &run, &billed);
         assert_eq!(plan.close, [(2, 200)]);
-        let opened: Vec<_> = plan.open.iter().map(|new| (new.address.as_str(), new.kind.as_str(), new.price)).collect();
+        let opened: Vec<_> = plan
+            .open
+            .iter()
+            .map(|new| (new.address.as_str(), new.kind.as_str(), new.price))
+            .collect();
         assert_eq!(opened, [("vm[1]", "large", 3.0), ("vm[2]", "small", 1.0)]);
     }
 
@@ -429,17 +463,27 @@ mod tests {
         assert_eq!((plan.open[0].start_at, plan.open[0].end_at), (100, Some(300)));
         // Opened and closed in the same second: never existed.
         let instant = usage(
-            vec![entry(100, RunAction::Deploy, true), entry(100, RunAction::Destroy, true)],
+            vec![
+                entry(100, RunAction::Deploy, true),
+                entry(100, RunAction::Destroy, true),
+            ],
             true,
         );
-        assert!(plan_history(&config(), &ledger(0, Vec::new()), &instant, &billed).open.is_empty());
+        assert!(
+            plan_history(&config(), &ledger(0, Vec::new()), &instant, &billed)
+                .open
+                .is_empty()
+        );
     }
 
     #[test]
     fn a_destroy_closes_everything_and_endpoint_prices_apply() {
         let open = vec![stored(7, "vm[0]", "small", 1.0, 100)];
         let run = usage(
-            vec![entry(100, RunAction::Deploy, true), entry(400, RunAction::Destroy, true)],
+            vec![
+                entry(100, RunAction::Deploy, true),
+                entry(400, RunAction::Destroy, true),
+            ],
             false,
         );
         let plan = plan_history(&config(), &ledger(1, open.clone()), &run, &[]);
@@ -456,7 +500,10 @@ mod tests {
 
     #[test]
     fn repricing_splits_only_intervals_whose_price_changed() {
-        let open = vec![stored(1, "vm[0]", "small", 1.0, 100), stored(2, "vm[1]", "large", 0.5, 100)];
+        let open = vec![
+            stored(1, "vm[0]", "small", 1.0, 100),
+            stored(2, "vm[1]", "large", 0.5, 100),
+        ];
         let plan = reprice_plan(&config(), &ledger(4, open), 1000);
         assert_eq!(plan.applied, 4);
         assert_eq!(plan.close, [(2, 1000)]);

@@ -67,7 +67,11 @@ pub async fn router_with(
         tracing::info!(types = ?billed, "acct bills these resource types");
     }
     let config = Arc::new(config);
-    let accountant = Arc::new(Accountant::new(AcctStore::new(platform.db.clone()), source, config.clone()));
+    let accountant = Arc::new(Accountant::new(
+        AcctStore::new(platform.db.clone()),
+        source,
+        config.clone(),
+    ));
     accountant.reprice(ledger::now()).await?;
     listen::start(&platform, accountant.clone(), &config, shutdown);
     Ok((routes(platform, accountant.clone()), accountant))

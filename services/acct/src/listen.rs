@@ -43,7 +43,12 @@ pub fn start(platform: &Platform, accountant: Arc<Accountant>, config: &AcctConf
         let stop = shutdown.clone();
         tokio::spawn(async move { queue.consume(handler, stop).await });
     } else if let Some(receiver) = platform.events.subscribe() {
-        tokio::spawn(in_process(receiver, accountant.clone(), resync_now.clone(), shutdown.clone()));
+        tokio::spawn(in_process(
+            receiver,
+            accountant.clone(),
+            resync_now.clone(),
+            shutdown.clone(),
+        ));
     } else {
         tracing::warn!("no event bus reaches acct (set GOT_AMQP): runs are accounted by the periodic resync only");
     }
@@ -66,7 +71,10 @@ pub async fn in_process(
         match received {
             Ok(event) => handle_with_retries(&accountant, &event, &resync_now, &shutdown).await,
             Err(broadcast::error::RecvError::Lagged(missed)) => {
-                tracing::warn!(missed, "acct fell behind the event bus; catching up from deploy's run history");
+                tracing::warn!(
+                    missed,
+                    "acct fell behind the event bus; catching up from deploy's run history"
+                );
                 resync_now.notify_one();
             }
             Err(broadcast::error::RecvError::Closed) => return,
@@ -77,7 +85,12 @@ pub async fn in_process(
 /// Attempts before an event is left to the resync.
 const EVENT_ATTEMPTS: usize = 5;
 
-async fn handle_with_retries(accountant: &Accountant, event: &Event, resync_now: &Notify, shutdown: &CancellationToken) {
+async fn handle_with_retries(
+    accountant: &Accountant,
+    event: &Event,
+    resync_now: &Notify,
+    shutdown: &CancellationToken,
+) {
     let mut backoff = Backoff::default();
     for _ in 0..EVENT_ATTEMPTS {
         match accountant.handle_event(event).await {

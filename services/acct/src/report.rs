@@ -189,7 +189,11 @@ mod tests {
 
     #[test]
     fn intervals_count_only_inside_the_period() {
-        let period = Period { from: 1000, to: 2000, now: 5000 };
+        let period = Period {
+            from: 1000,
+            to: 2000,
+            now: 5000,
+        };
         // Across the start, inside, across the end, open across the end, before, after.
         let intervals = [
             interval(500, Some(1100), 1.0, 1.0),
@@ -207,14 +211,22 @@ mod tests {
         assert_eq!(totals[0].cost, 100.0 + 100.0 + 100.0 + 50.0);
         assert_eq!(totals[0].max_quantity, 2.0);
         // An open interval counts up to now only.
-        let before_now = Period { from: 0, to: 10_000, now: 1960 };
+        let before_now = Period {
+            from: 0,
+            to: 10_000,
+            now: 1960,
+        };
         assert_eq!(before_now.seconds(&intervals[3]), 10);
     }
 
     #[test]
     fn day_steps_start_at_midnight_utc_and_sum_to_the_whole() {
         let day = 86_400;
-        let period = Period { from: day + 3600, to: 3 * day + 60, now: 10 * day };
+        let period = Period {
+            from: day + 3600,
+            to: 3 * day + 60,
+            now: 10 * day,
+        };
         let steps = period.steps(day);
         assert_eq!(
             steps.iter().map(|step| (step.from, step.to)).collect::<Vec<_>>(),
@@ -227,7 +239,11 @@ mod tests {
 
     #[test]
     fn replacements_at_the_same_second_are_not_peaks() {
-        let period = Period { from: 0, to: 100, now: 100 };
+        let period = Period {
+            from: 0,
+            to: 100,
+            now: 100,
+        };
         let intervals = [interval(0, Some(50), 1.0, 0.0), interval(50, None, 1.0, 0.0)];
         assert_eq!(kinds(&intervals, &period)[0].max_quantity, 1.0);
     }

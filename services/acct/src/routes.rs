@@ -6,7 +6,7 @@ use crate::api::{
     InfluxAnswer, InfluxResult, InfluxSeries, NamespaceUsage, RunCost, RunResource, RunResourceList, RunUsageReport,
     UsedResource, UserUsage,
 };
-use crate::ledger::{AcctError, Accountant, now};
+use crate::ledger::{Accountant, AcctError, now};
 use crate::report::{self, Period};
 use crate::store::{Interval, Scope};
 use axum::Json;
@@ -125,7 +125,11 @@ fn in_use(intervals: Vec<Interval>) -> RunResourceList {
             .map(|(mut run, kinds)| {
                 run.resources = kinds
                     .into_iter()
-                    .map(|((resource, kind), quantity)| UsedResource { kind, resource, quantity })
+                    .map(|((resource, kind), quantity)| UsedResource {
+                        kind,
+                        resource,
+                        quantity,
+                    })
                     .collect();
                 run
             })
@@ -190,11 +194,7 @@ fn influx(intervals: &[Interval], period: &Period, with_max: bool, per_day: bool
         columns.push("max");
     }
     columns.push("cost");
-    let parts = if per_day {
-        period.steps(86_400)
-    } else {
-        vec![*period]
-    };
+    let parts = if per_day { period.steps(86_400) } else { vec![*period] };
     let series = report::kinds(intervals, period)
         .into_iter()
         .map(|total| {
@@ -429,7 +429,9 @@ pub async fn user_usage(
     ApiQuery(query): ApiQuery<PeriodQuery>,
 ) -> Result<Json<UserUsage>, ApiError> {
     if user.uid != uid && !user.is_admin() {
-        return Err(ApiError::forbidden("only the user themself or an admin may see a user's usage"));
+        return Err(ApiError::forbidden(
+            "only the user themself or an admin may see a user's usage",
+        ));
     }
     let period = period(query.from, query.to)?;
     let intervals = state

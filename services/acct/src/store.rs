@@ -277,28 +277,32 @@ impl AcctStore {
     ) -> Result<bool, StoreError> {
         let mut tx = self.db.pool().begin().await?;
         let moved = match version {
-            Some(version) => sqlx::query(
-                "UPDATE acct_runs SET applied = $2, version = version + 1, updated_at = $3 \
+            Some(version) => {
+                sqlx::query(
+                    "UPDATE acct_runs SET applied = $2, version = version + 1, updated_at = $3 \
                  WHERE run_id = $1 AND version = $4",
-            )
-            .bind(owner.run.clone())
-            .bind(plan.applied)
-            .bind(now)
-            .bind(version)
-            .execute(&mut *tx)
-            .await?,
-            None => sqlx::query(
-                "INSERT INTO acct_runs (run_id, namespace_id, endpoint_id, uid, applied, version, updated_at) \
+                )
+                .bind(owner.run.clone())
+                .bind(plan.applied)
+                .bind(now)
+                .bind(version)
+                .execute(&mut *tx)
+                .await?
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO acct_runs (run_id, namespace_id, endpoint_id, uid, applied, version, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, 1, $6) ON CONFLICT (run_id) DO NOTHING",
-            )
-            .bind(owner.run.clone())
-            .bind(owner.namespace.clone())
-            .bind(owner.endpoint.clone())
-            .bind(owner.uid.clone())
-            .bind(plan.applied)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?,
+                )
+                .bind(owner.run.clone())
+                .bind(owner.namespace.clone())
+                .bind(owner.endpoint.clone())
+                .bind(owner.uid.clone())
+                .bind(plan.applied)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+            }
         };
         if moved.rows_affected() != 1 {
             tx.rollback().await?;
@@ -394,10 +398,7 @@ impl AcctStore {
         let rows = sqlx::query("SELECT DISTINCT run_id FROM acct_intervals WHERE end_at IS NULL ORDER BY run_id")
             .fetch_all(self.db.pool())
             .await?;
-        Ok(rows
-            .iter()
-            .map(|row| row.try_get("run_id"))
-            .collect::<Result<_, _>>()?)
+        Ok(rows.iter().map(|row| row.try_get("run_id")).collect::<Result<_, _>>()?)
     }
 
     /// A stored mark (the resync watermark), 0 when unset.

@@ -30,7 +30,10 @@ async fn every_instance_is_billed_from_deploy_to_destroy_with_endpoint_prices() 
         env.deploy(&run, state(3, "big", 20)).await;
         let report = env.run_report_when(&acct, &run, |r| open_count(r) == 5).await;
         assert_eq!(report["uid"], "bob");
-        let addresses: Vec<&str> = resources(&report).iter().map(|r| r["address"].as_str().unwrap()).collect();
+        let addresses: Vec<&str> = resources(&report)
+            .iter()
+            .map(|r| r["address"].as_str().unwrap())
+            .collect();
         for address in [
             "module.head.null_resource.master",
             "null_resource.worker[0]",
@@ -55,7 +58,12 @@ async fn every_instance_is_billed_from_deploy_to_destroy_with_endpoint_prices() 
         let expected = 4.0 * 2.0 * up as f64 + 20.0 * 0.01 * up as f64;
         let cost = report["cost"].as_f64().unwrap();
         assert!((cost - expected).abs() < 1e-9, "{cost} != {expected}");
-        let disk = report["kinds"].as_array().unwrap().iter().find(|k| k["resource"] == "test_disk").unwrap();
+        let disk = report["kinds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["resource"] == "test_disk")
+            .unwrap();
         assert_eq!(disk["unit_seconds"].as_f64().unwrap(), 20.0 * up as f64);
         acct.stop().await;
         env.server.stop().await;
@@ -113,7 +121,9 @@ async fn concurrent_runs_partial_destroys_and_failed_deploys_are_billed_resource
         );
         env.run_report_when(&acct, &first, |r| open_count(r) == 3).await;
         env.run_report_when(&acct, &second, |r| open_count(r) == 3).await;
-        let reply = env.acct(&acct, &format!("/acct/resources/ns/{}", env.ns), Some("bob")).await;
+        let reply = env
+            .acct(&acct, &format!("/acct/resources/ns/{}", env.ns), Some("bob"))
+            .await;
         let listed = reply.body["resources"].as_array().unwrap();
         assert_eq!(listed.len(), 2, "{}", reply.body);
         for entry in listed {
@@ -130,7 +140,8 @@ async fn concurrent_runs_partial_destroys_and_failed_deploys_are_billed_resource
 
         // A deploy that fails after creating resources is billed until they are destroyed.
         let failed = env.new_run("alice").await;
-        env.agent_finishes(&failed, Some(state(1, "small", 0)), "deploy_failure").await;
+        env.agent_finishes(&failed, Some(state(1, "small", 0)), "deploy_failure")
+            .await;
         env.run_report_when(&acct, &failed, |r| open_count(r) == 2).await;
         env.destroy(&failed, None, "destroy_success").await;
         env.run_report_when(&acct, &failed, |r| open_count(r) == 0).await;
@@ -166,7 +177,11 @@ async fn outsiders_get_403_and_bad_input_gets_a_clear_4xx() {
         for route in &routes {
             assert_eq!(env.acct(&acct, route, Some("eve")).await.status, 403, "eve: {route}");
             assert_eq!(env.acct(&acct, route, None).await.status, 401, "anonymous: {route}");
-            assert_eq!(env.acct(&acct, route, Some("admin")).await.status, 200, "admin: {route}");
+            assert_eq!(
+                env.acct(&acct, route, Some("admin")).await.status,
+                200,
+                "admin: {route}"
+            );
         }
         // Members see their namespace but not everyone's nor another user's.
         assert_eq!(env.acct(&acct, &routes[0], Some("bob")).await.status, 200);
@@ -194,14 +209,18 @@ async fn outsiders_get_403_and_bad_input_gets_a_clear_4xx() {
         // Users and agents cannot use deploy's service routes; acct's credential is refused
         // everywhere else.
         let reply = env
-            .call(reqwest::Method::GET, &format!("/deploy/service/run/{run}/usage"), "admin", None)
+            .call(
+                reqwest::Method::GET,
+                &format!("/deploy/service/run/{run}/usage"),
+                "admin",
+                None,
+            )
             .await;
         assert_eq!(reply.status, 403);
-        let service = env
-            .server
-            .platform
-            .tokens
-            .issue(&goterra_core::Claims::for_service("acct", goterra_core::token::unix_now() + 60));
+        let service = env.server.platform.tokens.issue(&goterra_core::Claims::for_service(
+            "acct",
+            goterra_core::token::unix_now() + 60,
+        ));
         let response = env
             .client
             .get(format!("{}/deploy/ns/{ns}", env.server.url))
@@ -212,12 +231,19 @@ async fn outsiders_get_403_and_bad_input_gets_a_clear_4xx() {
         assert_eq!(response.status().as_u16(), 401);
         let response = env
             .client
-            .get(format!("{}/deploy/service/run/{run}/usage?attributes=admin_pass", env.server.url))
+            .get(format!(
+                "{}/deploy/service/run/{run}/usage?attributes=admin_pass",
+                env.server.url
+            ))
             .bearer_auth(&service)
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status().as_u16(), 400, "credential-like attributes are refused");
+        assert_eq!(
+            response.status().as_u16(),
+            400,
+            "credential-like attributes are refused"
+        );
         acct.stop().await;
         env.server.stop().await;
     }
@@ -245,20 +271,41 @@ async fn the_original_routes_answer_in_the_original_shapes() {
         assert_eq!(series["name"], "goterra.acct");
         assert_eq!(series["tags"]["resource"], "null_resource");
         assert_eq!(series["tags"]["kind"], "small");
-        assert_eq!(series["columns"], serde_json::json!(["time", "quantity", "duration", "cost"]));
+        assert_eq!(
+            series["columns"],
+            serde_json::json!(["time", "quantity", "duration", "cost"])
+        );
         assert_eq!(series["values"][0][0], "1970-01-01T00:00:00Z");
         assert_eq!(series["values"][0][1], 2.0);
         assert_eq!(series["values"][0][2].as_f64().unwrap(), 2.0 * up);
-        assert_eq!(series["values"][0][3].as_f64().unwrap(), 2.0 * up * 0.5, "the UI reads the cost at [3]");
+        assert_eq!(
+            series["values"][0][3].as_f64().unwrap(),
+            2.0 * up * 0.5,
+            "the UI reads the cost at [3]"
+        );
 
         let from = history[0] - history[0] % 86_400;
-        let month = env.acct(&acct, &format!("/acct/ns/{ns}/from/{from}"), Some("alice")).await.body;
+        let month = env
+            .acct(&acct, &format!("/acct/ns/{ns}/from/{from}"), Some("alice"))
+            .await
+            .body;
         let series = &month["acct"][0]["Series"][0];
-        assert_eq!(series["columns"], serde_json::json!(["time", "quantity", "duration", "max", "cost"]));
+        assert_eq!(
+            series["columns"],
+            serde_json::json!(["time", "quantity", "duration", "max", "cost"])
+        );
         assert_eq!(series["values"][0][3], 2.0, "max: two at once");
-        assert_eq!(series["values"][0][4].as_f64().unwrap(), 2.0 * up * 0.5, "the UI reads the cost at [4]");
+        assert_eq!(
+            series["values"][0][4].as_f64().unwrap(),
+            2.0 * up * 0.5,
+            "the UI reads the cost at [4]"
+        );
         let days = env
-            .acct(&acct, &format!("/acct/ns/{ns}/from/{from}/to/{}?days=1", from + 2 * 86_400), Some("alice"))
+            .acct(
+                &acct,
+                &format!("/acct/ns/{ns}/from/{from}/to/{}?days=1", from + 2 * 86_400),
+                Some("alice"),
+            )
             .await
             .body;
         let values = days["acct"][0]["Series"][0]["values"].as_array().unwrap();

@@ -63,7 +63,10 @@ async fn a_stale_plan_is_refused_and_writes_nothing() {
         assert!(store.open_intervals(&Scope::All).await.unwrap().is_empty());
         // A run acct did not know is recorded with its first plan, once.
         let fresh = owner("r9", "ns");
-        let first = Plan { applied: 1, ..Plan::default() };
+        let first = Plan {
+            applied: 1,
+            ..Plan::default()
+        };
         assert!(store.commit(&fresh, None, &first, 5).await.unwrap());
         assert!(!store.commit(&fresh, None, &first, 5).await.unwrap());
         assert_eq!(store.ledger("r9").await.unwrap().unwrap().applied, 1);
@@ -105,7 +108,11 @@ async fn periods_clip_intervals_exactly() {
         };
         assert!(store.commit(&other, Some(0), &elsewhere, 0).await.unwrap());
 
-        let period = Period { from: 1000, to: 2000, now: 10_000 };
+        let period = Period {
+            from: 1000,
+            to: 2000,
+            now: 10_000,
+        };
         let intervals = store
             .intervals(&Scope::Namespace("ns".into()), period.from, period.to)
             .await

@@ -10,7 +10,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use goterra_core::runs::RunAction;
 use goterra_core::service_api::{
-    CHANGED_RUNS_PAGE, ChangedRun, ChangedRuns, NamespaceMembers, RunHistoryEntry, RunUsage, check_attribute_name, usage_resources,
+    CHANGED_RUNS_PAGE, ChangedRun, ChangedRuns, NamespaceMembers, RunHistoryEntry, RunUsage, check_attribute_name,
+    usage_resources,
 };
 use goterra_core::{ApiError, ApiQuery, ErrorBody, ServiceCaller};
 use serde::Deserialize;
@@ -67,9 +68,7 @@ pub async fn run_usage(
         .map(str::to_string)
         .collect();
     if attributes.len() > MAX_ATTRIBUTES {
-        return Err(ApiError::bad_request(format!(
-            "attributes: at most {MAX_ATTRIBUTES}"
-        )));
+        return Err(ApiError::bad_request(format!("attributes: at most {MAX_ATTRIBUTES}")));
     }
     for name in &attributes {
         check_attribute_name(name).map_err(ApiError::bad_request)?;

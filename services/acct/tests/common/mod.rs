@@ -63,22 +63,38 @@ impl Env {
             app: String::new(),
             endpoint: String::new(),
         };
-        let reply = env.call(Method::POST, "/deploy/ns", "alice", Some(json!({"name": "team"}))).await;
+        let reply = env
+            .call(Method::POST, "/deploy/ns", "alice", Some(json!({"name": "team"})))
+            .await;
         assert_eq!(reply.status, 201, "{}", reply.body);
         env.ns = reply.body["ns"].as_str().unwrap().to_string();
         let reply = env
-            .call(Method::PUT, &format!("/deploy/ns/{}", env.ns), "alice", Some(json!({"members": ["bob"]})))
+            .call(
+                Method::PUT,
+                &format!("/deploy/ns/{}", env.ns),
+                "alice",
+                Some(json!({"members": ["bob"]})),
+            )
             .await;
         assert_eq!(reply.status, 200);
         env.endpoint = env.create("endpoint", json!({"name": "here", "kind": "local"})).await;
         let recipe = env
-            .create("recipe", json!({"name": "master", "base": ["debian"], "script": "echo master"}))
+            .create(
+                "recipe",
+                json!({"name": "master", "base": ["debian"], "script": "echo master"}),
+            )
             .await;
         let template = env
-            .create("template", json!({"name": "tpl", "data": {"local": TF}, "varrecipes": ["master"]}))
+            .create(
+                "template",
+                json!({"name": "tpl", "data": {"local": TF}, "varrecipes": ["master"]}),
+            )
             .await;
         env.app = env
-            .create("app", json!({"name": "cluster", "template": template, "templaterecipes": {"master": [recipe]}}))
+            .create(
+                "app",
+                json!({"name": "cluster", "template": template, "templaterecipes": {"master": [recipe]}}),
+            )
             .await;
         env
     }
@@ -135,7 +151,10 @@ resync_seconds: 0
 
     fn agent_token(&self) -> String {
         let expires = goterra_core::token::unix_now() + 300;
-        self.server.platform.tokens.issue(&Claims::for_agent("agent-test", expires))
+        self.server
+            .platform
+            .tokens
+            .issue(&Claims::for_agent("agent-test", expires))
     }
 
     async fn send(&self, method: Method, url: String, token: Option<String>, body: Option<Value>) -> Reply {
@@ -157,24 +176,44 @@ resync_seconds: 0
 
     /// A deploy request as `uid`.
     pub async fn call(&self, method: Method, path: &str, uid: &str, body: Option<Value>) -> Reply {
-        self.send(method, format!("{}{path}", self.server.url), Some(self.token(uid)), body)
-            .await
+        self.send(
+            method,
+            format!("{}{path}", self.server.url),
+            Some(self.token(uid)),
+            body,
+        )
+        .await
     }
 
     /// An acct GET as `uid` (`None`: anonymous).
     pub async fn acct(&self, acct: &Acct, path: &str, uid: Option<&str>) -> Reply {
-        self.send(Method::GET, format!("{}{path}", acct.url), uid.map(|uid| self.token(uid)), None)
-            .await
+        self.send(
+            Method::GET,
+            format!("{}{path}", acct.url),
+            uid.map(|uid| self.token(uid)),
+            None,
+        )
+        .await
     }
 
     async fn agent(&self, path: &str, body: Value) -> Reply {
-        self.send(Method::POST, format!("{}{path}", self.server.url), Some(self.agent_token()), Some(body))
-            .await
+        self.send(
+            Method::POST,
+            format!("{}{path}", self.server.url),
+            Some(self.agent_token()),
+            Some(body),
+        )
+        .await
     }
 
     async fn create(&self, kind: &str, body: Value) -> String {
         let reply = self
-            .call(Method::POST, &format!("/deploy/ns/{}/{kind}", self.ns), "alice", Some(body))
+            .call(
+                Method::POST,
+                &format!("/deploy/ns/{}/{kind}", self.ns),
+                "alice",
+                Some(body),
+            )
             .await;
         assert_eq!(reply.status, 201, "create {kind}: {}", reply.body);
         reply.body[kind].as_str().unwrap().to_string()
@@ -228,9 +267,19 @@ resync_seconds: 0
     /// `state` left (a failed destroy leaves some resources).
     pub async fn destroy(&self, run: &str, state: Option<Value>, status: &str) {
         let reply = self
-            .call(Method::DELETE, &format!("/deploy/ns/{}/run/{run}", self.ns), "alice", None)
+            .call(
+                Method::DELETE,
+                &format!("/deploy/ns/{}/run/{run}", self.ns),
+                "alice",
+                None,
+            )
             .await;
-        assert!(reply.status == 200 || reply.status == 202, "destroy: {} {}", reply.status, reply.body);
+        assert!(
+            reply.status == 200 || reply.status == 202,
+            "destroy: {} {}",
+            reply.status,
+            reply.body
+        );
         self.agent_finishes(run, state, status).await;
     }
 

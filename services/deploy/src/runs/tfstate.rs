@@ -251,5 +251,7 @@ pub async fn current(
         return Ok(None);
     };
     let plain = state.secrets.decrypt(&sealed).map_err(ApiError::internal)?;
-    serde_json::from_slice(plain.expose()).map(Some).map_err(ApiError::internal)
+    serde_json::from_slice(plain.expose())
+        .map(Some)
+        .map_err(ApiError::internal)
 }
