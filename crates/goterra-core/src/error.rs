@@ -3,14 +3,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use utoipa::ToSchema;
-
-/// JSON body of every error answer, as in the original services.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub message: String,
-}
+pub use goterra_client::ErrorBody;
 
 /// An error that becomes an HTTP answer. Client errors carry a message meant for the caller;
 /// server faults log their cause and answer a generic message, so internals never leak.

@@ -6,21 +6,14 @@ use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, Uri};
 use axum::routing::get;
-use serde::Serialize;
 use std::time::Duration;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
-use utoipa::ToSchema;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// `GET /<prefix>` answer of every service.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Health {
-    pub version: String,
-    pub message: String,
-}
+pub use goterra_client::Health;
 
 pub async fn health() -> Json<Health> {
     Json(Health {

@@ -7,82 +7,11 @@
 //! | `GET /deploy/service/run/{id}/usage?attributes=a,b` | [`RunUsage`] |
 //! | `GET /deploy/service/runs?since=T` | [`ChangedRuns`] |
 
-use crate::runs::RunAction;
 use crate::tfstate::TerraformState;
-use serde::{Deserialize, Serialize};
+pub use goterra_client::acct::{
+    CHANGED_RUNS_PAGE, ChangedRun, ChangedRuns, NamespaceMembers, RunHistoryEntry, RunUsage, UsageResource,
+};
 use serde_json::Value;
-use std::collections::BTreeMap;
-use utoipa::ToSchema;
-
-/// Who belongs to a namespace.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct NamespaceMembers {
-    pub id: String,
-    pub name: String,
-    pub owners: Vec<String>,
-    pub members: Vec<String>,
-}
-
-impl NamespaceMembers {
-    /// Owners and members see the namespace's usage.
-    pub fn includes(&self, uid: &str) -> bool {
-        self.owners.iter().chain(&self.members).any(|user| user == uid)
-    }
-}
-
-/// One end of an action in a run's history (deploy's `events`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct RunHistoryEntry {
-    /// Unix seconds.
-    pub ts: i64,
-    pub action: RunAction,
-    pub success: bool,
-}
-
-/// A run's history and the resources of its current Terraform state, with only the
-/// attributes that were asked for.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct RunUsage {
-    pub run: String,
-    pub namespace: String,
-    pub endpoint: String,
-    pub uid: String,
-    pub status: String,
-    /// Every action end, oldest first.
-    pub history: Vec<RunHistoryEntry>,
-    /// False when deploy keeps no state for the run (never deployed, or destroyed).
-    pub has_state: bool,
-    pub resources: Vec<UsageResource>,
-}
-
-/// One managed resource instance (each `count`/`for_each` index, in any module).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct UsageResource {
-    /// Terraform's address, e.g. `module.net.openstack_compute_instance_v2.vm[0]`.
-    pub address: String,
-    #[serde(rename = "type")]
-    pub resource_type: String,
-    /// The asked-for attributes the instance has, when they are strings, numbers or booleans
-    /// and Terraform did not mark them sensitive.
-    #[schema(value_type = Object)]
-    pub attributes: BTreeMap<String, Value>,
-}
-
-/// Most runs one [`ChangedRuns`] answer lists; the caller asks again from the last `status_at`.
-pub const CHANGED_RUNS_PAGE: i64 = 1000;
-
-/// Runs whose status changed at or after a time, oldest change first.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct ChangedRuns {
-    pub runs: Vec<ChangedRun>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct ChangedRun {
-    pub id: String,
-    /// Unix seconds of the run's last status change.
-    pub status_at: i64,
-}
 
 /// Attribute names no service may read from a state, whatever it asks: whatever looks like a
 /// credential.

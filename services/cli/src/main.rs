@@ -1,10 +1,13 @@
-//! `goterra-cli`: the client VMs use to exchange data through the store at boot
-//! (`get KEY`, `put KEY VALUE`, `put KEY @FILE`), with the original's flags and environment.
-//! Subcommands are dispatched through clap so the workstation commands can join later; the
+//! `goterra-cli`: the workstation CLI of the platform (login, namespaces, catalogue, runs,
+//! users; see `workstation`), and the client VMs use to exchange data through the store at boot
+//! (`get KEY`, `put KEY VALUE`, `put KEY @FILE`) with the original's flags and environment. The
 //! store commands exist both at the top level (the original forms) and under `store`.
 
+#[cfg(test)]
+mod docs;
 mod store_client;
 mod value_codec;
+mod workstation;
 
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
@@ -22,13 +25,17 @@ const EXIT_USAGE: u8 = 2;
 #[command(
     name = "goterra-cli",
     version,
-    about = "Goterra client: exchange data between the VMs of a deployment through the store",
-    after_help = "Exit codes: 0 done, 1 failed or timed out, 2 usage error, 3 credentials refused (401/403).\n\
+    about = "Goterra client: drive the platform from a terminal, and exchange data between the VMs of a deployment through the store",
+    after_help = "Start with `goterra-cli login --url URL`, then `goterra-cli ns list`.\n\
+                  Exit codes: 0 done, 1 failed (refused by the server, run failed, timed out), 2 usage error,\n\
+                  3 credentials refused, 4 cannot reach the server.\n\
                   Go-style single-dash flags (-url U, -timeout=5) are accepted too."
 )]
-struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     connection: Connection,
+    #[command(flatten)]
+    global: workstation::commands::Global,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -56,9 +63,20 @@ struct Connection {
 enum Command {
     #[command(flatten)]
     Store(StoreCommand),
-    /// The same store commands, under their modern name.
+    /// The same store commands, under their modern name, and `dump`/`watch` of a run's
+    /// deployment (`get`/`put` take `--run` too).
     #[command(name = "store", subcommand)]
-    Modern(StoreCommand),
+    Modern(ModernStore),
+    #[command(flatten)]
+    Work(workstation::commands::WorkCommand),
+}
+
+#[derive(Subcommand)]
+enum ModernStore {
+    #[command(flatten)]
+    Vm(StoreCommand),
+    #[command(flatten)]
+    Run(workstation::commands::RunStoreCommand),
 }
 
 #[derive(Subcommand)]
@@ -66,6 +84,8 @@ enum StoreCommand {
     /// Print the value of KEY, waiting for it to be set (up to --timeout minutes).
     Get {
         key: String,
+        #[command(flatten)]
+        target: workstation::commands::StoreTarget,
         /// Print the value as stored, without decoding `base64:` values.
         #[arg(long)]
         raw: bool,
@@ -78,6 +98,8 @@ enum StoreCommand {
         key: String,
         #[arg(allow_hyphen_values = true)]
         value: String,
+        #[command(flatten)]
+        target: workstation::commands::StoreTarget,
     },
     /// Create a deployment with a user API key; prints url=, id= and token= lines.
     Create {
@@ -131,9 +153,6 @@ fn main() -> ExitCode {
         let _ = <Cli as clap::CommandFactory>::command().write_help(&mut std::io::stderr());
         return ExitCode::from(EXIT_USAGE);
     };
-    let command = match command {
-        Command::Store(command) | Command::Modern(command) => command,
-    };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -141,6 +160,24 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let overrides = workstation::Overrides {
+        url: cli.connection.url.as_deref(),
+        apikey: cli.connection.apikey.as_deref(),
+    };
+    let command = match command {
+        Command::Store(command) | Command::Modern(ModernStore::Vm(command)) => command,
+        Command::Modern(ModernStore::Run(command)) => {
+            return exit_with(runtime.block_on(run_store(&cli.connection, &cli.global, overrides, command)));
+        }
+        Command::Work(command) => {
+            return exit_with(runtime.block_on(workstation::run(&cli.global, overrides, command)));
+        }
+    };
+    if let StoreCommand::Get { target, .. } | StoreCommand::Put { target, .. } = &command
+        && target.run.is_some()
+    {
+        return exit_with(runtime.block_on(run_store_key(&cli.connection, &cli.global, overrides, command)));
+    }
     match runtime.block_on(run(&cli.connection, command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Outcome::Usage(message)) => {
@@ -151,6 +188,102 @@ fn main() -> ExitCode {
             eprintln!("error: {}", failure.message());
             ExitCode::from(failure.exit_code())
         }
+    }
+}
+
+fn exit_with(result: workstation::error::CliResult<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            report(&err);
+            ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+/// `store dump|watch`, with the user's credentials.
+async fn run_store(
+    connection: &Connection,
+    global: &workstation::commands::Global,
+    overrides: workstation::Overrides<'_>,
+    command: workstation::commands::RunStoreCommand,
+) -> workstation::error::CliResult<()> {
+    use workstation::commands::RunStoreCommand;
+    let session = workstation::session(global, overrides)?;
+    let deployment = connection.deployment.as_deref();
+    match command {
+        RunStoreCommand::Dump { target, filter, out } => {
+            workstation::store::dump(&session, &target, deployment, filter.as_deref(), out.output).await
+        }
+        RunStoreCommand::Watch {
+            target,
+            filter,
+            interval,
+        } => {
+            let timeout = Duration::from_secs(connection.timeout.saturating_mul(60));
+            let interval = Duration::from_secs(interval.max(1));
+            workstation::store::watch(&session, &target, deployment, filter.as_deref(), interval, timeout).await
+        }
+    }
+}
+
+/// `get|put --run RUN`: the in-VM forms' value encoding, with the user's credentials.
+async fn run_store_key(
+    connection: &Connection,
+    global: &workstation::commands::Global,
+    overrides: workstation::Overrides<'_>,
+    command: StoreCommand,
+) -> workstation::error::CliResult<()> {
+    use workstation::error::failed;
+    let session = workstation::session(global, overrides)?;
+    let deployment = connection.deployment.as_deref();
+    let as_failure = |outcome: Outcome| match outcome {
+        Outcome::Usage(message) => workstation::error::CliError::Usage(message),
+        Outcome::Failure(failure) => failed(failure.message()),
+    };
+    match command {
+        StoreCommand::Get {
+            key,
+            target,
+            raw,
+            output,
+        } => {
+            let (client, id) = workstation::store::deployment(&session, &target, deployment).await?;
+            // The server waits at most ten minutes at a time.
+            let wait = Duration::from_secs(connection.timeout.saturating_mul(60).min(600));
+            let value = client.store_get(&id, key.trim(), wait).await?;
+            let decoded = if raw {
+                Decoded::Text(value)
+            } else {
+                value_codec::decode(value)
+            };
+            write_value(decoded, output.as_deref()).map_err(as_failure)
+        }
+        StoreCommand::Put { key, value, target } => {
+            let (client, id) = workstation::store::deployment(&session, &target, deployment).await?;
+            let value = match value.strip_prefix('@') {
+                Some(path) => value_codec::encode(&read_file(path).map_err(as_failure)?),
+                None => value_codec::encode(value.trim().as_bytes()),
+            };
+            client.store_put(&id, key.trim(), &value).await?;
+            Ok(())
+        }
+        StoreCommand::Create { .. } | StoreCommand::Delete => Err(workstation::error::CliError::Usage(
+            "--run applies to get and put only".into(),
+        )),
+    }
+}
+
+/// An error on stderr (`error:` in red on a terminal without `NO_COLOR`), with a hint.
+fn report(err: &workstation::error::CliError) {
+    let label = if workstation::output::colours_on_stderr() {
+        "\x1b[31merror:\x1b[0m"
+    } else {
+        "error:"
+    };
+    eprintln!("{label} {err}");
+    if let Some(hint) = err.hint() {
+        eprintln!("hint: {hint}");
     }
 }
 
@@ -183,7 +316,7 @@ async fn run(connection: &Connection, command: StoreCommand) -> Result<(), Outco
         .map(String::from);
     let client = StoreClient::new(url, token).map_err(Outcome::Usage)?;
     match command {
-        StoreCommand::Get { key, raw, output } => {
+        StoreCommand::Get { key, raw, output, .. } => {
             let deployment = required(&connection.deployment, "--deployment (or GOT_DEPLOYMENT)")?;
             let timeout = Duration::from_secs(connection.timeout.saturating_mul(60));
             let value = client.get(deployment, key.trim(), timeout).await?;
@@ -194,7 +327,7 @@ async fn run(connection: &Connection, command: StoreCommand) -> Result<(), Outco
             };
             write_value(decoded, output.as_deref())
         }
-        StoreCommand::Put { key, value } => {
+        StoreCommand::Put { key, value, .. } => {
             let deployment = required(&connection.deployment, "--deployment (or GOT_DEPLOYMENT)")?;
             let value = match value.strip_prefix('@') {
                 Some(path) => value_codec::encode(&read_file(path)?),
@@ -275,7 +408,10 @@ mod tests {
         assert!(matches!(cli.command, Some(Command::Store(StoreCommand::Get { .. }))));
         assert_eq!(cli.connection.deployment.as_deref(), Some("d"));
         let cli = Cli::try_parse_from(["cli", "store", "put", "k", "v", "--deployment", "d"]).unwrap();
-        assert!(matches!(cli.command, Some(Command::Modern(StoreCommand::Put { .. }))));
+        assert!(matches!(
+            cli.command,
+            Some(Command::Modern(ModernStore::Vm(StoreCommand::Put { .. })))
+        ));
         assert!(Cli::try_parse_from(["cli", "get"]).is_err());
         <Cli as clap::CommandFactory>::command().debug_assert();
     }

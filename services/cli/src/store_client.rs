@@ -1,6 +1,7 @@
 //! The store calls of the in-VM client: long-polling `get`, `put`, `create`, `delete`.
 
-use serde::Deserialize;
+use goterra_client::ErrorBody;
+use goterra_client::store::{DeploymentToken, KeyValue};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -43,23 +44,6 @@ pub struct StoreClient {
     http: reqwest::Client,
     base: url::Url,
     token: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct KeyValue {
-    value: String,
-}
-
-#[derive(Deserialize)]
-struct ErrorMessage {
-    message: String,
-}
-
-#[derive(Deserialize)]
-pub struct Created {
-    pub url: String,
-    pub id: String,
-    pub token: String,
 }
 
 impl StoreClient {
@@ -150,7 +134,10 @@ impl StoreClient {
     /// Sets `key`, retrying network and server errors a few times.
     pub async fn put(&self, deployment: &str, key: &str, value: &str) -> Result<(), Failure> {
         let url = self.url(&[deployment]);
-        let body = serde_json::json!({ "key": key, "value": value });
+        let body = KeyValue {
+            key: key.to_string(),
+            value: value.to_string(),
+        };
         let mut backoff = Duration::from_secs(1);
         let mut last_error = String::new();
         for _ in 0..PUT_ATTEMPTS {
@@ -179,7 +166,7 @@ impl StoreClient {
     }
 
     /// Creates a deployment with a user API key.
-    pub async fn create(&self, api_key: &str, namespace: Option<&str>) -> Result<Created, Failure> {
+    pub async fn create(&self, api_key: &str, namespace: Option<&str>) -> Result<DeploymentToken, Failure> {
         let mut request = self
             .http
             .post(self.url(&[]))
@@ -233,7 +220,7 @@ fn next_backoff(backoff: &mut Duration) -> Duration {
 /// The server's `{"message"}`, or the status line.
 async fn error_text(response: reqwest::Response) -> String {
     let status = response.status();
-    match response.json::<ErrorMessage>().await {
+    match response.json::<ErrorBody>().await {
         Ok(error) => error.message,
         Err(_) => status.to_string(),
     }

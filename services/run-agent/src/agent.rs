@@ -6,13 +6,11 @@ use crate::executor::{self, ExecutorConfig, LogSink};
 use async_trait::async_trait;
 use goterra_bus::{Backoff, QueuedJob, RunQueue};
 use goterra_core::runs::{AgentAnswer, RunAction, RunReport, RunSpec, RunStatus};
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
-use utoipa::ToSchema;
 
 /// How the agent talks to deploy about a run. Answers may ask the agent to cancel the run.
 #[async_trait]
@@ -80,14 +78,7 @@ impl AgentOptions {
     }
 }
 
-/// A run being executed, as `GET /run-agent` shows it.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct RunningRun {
-    pub id: String,
-    pub action: RunAction,
-    /// Unix seconds.
-    pub since: u64,
-}
+pub use goterra_client::run_agent::RunningRun;
 
 pub struct Agent {
     queue: Arc<dyn RunQueue>,

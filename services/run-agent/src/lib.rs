@@ -19,11 +19,10 @@ use goterra_bus::RunQueue;
 use goterra_core::http::SecuritySchemes;
 use goterra_core::{Platform, ServiceSpec};
 use goterra_db::Migration;
-use serde::Serialize;
 use state::StateRoutes;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::OpenApi;
 
 /// The embedded queue's table, created here too so that `goterra migrate` knows it.
 pub const MIGRATIONS: &[Migration] = goterra_bus::MIGRATIONS;
@@ -46,15 +45,7 @@ pub fn spec() -> ServiceSpec {
 )]
 pub struct ApiDoc;
 
-/// `GET /run-agent`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AgentStatus {
-    pub version: String,
-    pub message: String,
-    /// Runs this agent executes at once (0 when no agent runs in this process).
-    pub capacity: u16,
-    pub running: Vec<RunningRun>,
-}
+pub use goterra_client::run_agent::AgentStatus;
 
 /// The client of deploy's agent routes: at `GOT_DEPLOY_URL`, default this platform's public URL.
 pub fn deploy_control(platform: &Platform) -> anyhow::Result<Arc<HttpRunControl>> {

@@ -10,10 +10,8 @@ use axum::http::HeaderMap;
 use goterra_core::auth::{AuthUser, Authenticator};
 pub use goterra_core::tfstate::TerraformState;
 use goterra_core::{ApiError, ApiResult};
-use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
-use utoipa::ToSchema;
 
 /// What the state route needs.
 #[derive(Clone)]
@@ -28,33 +26,7 @@ impl FromRef<StateRoutes> for Arc<Authenticator> {
     }
 }
 
-/// The resources of a run, from its stored Terraform state.
-#[derive(Debug, Default, Serialize, ToSchema)]
-pub struct RunResources {
-    pub run: String,
-    /// The state's serial (how many times Terraform wrote it); 0 when there is no state yet.
-    pub serial: u64,
-    /// The Terraform version that last wrote the state.
-    pub terraform_version: String,
-    /// The addresses, as `terraform state list` prints them (the original's only field).
-    pub states: Vec<String>,
-    pub resources: Vec<ResourceInstance>,
-}
-
-/// One instance of a resource (a `count` or `for_each` resource has one per index).
-#[derive(Debug, Serialize, ToSchema, PartialEq, Eq)]
-pub struct ResourceInstance {
-    /// Terraform's address, e.g. `module.net.null_resource.vm[0]`.
-    pub address: String,
-    /// `managed` or `data`.
-    pub mode: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub name: String,
-    pub provider: String,
-    /// The provider's id of the resource (a cloud's VM id), when it has one.
-    pub id: Option<String>,
-}
+pub use goterra_client::run_agent::{ResourceInstance, RunResources};
 
 /// One entry per resource instance of `state`, without any attribute but the id.
 pub fn instances(state: &TerraformState) -> Vec<ResourceInstance> {

@@ -13,11 +13,10 @@ use axum::routing::get;
 use goterra_core::extract::parse_json;
 use goterra_core::token::unix_now;
 use goterra_core::{ApiError, ApiQuery, Caller, Claims, ErrorBody, Identity};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 
 pub const NAMESPACE_HEADER: &str = "x-api-ns";
 
@@ -35,37 +34,8 @@ pub fn router(store: Arc<Store>) -> Router {
         .with_state(store)
 }
 
-/// Answer of `POST /store` and `POST /store/{id}/token`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct DeploymentToken {
-    /// Public base URL of the platform.
-    pub url: String,
-    /// Deployment id.
-    pub id: String,
-    /// Token that reads and writes this deployment only.
-    pub token: String,
-    /// When the token expires, unix seconds.
-    pub expires: u64,
-}
-
-/// Every user key of a deployment (metadata is not included).
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct DeploymentData {
-    pub deployment: BTreeMap<String, String>,
-}
-
-/// One key and its value. `PUT` also accepts `Key`/`Value` (field names match
-/// case-insensitively), or a JSON array of such objects written atomically.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct KeyValue {
-    pub key: String,
-    pub value: String,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Message {
-    pub message: String,
-}
+pub use goterra_client::Message;
+pub use goterra_client::store::{DeploymentData, DeploymentToken, KeyValue};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -1,0 +1,129 @@
+//! Request and response bodies of `/auth`. Field names follow the original API.
+
+use serde::{Deserialize, Serialize};
+
+/// A user as the API shows it: never a password hash or an API key.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UserView {
+    pub uid: String,
+    pub email: String,
+    pub admin: bool,
+    #[serde(rename = "super")]
+    pub super_user: bool,
+    /// `""` for local accounts; `google`, `aai` for identity-provider accounts.
+    pub kind: String,
+    pub pub_key: String,
+    /// Always true in answers, kept for clients of the original API.
+    pub logged: bool,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LoginRequest {
+    pub uid: String,
+    pub password: String,
+}
+crate::redacted_debug!(LoginRequest { uid } hides { password });
+
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RegisterRequest {
+    pub uid: String,
+    pub password: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub pub_key: String,
+    /// Admins only.
+    pub kind: Option<String>,
+    /// Admins only.
+    pub admin: Option<bool>,
+    /// Admins only.
+    #[serde(rename = "super")]
+    pub super_user: Option<bool>,
+}
+crate::redacted_debug!(RegisterRequest { uid, email, pub_key, kind, admin, super_user } hides { password });
+
+/// Patch of a user: omitted fields stay as they are. `uid`, `password` and `apikey` are not
+/// changed here (they have their own routes) and are ignored if sent.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UpdateUserRequest {
+    pub email: Option<String>,
+    pub pub_key: Option<String>,
+    /// Admins only.
+    pub admin: Option<bool>,
+    /// Admins only.
+    #[serde(rename = "super")]
+    pub super_user: Option<bool>,
+    /// Admins only.
+    pub kind: Option<String>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PasswordRequest {
+    pub password: String,
+    /// Required when users change their own password.
+    pub current_password: Option<String>,
+}
+crate::redacted_debug!(PasswordRequest {} hides { password, current_password });
+
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ApiKeyLoginAnswer {
+    pub user: UserView,
+    pub token: String,
+}
+crate::redacted_debug!(ApiKeyLoginAnswer { user } hides { token });
+
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenAnswer {
+    pub token: String,
+}
+crate::redacted_debug!(TokenAnswer {} hides { token });
+
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LoginAnswer {
+    pub token: String,
+    pub user: UserView,
+}
+crate::redacted_debug!(LoginAnswer { user } hides { token });
+
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RegisterAnswer {
+    pub id: String,
+    /// Shown once: only its hash is stored.
+    pub apikey: String,
+}
+crate::redacted_debug!(RegisterAnswer { id } hides { apikey });
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UsersAnswer {
+    pub users: Vec<UserView>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UserAnswer {
+    pub user: UserView,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ApiKeyAnswer {
+    /// Shown once: only its hash is stored.
+    pub apikey: String,
+}
+crate::redacted_debug!(ApiKeyAnswer {} hides { apikey });
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MessageAnswer {
+    pub message: String,
+}
