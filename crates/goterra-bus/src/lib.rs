@@ -7,12 +7,14 @@
 
 mod amqp;
 mod embedded;
+mod event_queue;
 mod events;
 mod queue;
 mod rabbit;
 
 pub use amqp::Backoff;
 pub use embedded::{EmbeddedQueue, EmbeddedQueueOptions, MIGRATIONS};
+pub use event_queue::{EventHandler, RabbitEventQueue};
 pub use events::{DEFAULT_EVENT_EXCHANGE, RabbitEventBus};
 pub use queue::{JobConsumer, QueuedJob, RunQueue};
 pub use rabbit::RabbitQueue;

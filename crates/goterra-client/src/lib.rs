@@ -9,6 +9,7 @@
 //! | [`runs`] | `/deploy/ns/{ns}/run...` and the agent routes `/deploy/agent/run/...` |
 //! | [`store`] | `/store/...` |
 //! | [`run_agent`] | `/run-agent/...` |
+//! | [`acct`] | `/acct/...`, and the service routes deploy serves acct (`/deploy/service/...`) |
 
 /// Implements `Debug` listing `fields` and printing `***` for `secrets`, for shapes that carry
 /// a password, a token or an API key as a plain `String` (the services read them as such).
@@ -26,6 +27,7 @@ macro_rules! redacted_debug {
 }
 pub(crate) use redacted_debug;
 
+pub mod acct;
 pub mod auth;
 pub mod client;
 pub mod common;

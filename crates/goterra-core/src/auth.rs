@@ -108,6 +108,7 @@ fn caller_from_claims(claims: Claims) -> Result<Caller, ApiError> {
         },
         TokenScope::Agent if !claims.uid.is_empty() => Ok(Caller::Agent { agent: claims.uid }),
         TokenScope::Agent => Err(ApiError::unauthorized("invalid token")),
+        TokenScope::Service => Err(ApiError::unauthorized("service credentials are not valid here")),
     }
 }
 
@@ -166,6 +167,38 @@ where
             Some(Caller::Agent { agent }) => Ok(AgentCaller(agent)),
             Some(_) => Err(ApiError::forbidden("only run agents may call this route")),
             None => Err(missing_credentials()),
+        }
+    }
+}
+
+/// Another platform service (acct) authenticated by its service credential (a token of scope
+/// `service`; its `uid` names the service). Only the routes deploy serves to other services take
+/// it; users, agents and store tokens get 403.
+pub struct ServiceCaller(pub String);
+
+impl<S> FromRequestParts<S> for ServiceCaller
+where
+    Arc<Authenticator>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let auth = Arc::<Authenticator>::from_ref(state);
+        let Presented::Token(token) = presented(&parts.headers) else {
+            return match auth.caller(&parts.headers).await? {
+                Some(_) => Err(ApiError::forbidden("only platform services may call this route")),
+                None => Err(missing_credentials()),
+            };
+        };
+        let claims = auth.tokens.verify(token.expose()).map_err(|err| match err {
+            TokenError::Expired => ApiError::unauthorized("token expired"),
+            TokenError::Invalid => ApiError::unauthorized("invalid token"),
+        })?;
+        match claims.scope() {
+            TokenScope::Service if !claims.uid.is_empty() => Ok(ServiceCaller(claims.uid)),
+            TokenScope::Service => Err(ApiError::unauthorized("invalid token")),
+            _ => Err(ApiError::forbidden("only platform services may call this route")),
         }
     }
 }

@@ -57,6 +57,9 @@ pub struct Config {
     pub run: RunConfig,
     /// The run agent of this process.
     pub agent: AgentConfig,
+    /// The acct service's section (resource types, billing), parsed by acct itself; the
+    /// original's separate `acct.yml` (`GOT_ACCT_CONFIG`) is read by acct too.
+    pub acct: serde_yaml::Value,
 }
 
 /// Limits of the run life cycle (`run.*`, `GOT_RUN_*`), all in seconds and at least 1.
@@ -273,6 +276,7 @@ impl Default for Config {
             support: None,
             run: RunConfig::default(),
             agent: AgentConfig::default(),
+            acct: serde_yaml::Value::Null,
         }
     }
 }
@@ -675,6 +679,7 @@ fn strip_unknown(value: serde_yaml::Value, warnings: &mut Vec<String>) -> serde_
         "support",
         "run",
         "agent",
+        "acct",
     ];
     let serde_yaml::Value::Mapping(top) = value else {
         return value;

@@ -30,6 +30,13 @@ impl Event {
 #[async_trait]
 pub trait EventBus: Send + Sync {
     async fn publish(&self, event: Event);
+
+    /// A receiver of every event published from now on, when this bus delivers within the
+    /// process (acct listens this way in `goterra up`); `None` for buses whose listeners
+    /// consume from a broker instead.
+    fn subscribe(&self) -> Option<broadcast::Receiver<Event>> {
+        None
+    }
 }
 
 /// Delivers events to subscribers in the same process (the all-in-one server).
@@ -60,6 +67,10 @@ impl EventBus for InProcessEventBus {
         tracing::debug!(action = %event.action, uid = %event.uid, "event");
         // No subscriber is not an error: acct may not be running.
         let _ = self.sender.send(event);
+    }
+
+    fn subscribe(&self) -> Option<broadcast::Receiver<Event>> {
+        Some(self.sender.subscribe())
     }
 }
 

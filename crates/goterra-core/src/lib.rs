@@ -12,7 +12,7 @@ pub mod ops;
 pub mod sensitive;
 pub mod token;
 
-pub use auth::{AgentCaller, ApiKeyResolver, AuthUser, Authenticator, Caller, MaybeUser, StoreCaller};
+pub use auth::{AgentCaller, ApiKeyResolver, AuthUser, Authenticator, Caller, MaybeUser, ServiceCaller, StoreCaller};
 pub use config::Config;
 pub use error::{ApiError, ApiResult, ErrorBody};
 pub use events::{Event, EventBus, InProcessEventBus};
@@ -32,4 +32,6 @@ pub mod runs;
 pub use platform::Platform;
 pub mod service;
 pub use service::ServiceSpec;
+pub mod service_api;
 pub mod testing;
+pub mod tfstate;

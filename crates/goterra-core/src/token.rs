@@ -29,6 +29,9 @@ pub enum TokenScope {
     Store,
     /// A run agent's service credential: fetches run specs and reports results to deploy.
     Agent,
+    /// Another service's credential (acct reading run resources from deploy): accepted only by
+    /// routes that take a [`crate::auth::ServiceCaller`], never as a user or an agent.
+    Service,
 }
 
 /// The token payload. Field names follow the original user JSON so that old verifiers read it.
@@ -99,6 +102,15 @@ impl Claims {
             scope: Some(TokenScope::Agent),
             deployment: None,
             exp: Some(expires_at),
+        }
+    }
+
+    /// The credential of a platform service (`uid` names it, e.g. `acct`), valid until
+    /// `expires_at`.
+    pub fn for_service(service: &str, expires_at: u64) -> Self {
+        Self {
+            scope: Some(TokenScope::Service),
+            ..Self::for_agent(service, expires_at)
         }
     }
 
@@ -223,7 +235,7 @@ impl TokenCodec {
                     return Err(TokenError::Expired);
                 }
             }
-            TokenScope::Store | TokenScope::Agent => {
+            TokenScope::Store | TokenScope::Agent | TokenScope::Service => {
                 let expires_at = claims.exp.ok_or(TokenError::Invalid)?;
                 if claims.scope() == TokenScope::Store && claims.deployment.as_deref().is_none_or(str::is_empty) {
                     return Err(TokenError::Invalid);

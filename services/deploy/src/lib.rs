@@ -26,6 +26,7 @@ pub mod openapi;
 pub mod run_options;
 pub mod runs;
 pub mod secrets;
+pub mod service_routes;
 pub mod session;
 pub mod state;
 pub mod storage;
@@ -131,6 +132,10 @@ pub fn routes() -> Vec<Route> {
         Route::post("/deploy/agent/run/{id}/heartbeat", agent::heartbeat),
         Route::post("/deploy/agent/run/{id}/finished", agent::finished),
         Route::any("/deploy/agent/run/{id}/state", tfstate::endpoint),
+        // For other platform services (acct), with a service credential
+        Route::get("/deploy/service/ns/{id}", service_routes::namespace_members),
+        Route::get("/deploy/service/run/{id}/usage", service_routes::run_usage),
+        Route::get("/deploy/service/runs", service_routes::changed_runs),
     ];
     routes.extend(catalogue_routes::<Recipe>());
     routes.extend(catalogue_routes::<Template>());

@@ -47,6 +47,9 @@ use utoipa::{OpenApi, ToSchema};
         agent::log,
         agent::heartbeat,
         agent::finished,
+        crate::service_routes::namespace_members,
+        crate::service_routes::run_usage,
+        crate::service_routes::changed_runs,
     ),
     components(schemas(Namespace, Recipe, Template, Application, Endpoint, ErrorBody, Health,
         run_model::Run, run_model::RunRequest, run_model::RunEvent, run_model::RunCreated, run_model::RunList,
@@ -61,6 +64,7 @@ use utoipa::{OpenApi, ToSchema};
         (name = "session", description = "API key to token"),
         (name = "runs", description = "Applications deployed on endpoints"),
         (name = "agent", description = "Routes of the run agents (agent credentials); Terraform's http state backend is at /deploy/agent/run/{id}/state (GET, POST, LOCK, UNLOCK, basic auth)"),
+        (name = "service", description = "Routes for other platform services (service credentials): acct reads namespace members, changed runs and run usage"),
     )
 )]
 pub struct DeployApi;

@@ -8,8 +8,8 @@ use axum::Json;
 use axum::extract::{FromRef, Path, State};
 use axum::http::HeaderMap;
 use goterra_core::auth::{AuthUser, Authenticator};
+pub use goterra_core::tfstate::TerraformState;
 use goterra_core::{ApiError, ApiResult};
-use serde::Deserialize;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -28,72 +28,29 @@ impl FromRef<StateRoutes> for Arc<Authenticator> {
 
 pub use goterra_client::run_agent::{ResourceInstance, RunResources};
 
-/// The parts of a state (format version 4) this route reads.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct TerraformState {
-    pub serial: u64,
-    pub terraform_version: String,
-    pub resources: Vec<StateResource>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct StateResource {
-    pub module: Option<String>,
-    pub mode: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub name: String,
-    pub provider: String,
-    pub instances: Vec<StateInstance>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct StateInstance {
-    pub index_key: Option<Value>,
-    pub attributes: Option<Value>,
-}
-
-impl TerraformState {
-    /// One entry per resource instance, without any attribute but the id.
-    pub fn instances(&self) -> Vec<ResourceInstance> {
-        let mut listed = Vec::new();
-        for resource in &self.resources {
-            let mut base = String::new();
-            if let Some(module) = resource.module.as_deref().filter(|m| !m.is_empty()) {
-                base.push_str(module);
-                base.push('.');
-            }
-            if resource.mode == "data" {
-                base.push_str("data.");
-            }
-            base.push_str(&format!("{}.{}", resource.kind, resource.name));
-            for instance in &resource.instances {
-                let address = match &instance.index_key {
-                    Some(Value::Number(index)) => format!("{base}[{index}]"),
-                    Some(Value::String(key)) => format!("{base}[{}]", Value::String(key.clone())),
-                    _ => base.clone(),
-                };
-                let id = instance
-                    .attributes
-                    .as_ref()
-                    .and_then(|attributes| attributes.get("id"))
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
-                listed.push(ResourceInstance {
-                    address,
-                    mode: resource.mode.clone(),
-                    kind: resource.kind.clone(),
-                    name: resource.name.clone(),
-                    provider: resource.provider.clone(),
-                    id,
-                });
-            }
+/// One entry per resource instance of `state`, without any attribute but the id.
+pub fn instances(state: &TerraformState) -> Vec<ResourceInstance> {
+    let mut listed = Vec::new();
+    for resource in &state.resources {
+        let base = resource.base_address();
+        for instance in &resource.instances {
+            let id = instance
+                .attributes
+                .as_ref()
+                .and_then(|attributes| attributes.get("id"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            listed.push(ResourceInstance {
+                address: instance.address(&base),
+                mode: resource.mode.clone(),
+                kind: resource.kind.clone(),
+                name: resource.name.clone(),
+                provider: resource.provider.clone(),
+                id,
+            });
         }
-        listed
     }
+    listed
 }
 
 /// Resources of a run, from its stored state (owner or admin).
@@ -129,7 +86,7 @@ pub async fn run_state(
             ..RunResources::default()
         }));
     };
-    let resources = state.instances();
+    let resources = instances(&state);
     Ok(Json(RunResources {
         run,
         serial: state.serial,
@@ -158,7 +115,7 @@ mod tests {
             ]
         }))
         .unwrap();
-        let listed = state.instances();
+        let listed = instances(&state);
         let addresses: Vec<_> = listed.iter().map(|r| r.address.as_str()).collect();
         assert_eq!(
             addresses,

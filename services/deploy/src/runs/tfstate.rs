@@ -163,3 +163,18 @@ async fn unlock(state: &AppState, run_id: &str, body: &Bytes) -> Result<Response
         Some(_) => Ok(locked(stored.lock_info)),
     }
 }
+
+/// The run's current state, decrypted and parsed (for the routes other services read), or
+/// `None` when deploy keeps none for it.
+pub async fn current(
+    state: &AppState,
+    run_id: &str,
+) -> Result<Option<goterra_core::tfstate::TerraformState>, ApiError> {
+    let Some(sealed) = state.states().find(run_id).await?.and_then(|stored| stored.sealed) else {
+        return Ok(None);
+    };
+    let plain = state.secrets.decrypt(&sealed)?;
+    serde_json::from_slice(plain.expose())
+        .map(Some)
+        .map_err(ApiError::internal)
+}

@@ -506,6 +506,18 @@ impl<'a> RunRepo<'a> {
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
+    /// Ids and status times of (at most `limit`) runs whose status changed at or after `since`
+    /// (unix seconds), oldest change first: what another service catches up from.
+    pub async fn changed_since(&self, since: i64, limit: i64) -> StorageResult<Vec<(String, i64)>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT id, status_at FROM deploy_runs WHERE status_at >= $1 ORDER BY status_at, id LIMIT $2")
+                .bind(since)
+                .bind(limit)
+                .fetch_all(self.db.pool())
+                .await?;
+        Ok(rows)
+    }
+
     /// Names and namespaces of (at most 20) live runs using an application or an endpoint.
     pub async fn live_runs_using(&self, object: RunUse<'_>) -> StorageResult<Vec<(String, String)>> {
         let (column, id) = match object {
