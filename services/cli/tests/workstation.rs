@@ -469,6 +469,19 @@ async fn a_catalogue_imports_once_and_broken_items_are_skipped() {
         site["templaterecipes"]["recipes_vm"],
         serde_json::json!([web["id"].clone()])
     );
+    // Every `show` reads back as JSON, by name.
+    assert_eq!(
+        ws.json(&["app", "show", "site", "--ns", "catalog"]).await["id"],
+        site["id"]
+    );
+    assert_eq!(
+        ws.json(&["template", "show", "vm", "--ns", "catalog"]).await["name"],
+        "vm"
+    );
+    assert_eq!(
+        ws.json(&["endpoint", "show", "cloud", "--ns", "catalog"]).await["kind"],
+        "openstack"
+    );
 
     let second = ws
         .run(&["catalog", "import", root, "--ns", "catalog", "--output", "json"])
