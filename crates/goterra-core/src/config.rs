@@ -51,6 +51,8 @@ pub struct Config {
     pub store: StoreConfig,
     pub git: Option<String>,
     pub support: Option<String>,
+    /// Connection limits of the HTTP server.
+    pub http: HttpConfig,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -152,6 +154,31 @@ impl Default for Config {
             store: StoreConfig::default(),
             git: None,
             support: None,
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Connections served at once by this process; beyond, new connections are closed.
+    pub max_connections: usize,
+    /// Of `max_connections`, the last ones kept for health checks: when only these are left,
+    /// new connections get health answers and 503 for anything else.
+    pub health_connections: usize,
+    /// Seconds a client has to send a request's headers, and that an idle keep-alive
+    /// connection stays open. Long-polls and log streams are not affected (their headers are
+    /// sent at once).
+    pub header_timeout_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            health_connections: 16,
+            header_timeout_secs: 10,
         }
     }
 }
@@ -323,6 +350,15 @@ impl Config {
         if let Some(v) = get("GOT_SUPPORT") {
             self.support = Some(v);
         }
+        if let Some(v) = get("GOT_HTTP_MAX_CONNECTIONS") {
+            self.http.max_connections = parse_env("GOT_HTTP_MAX_CONNECTIONS", &v)?;
+        }
+        if let Some(v) = get("GOT_HTTP_HEALTH_CONNECTIONS") {
+            self.http.health_connections = parse_env("GOT_HTTP_HEALTH_CONNECTIONS", &v)?;
+        }
+        if let Some(v) = get("GOT_HTTP_HEADER_TIMEOUT") {
+            self.http.header_timeout_secs = parse_env("GOT_HTTP_HEADER_TIMEOUT", &v)?;
+        }
         Ok(())
     }
 
@@ -338,6 +374,9 @@ impl Config {
             if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
                 bail!("database.url / GOT_DATABASE_URL: expected sqlite://FILE or postgres://..., got another scheme");
             }
+        }
+        if self.http.max_connections <= self.http.health_connections || self.http.header_timeout_secs == 0 {
+            bail!("http.max_connections must exceed http.health_connections, and http.header_timeout_secs be positive");
         }
         if self.store.max_value == 0 || self.store.max_keys == 0 || self.store.ttl_hours == 0 {
             bail!("store.max_value, store.max_keys and store.ttl_hours must be positive");
@@ -427,6 +466,7 @@ fn strip_unknown(value: serde_yaml::Value, warnings: &mut Vec<String>) -> serde_
         ),
         ("feature", &["self_register", "anonymous"]),
         ("store", &["max_value", "max_keys", "ttl_hours", "token_ttl_hours"]),
+        ("http", &["max_connections", "health_connections", "header_timeout_secs"]),
     ];
     const TOP: &[&str] = &[
         "url",
@@ -447,6 +487,7 @@ fn strip_unknown(value: serde_yaml::Value, warnings: &mut Vec<String>) -> serde_
         "consul",
         "secrets_key",
         "admin_apikey",
+        "http",
         "cors_origins",
         "store",
         "git",

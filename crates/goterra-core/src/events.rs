@@ -7,6 +7,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+/// A notice that a bus delivers to its own listeners (never published) when events may have
+/// been lost, e.g. after reconnecting to the broker: listeners that keep state catch up.
+pub const EVENTS_MISSED: &str = "events_missed";
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     #[serde(rename = "Action")]
@@ -30,6 +34,13 @@ impl Event {
 #[async_trait]
 pub trait EventBus: Send + Sync {
     async fn publish(&self, event: Event);
+
+    /// Every event published on the bus from now on, by any process sharing it; `None` when
+    /// this bus cannot be listened to. Listeners that fall behind see `Lagged` and must
+    /// recover (the revocation map re-checks every user).
+    fn subscribe(&self) -> Option<broadcast::Receiver<Event>> {
+        None
+    }
 }
 
 /// Delivers events to subscribers in the same process (the all-in-one server).
@@ -43,6 +54,7 @@ impl InProcessEventBus {
         Self { sender }
     }
 
+    /// Every event published from now on (the trait's `subscribe`, never `None` here).
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.sender.subscribe()
     }
@@ -60,6 +72,10 @@ impl EventBus for InProcessEventBus {
         tracing::debug!(action = %event.action, uid = %event.uid, "event");
         // No subscriber is not an error: acct may not be running.
         let _ = self.sender.send(event);
+    }
+
+    fn subscribe(&self) -> Option<broadcast::Receiver<Event>> {
+        Some(self.sender.subscribe())
     }
 }
 

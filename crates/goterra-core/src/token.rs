@@ -29,6 +29,9 @@ pub enum TokenScope {
     Store,
     /// A run agent's service credential: fetches run specs and reports results to deploy.
     Agent,
+    /// A Goterra service asking another one on its own behalf (e.g. asking auth for users'
+    /// status), minted by the service from the shared secret for one call.
+    Service,
 }
 
 /// The token payload. Field names follow the original user JSON so that old verifiers read it.
@@ -99,6 +102,14 @@ impl Claims {
             scope: Some(TokenScope::Agent),
             deployment: None,
             exp: Some(expires_at),
+        }
+    }
+
+    /// The short-lived credential of service `name` for calls between services.
+    pub fn for_service(name: &str, expires_at: u64) -> Self {
+        Self {
+            scope: Some(TokenScope::Service),
+            ..Self::for_agent(name, expires_at)
         }
     }
 
@@ -199,6 +210,14 @@ impl TokenCodec {
         self.verify_at(token, unix_now())
     }
 
+    /// The claims and the issue time (unix seconds) of a valid token.
+    pub fn verify_issued(&self, token: &str) -> Result<(Claims, u64), TokenError> {
+        let now = unix_now();
+        let claims = self.verify_at(token, now)?;
+        let issued_at = token_timestamp(token.trim()).ok_or(TokenError::Invalid)?;
+        Ok((claims, issued_at))
+    }
+
     pub fn verify_at(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
         let token = token.trim();
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
@@ -223,7 +242,7 @@ impl TokenCodec {
                     return Err(TokenError::Expired);
                 }
             }
-            TokenScope::Store | TokenScope::Agent => {
+            TokenScope::Store | TokenScope::Agent | TokenScope::Service => {
                 let expires_at = claims.exp.ok_or(TokenError::Invalid)?;
                 if claims.scope() == TokenScope::Store && claims.deployment.as_deref().is_none_or(str::is_empty) {
                     return Err(TokenError::Invalid);

@@ -14,6 +14,7 @@ pub mod demo;
 pub mod images;
 pub mod inputs;
 mod kinds;
+pub mod membership;
 pub mod migrations;
 pub mod model;
 pub mod namespaces;
@@ -77,6 +78,11 @@ pub async fn router_with(
         queue,
         runs: run_options,
     };
+    // The store of this process asks deploy's rule (set once per platform).
+    let _ = state
+        .platform
+        .namespace_rule
+        .set(Arc::new(membership::DeployNamespaceRule::new(state.clone())));
     let mut router = Router::new()
         .route("/deploy", get(goterra_core::http::health))
         .route("/deploy/openapi.json", get(openapi::serve))

@@ -10,7 +10,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use goterra_core::{ApiError, ApiJson, ApiQuery, AuthUser, ErrorBody, Event, Identity};
+use goterra_core::{ApiError, ApiJson, ApiQuery, AuthUser, ConfirmedUser, ErrorBody, Event, Identity};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::{Any, Row, Transaction};
@@ -167,7 +167,7 @@ pub async fn list(
         (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
-    AuthUser(user): AuthUser,
+    ConfirmedUser(user): ConfirmedUser,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     if !state.platform.config.acl.allow_user_create_ns && !user.is_privileged() {
@@ -227,7 +227,7 @@ pub async fn get_one(
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
-    AuthUser(user): AuthUser,
+    ConfirmedUser(user): ConfirmedUser,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<NamespaceOne>, ApiError> {
@@ -325,7 +325,7 @@ async fn remaining(state: &AppState, id: &str) -> Result<Vec<String>, ApiError> 
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
-    AuthUser(user): AuthUser,
+    ConfirmedUser(user): ConfirmedUser,
     Path(id): Path<String>,
 ) -> Result<Json<NamespaceId>, ApiError> {
     let namespace = access::load(&state, &id).await?;
