@@ -6,9 +6,10 @@
 //! - **request size limits** answered in the JSON error shape: a URI longer than
 //!   [`MAX_URI_BYTES`] is 414, more than [`MAX_HEADERS`] headers or [`MAX_HEADER_BYTES`] of
 //!   them is 431;
-//! - **every error is JSON**: an error answer produced by the framework (405, 413, 404 of an
-//!   unknown route, a path that is not UTF-8...) gets the `{"message"}` body its status
-//!   deserves; headers such as `Allow` are kept.
+//! - **every error is JSON** ([`json_error_bodies`], around the whole router): an error answer
+//!   produced by the framework (405, 413, 404 of an unknown route, a path that is not
+//!   UTF-8...) gets the `{"message"}` body its status deserves; headers such as `Allow` are
+//!   kept.
 //!
 //! Deploy's agent routes are exempt from the body rule: they carry Terraform's own output and
 //! state, stored verbatim (and only run agents may call them).
@@ -55,10 +56,16 @@ pub async fn edge_rules(State(body_limit): State<usize>, request: Request, next:
     if request.extensions().get::<HealthOnly>().is_some() {
         return health_only(request, next).await;
     }
-    let request = match check_request(request, body_limit).await {
-        Ok(request) => request,
-        Err(refusal) => return refusal,
-    };
+    match check_request(request, body_limit).await {
+        Ok(request) => next.run(request).await,
+        Err(refusal) => refusal,
+    }
+}
+
+/// The middleware that gives every error answer a JSON body. It wraps the whole router (see
+/// [`crate::http::serve_with`]), so that it also sees the answers axum makes outside the
+/// routes' layers (405 with its `Allow` header, 404 of unknown routes).
+pub async fn json_error_bodies(request: Request, next: Next) -> Response {
     json_errors(next.run(request).await).await
 }
 

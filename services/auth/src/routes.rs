@@ -278,15 +278,12 @@ pub async fn update_user(
     if request.admin == Some(false) && target.admin && state.users.count_admins().await.map_err(db_error)? <= 1 {
         return Err(ApiError::conflict("cannot demote the last admin"));
     }
-    let demoted = me.admin
-        && (request.admin == Some(false) && target.admin || request.super_user == Some(false) && target.super_user);
     let change = ProfileChange {
         email: request.email,
         pub_key: request.pub_key,
         admin: request.admin.filter(|_| me.admin),
         super_user: request.super_user.filter(|_| me.admin),
         kind: request.kind.filter(|_| me.admin),
-        revoke_tokens: demoted,
     };
     let updated = state
         .users

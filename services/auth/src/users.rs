@@ -112,8 +112,6 @@ pub struct ProfileChange {
     pub admin: Option<bool>,
     pub super_user: Option<bool>,
     pub kind: Option<String>,
-    /// Revoke the user's tokens issued until now (a demotion).
-    pub revoke_tokens: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,8 +154,10 @@ impl Users {
         .bind(&user.pub_key)
         .bind(now)
         .bind(now)
-        // Tokens of an earlier user of the same uid stay revoked.
-        .bind(now)
+        // Tokens of an earlier, deleted user of the same uid stay revoked (those issued in the
+        // very second of the new user's creation excepted, so that a token made right after
+        // creation, by auth or a test, is valid).
+        .bind(now.saturating_sub(1))
         .execute(self.db.pool())
         .await;
         match result {
@@ -212,8 +212,7 @@ impl Users {
                 admin = COALESCE($3, admin),
                 super_user = COALESCE($4, super_user),
                 kind = COALESCE($5, kind),
-                updated_at = $6,
-                tokens_not_before = CASE WHEN $8 = 1 THEN $6 ELSE tokens_not_before END
+                updated_at = $6
              WHERE uid = $7",
         )
         .bind(change.email)
@@ -223,7 +222,6 @@ impl Users {
         .bind(change.kind)
         .bind(now())
         .bind(uid)
-        .bind(flag(change.revoke_tokens))
         .execute(self.db.pool())
         .await?;
         self.by_uid(uid).await
