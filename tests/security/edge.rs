@@ -24,7 +24,9 @@ async fn platform(engine: goterra_db::Engine, configure: impl FnOnce(&mut goterr
 }
 
 fn message_of(answer: &Value) -> &str {
-    answer["message"].as_str().unwrap_or_else(|| panic!("not a JSON error body: {answer}"))
+    answer["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not a JSON error body: {answer}"))
 }
 
 #[tokio::test]
@@ -35,7 +37,12 @@ async fn nul_and_control_characters_are_refused_with_400_on_both_engines() {
         let client = Client::default();
         let key = client.register(&base, "alice", false).await;
         let cases: Vec<(&str, String, Cred, Option<Value>)> = vec![
-            ("POST", format!("{base}/auth/login"), Cred::None, Some(json!({"uid": "ad\u{0}min", "password": "x"}))),
+            (
+                "POST",
+                format!("{base}/auth/login"),
+                Cred::None,
+                Some(json!({"uid": "ad\u{0}min", "password": "x"})),
+            ),
             ("GET", format!("{base}/deploy/ns/%00"), Cred::None, None),
             ("GET", format!("{base}/deploy/ns/%00"), Cred::Key(&key), None),
             ("GET", format!("{base}/deploy/ns?skip=%00"), Cred::Key(&key), None),
@@ -51,7 +58,12 @@ async fn nul_and_control_characters_are_refused_with_400_on_both_engines() {
                 Cred::Key(&key),
                 Some(json!({"pub_key": "ssh-ed25519 AAAA\u{0}"})),
             ),
-            ("POST", format!("{base}/deploy/ns"), Cred::Key(ADMIN_KEY), Some(json!({"name": "lab\u{1b}[31m"}))),
+            (
+                "POST",
+                format!("{base}/deploy/ns"),
+                Cred::Key(ADMIN_KEY),
+                Some(json!({"name": "lab\u{1b}[31m"})),
+            ),
             ("POST", format!("{base}/store"), Cred::Key(&key), None),
         ];
         for (method, url, cred, body) in cases {
@@ -61,11 +73,21 @@ async fn nul_and_control_characters_are_refused_with_400_on_both_engines() {
                 assert_eq!(status, StatusCode::OK);
                 let dep = format!("{base}/store/{}", created["id"].as_str().unwrap());
                 let (status, answer) = client
-                    .call("PUT", &dep, Cred::Key(&key), Some(json!({"key": "k", "value": "a\u{0}b"})))
+                    .call(
+                        "PUT",
+                        &dep,
+                        Cred::Key(&key),
+                        Some(json!({"key": "k", "value": "a\u{0}b"})),
+                    )
                     .await;
                 assert_eq!(status, StatusCode::BAD_REQUEST, "{engine:?}: {answer}");
                 let (status, _) = client
-                    .call("PUT", &dep, Cred::Key(&key), Some(json!({"key": "k", "value": "line 1\nline 2\t."})))
+                    .call(
+                        "PUT",
+                        &dep,
+                        Cred::Key(&key),
+                        Some(json!({"key": "k", "value": "line 1\nline 2\t."})),
+                    )
                     .await;
                 assert_eq!(status, StatusCode::OK);
                 let (_, answer) = client.call("GET", &format!("{dep}/k"), Cred::Key(&key), None).await;
@@ -81,7 +103,9 @@ async fn nul_and_control_characters_are_refused_with_400_on_both_engines() {
             .call("GET", &format!("{base}/auth/user/bob"), Cred::Key(ADMIN_KEY), None)
             .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
-        let (status, me) = client.call("GET", &format!("{base}/auth/me"), Cred::Key(&key), None).await;
+        let (status, me) = client
+            .call("GET", &format!("{base}/auth/me"), Cred::Key(&key), None)
+            .await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(me["pub_key"], "");
         server.stop().await;
@@ -116,8 +140,13 @@ async fn framework_errors_are_json_with_their_status() {
     let _: Value = response.json().await.unwrap();
 
     // 400 for a path that is not UTF-8 once decoded, 404 for an unknown route.
-    for (path, status) in [("/deploy/ns/%ff", StatusCode::BAD_REQUEST), ("/nowhere", StatusCode::NOT_FOUND)] {
-        let (got, answer) = client.call("GET", &format!("{base}{path}"), Cred::Key(&key), None).await;
+    for (path, status) in [
+        ("/deploy/ns/%ff", StatusCode::BAD_REQUEST),
+        ("/nowhere", StatusCode::NOT_FOUND),
+    ] {
+        let (got, answer) = client
+            .call("GET", &format!("{base}{path}"), Cred::Key(&key), None)
+            .await;
         assert_eq!(got, status, "{path}");
         message_of(&answer);
     }
@@ -194,17 +223,28 @@ async fn slow_clients_are_cut_off_and_long_polls_still_work() {
     // A long-poll on the store waits longer than the header timeout and is answered.
     let client = Client::default();
     let key = client.register(&server.url, "alice", false).await;
-    let (_, created) = client.call("POST", &format!("{}/store", server.url), Cred::Key(&key), None).await;
+    let (_, created) = client
+        .call("POST", &format!("{}/store", server.url), Cred::Key(&key), None)
+        .await;
     let dep = format!("{}/store/{}", server.url, created["id"].as_str().unwrap());
     let waiter = {
         let client = client.clone();
         let dep = dep.clone();
         let key = key.clone();
-        tokio::spawn(async move { client.call("GET", &format!("{dep}/late?wait=60"), Cred::Key(&key), None).await })
+        tokio::spawn(async move {
+            client
+                .call("GET", &format!("{dep}/late?wait=60"), Cred::Key(&key), None)
+                .await
+        })
     };
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (status, _) = client
-        .call("PUT", &dep, Cred::Key(&key), Some(json!({"key": "late", "value": "here"})))
+        .call(
+            "PUT",
+            &dep,
+            Cred::Key(&key),
+            Some(json!({"key": "late", "value": "here"})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     let (status, answer) = waiter.await.unwrap();
@@ -247,7 +287,9 @@ async fn password_logins_are_throttled_per_uid_with_retry_after() {
         // Other users, API keys and tokens are not affected.
         let (status, _) = client.login(&base, "bob", "bob-password-1").await;
         assert_eq!(status, StatusCode::OK);
-        let (status, _) = client.call("GET", &format!("{base}/auth/api"), Cred::Key(&key), None).await;
+        let (status, _) = client
+            .call("GET", &format!("{base}/auth/api"), Cred::Key(&key), None)
+            .await;
         assert_eq!(status, StatusCode::OK);
         server.stop().await;
     }
@@ -285,7 +327,11 @@ async fn the_data_dir_and_its_files_become_private_whatever_existed_before() {
     for entry in std::fs::read_dir(&data_dir).unwrap() {
         let entry = entry.unwrap();
         let name = entry.file_name().into_string().unwrap();
-        let expected = if entry.file_type().unwrap().is_dir() { 0o700 } else { 0o600 };
+        let expected = if entry.file_type().unwrap().is_dir() {
+            0o700
+        } else {
+            0o600
+        };
         assert_eq!(mode(&name), expected, "{name}");
     }
     assert!(data_dir.join("goterra.db").exists());

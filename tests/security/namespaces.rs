@@ -28,7 +28,12 @@ async fn start(engine: goterra_db::Engine, database_url: Option<String>) -> Test
 /// Namespace `name` owned by the admin with `members`; its id.
 async fn namespace(client: &Client, base: &str, name: &str, members: &[&str]) -> String {
     let (status, answer) = client
-        .call("POST", &format!("{base}/deploy/ns"), Cred::Key(ADMIN_KEY), Some(json!({"name": name})))
+        .call(
+            "POST",
+            &format!("{base}/deploy/ns"),
+            Cred::Key(ADMIN_KEY),
+            Some(json!({"name": name})),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     let id = answer["ns"].as_str().unwrap().to_string();
@@ -46,7 +51,12 @@ async fn namespace(client: &Client, base: &str, name: &str, members: &[&str]) ->
 
 async fn rename(client: &Client, base: &str, id: &str, name: &str) {
     let (status, answer) = client
-        .call("PUT", &format!("{base}/deploy/ns/{id}"), Cred::Key(ADMIN_KEY), Some(json!({"name": name})))
+        .call(
+            "PUT",
+            &format!("{base}/deploy/ns/{id}"),
+            Cred::Key(ADMIN_KEY),
+            Some(json!({"name": name})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
 }
@@ -57,7 +67,12 @@ async fn assert_bound_to_the_first_namespace(client: &Client, base: &str, deploy
     rename(client, base, first, "genomics-archive").await;
     let mallory = client.register(base, "mallory", false).await;
     let (status, answer) = client
-        .call("POST", &format!("{base}/deploy/ns"), Cred::Key(&mallory), Some(json!({"name": "genomics"})))
+        .call(
+            "POST",
+            &format!("{base}/deploy/ns"),
+            Cred::Key(&mallory),
+            Some(json!({"name": "genomics"})),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     let dep = format!("{base}/store/{deployment}");

@@ -63,9 +63,17 @@ async fn goterra_up_revokes_demoted_deleted_and_recredentialed_users() {
         // Demotion: bob's admin token stops granting admin powers.
         client.register(&base, "bob", true).await;
         let bob = client.token(&base, "bob").await;
-        assert_eq!(client.call("GET", &alice_dep, Cred::Token(&bob), None).await.0, StatusCode::OK);
+        assert_eq!(
+            client.call("GET", &alice_dep, Cred::Token(&bob), None).await.0,
+            StatusCode::OK
+        );
         let (status, _) = client
-            .call("PUT", &format!("{base}/auth/user/bob"), Cred::Key(ADMIN_KEY), Some(json!({"admin": false})))
+            .call(
+                "PUT",
+                &format!("{base}/auth/user/bob"),
+                Cred::Key(ADMIN_KEY),
+                Some(json!({"admin": false})),
+            )
             .await;
         assert_eq!(status, StatusCode::OK);
         // At the moment of the change: no membership granted by the stale admin token.
@@ -130,7 +138,12 @@ async fn goterra_up_revokes_demoted_deleted_and_recredentialed_users() {
         let erin_key = client.register(&base, "erin", false).await;
         let erin = client.token(&base, "erin").await;
         let (status, answer) = client
-            .call("POST", &format!("{base}/auth/user/erin/apikey"), Cred::Key(&erin_key), None)
+            .call(
+                "POST",
+                &format!("{base}/auth/user/erin/apikey"),
+                Cred::Key(&erin_key),
+                None,
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{answer}");
         let new_key = answer["apikey"].as_str().unwrap().to_string();
@@ -175,7 +188,12 @@ async fn split_services_with_replicas_revoke_through_rabbitmq_events() {
     for engine in ENGINES {
         let db = TestDb::new(engine).await.unwrap();
         let exchange = format!("test-revocation-{}", goterra_core::new_id());
-        let (auth_bus, a_bus, b_bus, store_bus) = (rabbit(&exchange), rabbit(&exchange), rabbit(&exchange), rabbit(&exchange));
+        let (auth_bus, a_bus, b_bus, store_bus) = (
+            rabbit(&exchange),
+            rabbit(&exchange),
+            rabbit(&exchange),
+            rabbit(&exchange),
+        );
         let auth = Process::start(&db.url, &[goterra_auth::spec()], auth_bus.clone(), |_| {}).await;
         let auth_url = auth.url.clone();
         let deploy = |bus: Arc<dyn EventBus>| {
@@ -206,7 +224,11 @@ async fn split_services_with_replicas_revoke_through_rabbitmq_events() {
         let bob = client.token(&auth.url, "bob").await;
         let lab_on = |deploy: &Process| format!("{}/deploy/ns/{lab}", deploy.url);
         for url in [lab_on(&deploy_a), lab_on(&deploy_b), alice_dep.clone()] {
-            assert_eq!(client.call("GET", &url, Cred::Token(&bob), None).await.0, StatusCode::OK, "{url}");
+            assert_eq!(
+                client.call("GET", &url, Cred::Token(&bob), None).await.0,
+                StatusCode::OK,
+                "{url}"
+            );
         }
 
         let (status, _) = client
@@ -220,7 +242,12 @@ async fn split_services_with_replicas_revoke_through_rabbitmq_events() {
         assert_eq!(status, StatusCode::OK);
         // A replica asks auth at the moment a privilege would grant membership.
         let (status, answer) = client
-            .call("PUT", &lab_on(&deploy_b), Cred::Token(&bob), Some(json!({"members": ["bob"]})))
+            .call(
+                "PUT",
+                &lab_on(&deploy_b),
+                Cred::Token(&bob),
+                Some(json!({"members": ["bob"]})),
+            )
             .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{engine:?}: {answer}");
         for url in [lab_on(&deploy_a), lab_on(&deploy_b), alice_dep.clone()] {
@@ -231,7 +258,12 @@ async fn split_services_with_replicas_revoke_through_rabbitmq_events() {
         }
 
         let (status, _) = client
-            .call("DELETE", &format!("{}/auth/user/bob", auth.url), Cred::Key(ADMIN_KEY), None)
+            .call(
+                "DELETE",
+                &format!("{}/auth/user/bob", auth.url),
+                Cred::Key(ADMIN_KEY),
+                None,
+            )
             .await;
         assert_eq!(status, StatusCode::OK);
         for url in [
@@ -252,7 +284,13 @@ async fn split_services_with_replicas_revoke_through_rabbitmq_events() {
 async fn a_lost_event_is_made_good_by_the_periodic_recheck() {
     let db = TestDb::new(goterra_db::Engine::Sqlite).await.unwrap();
     // Two unconnected in-process buses: deploy hears nothing auth says.
-    let auth = Process::start(&db.url, &[goterra_auth::spec()], Arc::new(InProcessEventBus::new()), |_| {}).await;
+    let auth = Process::start(
+        &db.url,
+        &[goterra_auth::spec()],
+        Arc::new(InProcessEventBus::new()),
+        |_| {},
+    )
+    .await;
     let deploy = Process::start(
         &db.url,
         &[goterra_deploy::spec()],
@@ -265,7 +303,10 @@ async fn a_lost_event_is_made_good_by_the_periodic_recheck() {
     client.register(&auth.url, "bob", true).await;
     let bob = client.token(&auth.url, "bob").await;
     let url = format!("{}/deploy/ns/{lab}", deploy.url);
-    assert_eq!(client.call("GET", &url, Cred::Token(&bob), None).await.0, StatusCode::OK);
+    assert_eq!(
+        client.call("GET", &url, Cred::Token(&bob), None).await.0,
+        StatusCode::OK
+    );
     let (status, _) = client
         .call(
             "PUT",

@@ -52,7 +52,12 @@ impl Client {
     pub async fn register(&self, auth: &str, uid: &str, admin: bool) -> String {
         let body = json!({"uid": uid, "password": format!("{uid}-password-1"), "email": format!("{uid}@example.org"), "admin": admin});
         let (status, answer) = self
-            .call("POST", &format!("{auth}/auth/register"), Cred::Key(ADMIN_KEY), Some(body))
+            .call(
+                "POST",
+                &format!("{auth}/auth/register"),
+                Cred::Key(ADMIN_KEY),
+                Some(body),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{answer}");
         answer["apikey"].as_str().unwrap().to_string()

@@ -13,9 +13,9 @@
 
 use crate::amqp::{Backoff, connect};
 use async_trait::async_trait;
+use futures_util::StreamExt;
 use goterra_core::Sensitive;
 use goterra_core::events::{EVENTS_MISSED, Event, EventBus};
-use futures_util::StreamExt;
 use lapin::options::{
     BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
     QueueDeclareOptions,

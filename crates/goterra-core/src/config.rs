@@ -466,7 +466,10 @@ fn strip_unknown(value: serde_yaml::Value, warnings: &mut Vec<String>) -> serde_
         ),
         ("feature", &["self_register", "anonymous"]),
         ("store", &["max_value", "max_keys", "ttl_hours", "token_ttl_hours"]),
-        ("http", &["max_connections", "health_connections", "header_timeout_secs"]),
+        (
+            "http",
+            &["max_connections", "health_connections", "header_timeout_secs"],
+        ),
     ];
     const TOP: &[&str] = &[
         "url",

@@ -102,7 +102,10 @@ async fn check_request(request: Request, body_limit: usize) -> Result<Request, R
         ));
     }
     let headers = request.headers();
-    let header_bytes: usize = headers.iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
     if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
         return Err(error_response(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -207,7 +210,9 @@ fn percent_decode(path: &str) -> Option<String> {
         let byte = bytes[index];
         if byte == b'%'
             && let Some(hex) = bytes.get(index + 1..index + 3)
-            && let Some(value) = std::str::from_utf8(hex).ok().and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            && let Some(value) = std::str::from_utf8(hex)
+                .ok()
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
         {
             decoded.push(value);
             index += 3;
@@ -254,10 +259,12 @@ async fn json_errors(response: Response) -> Response {
     let reason = status.canonical_reason().unwrap_or("error").to_lowercase();
     let message = match (text, status) {
         (Some(text), _) => text,
-        (None, StatusCode::METHOD_NOT_ALLOWED) => match parts.headers.get(header::ALLOW).and_then(|v| v.to_str().ok()) {
-            Some(allowed) => format!("{reason}: this route accepts {allowed}"),
-            None => reason,
-        },
+        (None, StatusCode::METHOD_NOT_ALLOWED) => {
+            match parts.headers.get(header::ALLOW).and_then(|v| v.to_str().ok()) {
+                Some(allowed) => format!("{reason}: this route accepts {allowed}"),
+                None => reason,
+            }
+        }
         (None, _) => reason,
     };
     let body = serde_json::to_vec(&ErrorBody { message }).unwrap_or_default();

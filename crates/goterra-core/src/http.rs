@@ -69,7 +69,10 @@ pub fn normalize_path(mut request: Request) -> Request {
 pub fn with_common_layers(router: Router, body_limit: usize, cors_origins: &[String]) -> Router {
     let mut router = router
         .layer(RequestBodyLimitLayer::new(body_limit))
-        .layer(axum::middleware::from_fn_with_state(body_limit, crate::edge::edge_rules))
+        .layer(axum::middleware::from_fn_with_state(
+            body_limit,
+            crate::edge::edge_rules,
+        ))
         .layer(TraceLayer::new_for_http());
     let origins: Vec<HeaderValue> = cors_origins.iter().filter_map(|o| o.parse().ok()).collect();
     if !origins.is_empty() {
@@ -182,7 +185,10 @@ pub async fn serve_with(
         .header_read_timeout(limits.header_timeout)
         // Above the edge's own limit, so that the edge answers 431 in JSON.
         .max_headers(2 * crate::edge::MAX_HEADERS);
-    builder.http2().timer(TokioTimer::new()).keep_alive_interval(limits.header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.header_timeout);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -205,18 +211,21 @@ pub async fn serve_with(
             continue;
         };
         let health_only = permits.available_permits() < limits.health_connections;
-        let service = app.clone().map_request(move |request: axum::http::Request<hyper::body::Incoming>| {
-            let mut request = request.map(axum::body::Body::new);
-            request
-                .extensions_mut()
-                .insert(axum::extract::ConnectInfo(peer));
-            if health_only {
-                request.extensions_mut().insert(HealthOnly);
-            }
-            request
-        });
+        let service = app
+            .clone()
+            .map_request(move |request: axum::http::Request<hyper::body::Incoming>| {
+                let mut request = request.map(axum::body::Body::new);
+                request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                if health_only {
+                    request.extensions_mut().insert(HealthOnly);
+                }
+                request
+            });
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(service))
+            .serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                hyper_util::service::TowerToHyperService::new(service),
+            )
             .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

@@ -29,8 +29,8 @@ pub fn new_id() -> String {
 }
 
 pub mod platform;
-pub mod revocation;
 pub mod remote;
+pub mod revocation;
 pub mod runs;
 pub use platform::Platform;
 pub mod service;

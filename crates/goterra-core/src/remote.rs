@@ -9,8 +9,8 @@ use crate::revocation::{RECHECK_BATCH, StatusAnswer, StatusRequest, UserStatus};
 use crate::sensitive::Sensitive;
 use crate::token::{Claims, TokenCodec, unix_now};
 use async_trait::async_trait;
-use std::sync::Arc;
 use serde::Deserialize;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub struct RemoteApiKeyResolver {
@@ -56,9 +56,10 @@ impl RemoteApiKeyResolver {
 
     async fn statuses_batch(&self, uids: &[String]) -> Result<Vec<UserStatus>, ApiError> {
         let unavailable = |_| ApiError::Unavailable("auth service unavailable".into());
-        let token = self
-            .tokens
-            .issue(&Claims::for_service("goterra", unix_now().saturating_add(SERVICE_TOKEN_SECS)));
+        let token = self.tokens.issue(&Claims::for_service(
+            "goterra",
+            unix_now().saturating_add(SERVICE_TOKEN_SECS),
+        ));
         let response = self
             .client
             .post(format!("{}/auth/status", self.auth_base_url))
@@ -68,7 +69,10 @@ impl RemoteApiKeyResolver {
             .await
             .map_err(unavailable)?;
         if !response.status().is_success() {
-            tracing::warn!(status = response.status().as_u16(), "auth answered a user status check with an error");
+            tracing::warn!(
+                status = response.status().as_u16(),
+                "auth answered a user status check with an error"
+            );
             return Err(ApiError::Unavailable("auth service unavailable".into()));
         }
         let answer: StatusAnswer = response.json().await.map_err(unavailable)?;

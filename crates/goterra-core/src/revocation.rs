@@ -271,7 +271,10 @@ impl Revocations {
 fn forget_least_recent(users: &mut HashMap<String, Tracked>) {
     let mut last_seen: Vec<u64> = users.values().map(|tracked| tracked.last_seen).collect();
     let keep = MAX_TRACKED_USERS / 2;
-    let cut_index = last_seen.len().saturating_sub(keep).min(last_seen.len().saturating_sub(1));
+    let cut_index = last_seen
+        .len()
+        .saturating_sub(keep)
+        .min(last_seen.len().saturating_sub(1));
     let (_, cut, _) = last_seen.select_nth_unstable(cut_index);
     let cut = *cut;
     users.retain(|_, tracked| tracked.last_seen > cut);
@@ -280,8 +283,8 @@ fn forget_least_recent(users: &mut HashMap<String, Tracked>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use async_trait::async_trait;
     use crate::sensitive::Sensitive;
+    use async_trait::async_trait;
 
     fn user(uid: &str, admin: bool) -> Identity {
         Identity {
@@ -321,10 +324,16 @@ mod tests {
         assert_eq!(revocations.admit(user("gone", false), 1000), Err(Revoked::Deleted));
         assert_eq!(revocations.admit(user("changed", true), 500), Err(Revoked::Revoked));
         assert_eq!(revocations.admit(user("changed", true), 501), Ok(user("changed", true)));
-        assert_eq!(revocations.admit(user("demoted", true), 1000), Ok(user("demoted", false)));
+        assert_eq!(
+            revocations.admit(user("demoted", true), 1000),
+            Ok(user("demoted", false))
+        );
         // Promotion needs a new token: an old non-admin token does not become admin.
         revocations.apply([status("promoted", true, true, 0)]);
-        assert_eq!(revocations.admit(user("promoted", false), 1000), Ok(user("promoted", false)));
+        assert_eq!(
+            revocations.admit(user("promoted", false), 1000),
+            Ok(user("promoted", false))
+        );
     }
 
     struct Directory(Mutex<Vec<UserStatus>>);
@@ -371,7 +380,10 @@ mod tests {
         assert!(!offline.tracked().contains_key("carol"));
         // confirm() asks now.
         *directory.0.lock().unwrap() = vec![status("bob", true, false, 20)];
-        assert_eq!(revocations.confirm(user("bob", true)).await.unwrap(), user("bob", false));
+        assert_eq!(
+            revocations.confirm(user("bob", true)).await.unwrap(),
+            user("bob", false)
+        );
         *directory.0.lock().unwrap() = vec![status("bob", false, false, 0)];
         assert!(matches!(
             revocations.confirm(user("bob", true)).await,

@@ -1,12 +1,12 @@
 //! HTTP routes of `/auth`.
 
 use crate::credentials::{check_password_policy, hash_password, new_api_key, verify_password};
-use crate::throttle::{Blocked, LoginThrottle};
-use goterra_core::extract::ClientAddress;
 use crate::model::*;
+use crate::throttle::{Blocked, LoginThrottle};
 use crate::users::{InsertError, NewUser, ProfileChange, UserRecord, Users};
 use axum::Json;
 use axum::extract::{FromRef, Path, State};
+use goterra_core::extract::ClientAddress;
 use goterra_core::revocation::{RECHECK_BATCH, StatusAnswer, StatusRequest};
 use goterra_core::token::unix_now;
 use goterra_core::{

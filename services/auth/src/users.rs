@@ -228,22 +228,26 @@ impl Users {
     }
 
     pub async fn set_password_hash(&self, uid: &str, hash: &str) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query("UPDATE auth_users SET password_hash = $1, updated_at = $2, tokens_not_before = $2 WHERE uid = $3")
-            .bind(hash)
-            .bind(now())
-            .bind(uid)
-            .execute(self.db.pool())
-            .await?;
+        let done = sqlx::query(
+            "UPDATE auth_users SET password_hash = $1, updated_at = $2, tokens_not_before = $2 WHERE uid = $3",
+        )
+        .bind(hash)
+        .bind(now())
+        .bind(uid)
+        .execute(self.db.pool())
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
     pub async fn set_api_key_hash(&self, uid: &str, hash: &str) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query("UPDATE auth_users SET apikey_hash = $1, updated_at = $2, tokens_not_before = $2 WHERE uid = $3")
-            .bind(hash)
-            .bind(now())
-            .bind(uid)
-            .execute(self.db.pool())
-            .await?;
+        let done = sqlx::query(
+            "UPDATE auth_users SET apikey_hash = $1, updated_at = $2, tokens_not_before = $2 WHERE uid = $3",
+        )
+        .bind(hash)
+        .bind(now())
+        .bind(uid)
+        .execute(self.db.pool())
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 

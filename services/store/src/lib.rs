@@ -13,9 +13,9 @@ pub mod waiting;
 
 use axum::Router;
 use backend::{EmbeddedBackend, Limits, RedisBackend, StoreBackend};
+use goterra_core::namespaces::NamespaceRule;
 use goterra_core::{Platform, ServiceSpec};
 use goterra_db::Migration;
-use goterra_core::namespaces::NamespaceRule;
 use namespaces::HttpNamespaces;
 use std::sync::Arc;
 use std::time::Duration;

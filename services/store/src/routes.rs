@@ -207,7 +207,9 @@ pub async fn create_deployment(
         // The name is resolved once, now: a later rename or a new namespace of the same
         // name does not change which namespace the deployment belongs to.
         let rule = store.namespace_rule().ok_or_else(|| {
-            ApiError::bad_request("X-API-NS: namespaces are not available (deploy is not in this process and GOT_PROXY is not set)")
+            ApiError::bad_request(
+                "X-API-NS: namespaces are not available (deploy is not in this process and GOT_PROXY is not set)",
+            )
         })?;
         match rule.usable_id(ns, &identity, &headers).await? {
             Some(id) => NamespaceBinding::Id(id),

@@ -147,11 +147,23 @@ async fn namespace_bindings_by_name_are_listed_and_bound_to_ids() {
             namespace,
             ..metadata("alice")
         };
-        store.create("legacy-1", &with(NamespaceBinding::Legacy("genomics".into()))).await.unwrap();
-        store.create("legacy-2", &with(NamespaceBinding::Legacy("genomics".into()))).await.unwrap();
-        store.create("gone", &with(NamespaceBinding::Legacy("deleted-ns".into()))).await.unwrap();
+        store
+            .create("legacy-1", &with(NamespaceBinding::Legacy("genomics".into())))
+            .await
+            .unwrap();
+        store
+            .create("legacy-2", &with(NamespaceBinding::Legacy("genomics".into())))
+            .await
+            .unwrap();
+        store
+            .create("gone", &with(NamespaceBinding::Legacy("deleted-ns".into())))
+            .await
+            .unwrap();
         store.create("plain", &with(NamespaceBinding::None)).await.unwrap();
-        store.create("bound", &with(NamespaceBinding::Id("id-9".into()))).await.unwrap();
+        store
+            .create("bound", &with(NamespaceBinding::Id("id-9".into())))
+            .await
+            .unwrap();
         let mut legacy = store.legacy_namespaces().await.unwrap();
         legacy.sort();
         assert_eq!(legacy, ["deleted-ns", "genomics"], "{name}");

@@ -5,14 +5,14 @@ mod common;
 
 use async_trait::async_trait;
 use axum::Router;
+use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use common::{SETUPS, Setup, start};
 use goterra_core::auth::ApiKeyResolver;
-use goterra_core::testing::TestServer;
-use goterra_core::token::unix_now;
-use axum::http::HeaderMap;
 use goterra_core::namespaces::NamespaceRule;
 use goterra_core::revocation::UserStatus;
+use goterra_core::testing::TestServer;
+use goterra_core::token::unix_now;
 use goterra_core::{ApiError, Claims, Identity, Sensitive, ServiceSpec};
 use serde_json::{Value, json};
 use std::sync::Arc;
