@@ -174,11 +174,12 @@ fn deployment_not_found() -> ApiError {
 /// Creates a deployment and a token scoped to it.
 #[utoipa::path(
     post, path = "/store", tag = "store",
-    params(("X-API-NS" = Option<String>, Header, description = "Namespace (id or name) whose owners and members may also use the deployment")),
+    params(("X-API-NS" = Option<String>, Header, description = "Namespace (id or name) whose owners and members may also use the deployment; resolved once, now, to the namespace's id")),
     responses(
         (status = 200, description = "Deployment created", body = DeploymentToken),
         (status = 401, description = "Missing or invalid credentials, or a deployment token", body = ErrorBody),
-        (status = 403, description = "Not a member of the namespace given in X-API-NS", body = ErrorBody),
+        (status = 400, description = "X-API-NS given where no namespace rule is reachable, or holds control characters", body = ErrorBody),
+        (status = 403, description = "No namespace of that id or name of which the caller is a member", body = ErrorBody),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
