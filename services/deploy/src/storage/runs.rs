@@ -509,12 +509,13 @@ impl<'a> RunRepo<'a> {
     /// Ids and status times of (at most `limit`) runs whose status changed at or after `since`
     /// (unix seconds), oldest change first: what another service catches up from.
     pub async fn changed_since(&self, since: i64, limit: i64) -> StorageResult<Vec<(String, i64)>> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT id, status_at FROM deploy_runs WHERE status_at >= $1 ORDER BY status_at, id LIMIT $2")
-                .bind(since)
-                .bind(limit)
-                .fetch_all(self.db.pool())
-                .await?;
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT id, status_at FROM deploy_runs WHERE status_at >= $1 ORDER BY status_at, id LIMIT $2",
+        )
+        .bind(since)
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?;
         Ok(rows)
     }
 
