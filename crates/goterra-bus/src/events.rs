@@ -5,15 +5,24 @@
 //! one background task drains over a long-lived connection, reconnecting with a capped
 //! backoff. While the broker is away the buffer holds the most recent events; when it is full,
 //! new events are logged and dropped.
+//!
+//! Listening: each bus also binds a private, exclusive queue of its own to the exchange, so
+//! every process sees every event (the revocation map of each service replica needs them).
+//! After a reconnection, events sent meanwhile are lost to this process: listeners are told
+//! with a `Lagged` notice and catch up (the revocation map re-checks every user).
 
 use crate::amqp::{Backoff, connect};
 use async_trait::async_trait;
+use futures_util::StreamExt;
 use goterra_core::Sensitive;
-use goterra_core::events::{Event, EventBus};
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+use goterra_core::events::{EVENTS_MISSED, Event, EventBus};
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 /// The original exchange name.
 pub const DEFAULT_EVENT_EXCHANGE: &str = "gotevent";
@@ -23,14 +32,18 @@ const BUFFER: usize = 1024;
 
 pub struct RabbitEventBus {
     sender: mpsc::Sender<Event>,
+    received: broadcast::Sender<Event>,
 }
 
 impl RabbitEventBus {
-    /// Starts the publishing task (on the current tokio runtime).
+    /// Starts the publishing and the listening tasks (on the current tokio runtime).
     pub fn start(url: Sensitive<String>, exchange: impl Into<String>) -> Self {
+        let exchange = exchange.into();
         let (sender, receiver) = mpsc::channel(BUFFER);
-        tokio::spawn(publish_loop(url, exchange.into(), receiver));
-        Self { sender }
+        let (received, _) = broadcast::channel(BUFFER);
+        tokio::spawn(publish_loop(url.clone(), exchange.clone(), receiver));
+        tokio::spawn(listen_loop(url, exchange, received.clone()));
+        Self { sender, received }
     }
 }
 
@@ -44,6 +57,10 @@ impl EventBus for RabbitEventBus {
             tracing::warn!(action = %event.action, uid = %event.uid, "event dropped: RabbitMQ is unreachable");
         }
     }
+
+    fn subscribe(&self) -> Option<broadcast::Receiver<Event>> {
+        Some(self.received.subscribe())
+    }
 }
 
 struct Link {
@@ -54,6 +71,15 @@ struct Link {
 async fn open_link(url: &Sensitive<String>, exchange: &str) -> anyhow::Result<Link> {
     let connection = connect(url.expose(), "goterra-events").await?;
     let channel = connection.create_channel().await?;
+    declare_exchange(&channel, exchange).await?;
+    channel.confirm_select(ConfirmSelectOptions::default()).await?;
+    Ok(Link {
+        _connection: connection,
+        channel,
+    })
+}
+
+async fn declare_exchange(channel: &Channel, exchange: &str) -> anyhow::Result<()> {
     channel
         .exchange_declare(
             exchange.into(),
@@ -65,11 +91,86 @@ async fn open_link(url: &Sensitive<String>, exchange: &str) -> anyhow::Result<Li
             FieldTable::default(),
         )
         .await?;
-    channel.confirm_select(ConfirmSelectOptions::default()).await?;
-    Ok(Link {
-        _connection: connection,
-        channel,
-    })
+    Ok(())
+}
+
+/// A private queue bound to the exchange, and its consumer.
+async fn open_listener(url: &Sensitive<String>, exchange: &str) -> anyhow::Result<(Connection, lapin::Consumer)> {
+    let connection = connect(url.expose(), "goterra-events-listener").await?;
+    let channel = connection.create_channel().await?;
+    declare_exchange(&channel, exchange).await?;
+    let queue = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_bind(
+            queue.name().clone(),
+            exchange.into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let consumer = channel
+        .basic_consume(
+            queue.name().clone(),
+            "goterra-events-listener".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    Ok((connection, consumer))
+}
+
+/// Forwards the exchange's events to this process's listeners, reconnecting with a capped
+/// backoff. Stops when the bus is dropped (no sender left to notice: it runs while the
+/// process does).
+async fn listen_loop(url: Sensitive<String>, exchange: String, received: broadcast::Sender<Event>) {
+    let mut backoff = Backoff::default();
+    let mut connected_before = false;
+    loop {
+        let (_connection, mut deliveries) = match open_listener(&url, &exchange).await {
+            Ok(open) => open,
+            Err(err) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %format!("{err:#}"), retry_in = ?delay, "cannot listen to events on RabbitMQ");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+        };
+        backoff.reset();
+        if connected_before {
+            // Events sent while disconnected are lost to this process: a synthetic
+            // notice tells listeners to catch up.
+            let _ = received.send(Event::new(EVENTS_MISSED, "", ""));
+        }
+        connected_before = true;
+        while let Some(delivery) = deliveries.next().await {
+            match delivery {
+                Ok(delivery) => match serde_json::from_slice::<Event>(&delivery.data) {
+                    Ok(event) => {
+                        let _ = received.send(event);
+                    }
+                    Err(err) => tracing::warn!(%err, "ignored an event that is not {{Action, UID, Data}} JSON"),
+                },
+                Err(err) => {
+                    tracing::warn!(error = %err, "the event listener lost RabbitMQ; reconnecting");
+                    break;
+                }
+            }
+        }
+    }
 }
 
 async fn send(link: &Link, exchange: &str, event: &Event) -> anyhow::Result<()> {

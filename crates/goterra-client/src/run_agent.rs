@@ -3,15 +3,19 @@
 use crate::runs::RunAction;
 use serde::{Deserialize, Serialize};
 
-/// `GET /run-agent`.
+/// `GET /run-agent`: health for anyone; capacity and running runs for admins only (they name
+/// namespaces and runs of every user).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentStatus {
     pub version: String,
     pub message: String,
-    /// Runs this agent executes at once (0 when no agent runs in this process).
-    pub capacity: u16,
-    pub running: Vec<RunningRun>,
+    /// Runs this agent executes at once (0 when no agent runs in this process). Admins only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u16>,
+    /// The runs in progress. Admins only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<Vec<RunningRun>>,
 }
 
 /// A run being executed, as `GET /run-agent` shows it.

@@ -341,7 +341,14 @@ async fn runs_are_created_listed_followed_and_destroyed() {
 
     let resources = admin.run_resources(&ns, &run).await.unwrap();
     assert_eq!(resources.run, run.as_str());
-    assert!(admin.agent_status().await.unwrap().capacity > 0);
+    assert!(
+        admin
+            .agent_status()
+            .await
+            .unwrap()
+            .capacity
+            .is_some_and(|capacity| capacity > 0)
+    );
 
     let destroying = admin.destroy_run(&ns, &run).await.unwrap();
     assert_eq!(destroying.status, "destroy_pending");

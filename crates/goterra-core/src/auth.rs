@@ -4,6 +4,7 @@
 
 use crate::error::ApiError;
 use crate::identity::Identity;
+use crate::revocation::{Revocations, UserStatus};
 use crate::sensitive::Sensitive;
 use crate::token::{Claims, TokenCodec, TokenError, TokenScope};
 use async_trait::async_trait;
@@ -14,17 +15,27 @@ use std::sync::Arc;
 
 pub const API_KEY_HEADER: &str = "x-api-key";
 
-/// Turns an API key into the identity of its owner: the auth database in the all-in-one
-/// server, or auth's `/auth/api` over HTTP for a service running alone.
+/// What every service asks auth about users: the auth database in the all-in-one server (or
+/// in auth itself), auth's HTTP API for a service running alone.
 #[async_trait]
 pub trait ApiKeyResolver: Send + Sync {
+    /// The identity of an API key's owner, `None` for an unknown key.
     async fn resolve_api_key(&self, api_key: &Sensitive<String>) -> Result<Option<Identity>, ApiError>;
+
+    /// The current status of each of `uids` (unknown ones with `exists: false`), for the
+    /// revocation map. A resolver that knows no statuses (a test double of API keys only)
+    /// answers none, and tokens are then checked against events alone.
+    async fn user_statuses(&self, uids: &[String]) -> Result<Vec<UserStatus>, ApiError> {
+        let _ = uids;
+        Ok(Vec::new())
+    }
 }
 
 /// Verifies the credentials of a request.
 pub struct Authenticator {
     tokens: Arc<TokenCodec>,
     api_keys: Option<Arc<dyn ApiKeyResolver>>,
+    revocations: Arc<Revocations>,
 }
 
 /// What a request presented, before it is checked.
@@ -51,11 +62,27 @@ pub enum Caller {
 
 impl Authenticator {
     pub fn new(tokens: Arc<TokenCodec>, api_keys: Option<Arc<dyn ApiKeyResolver>>) -> Self {
-        Self { tokens, api_keys }
+        let revocations = Arc::new(Revocations::new(api_keys.clone()));
+        Self {
+            tokens,
+            api_keys,
+            revocations,
+        }
     }
 
     pub fn tokens(&self) -> &TokenCodec {
         &self.tokens
+    }
+
+    /// The process's revocation map, which every user token is checked against.
+    pub fn revocations(&self) -> &Arc<Revocations> {
+        &self.revocations
+    }
+
+    /// The user as auth knows it at this instant (see [`Revocations::confirm`]): for decisions
+    /// that rest on the admin claim and must not outlive a demotion even for a second.
+    pub async fn confirm(&self, identity: Identity) -> Result<Identity, ApiError> {
+        self.revocations.confirm(identity).await
     }
 
     /// The caller, or `None` when the request carries no credential at all.
@@ -63,11 +90,11 @@ impl Authenticator {
         match presented(headers) {
             Presented::Nothing => Ok(None),
             Presented::Token(token) => {
-                let claims = self.tokens.verify(token.expose()).map_err(|err| match err {
-                    TokenError::Expired => ApiError::unauthorized("token expired, log in again"),
-                    TokenError::Invalid => ApiError::unauthorized("invalid token"),
-                })?;
-                Ok(Some(caller_from_claims(claims)?))
+                let (claims, issued_at) = self.tokens.verify_issued(token.expose()).map_err(token_refused)?;
+                match caller_from_claims(claims)? {
+                    Caller::User(identity) => Ok(Some(Caller::User(self.revocations.admit(identity, issued_at)?))),
+                    other => Ok(Some(other)),
+                }
             }
             Presented::ApiKey(key) => {
                 let resolver = self
@@ -92,6 +119,13 @@ impl Authenticator {
             )),
             Some(Caller::Agent { .. }) => Err(ApiError::unauthorized("agent credentials are not valid here")),
         }
+    }
+}
+
+fn token_refused(err: TokenError) -> ApiError {
+    match err {
+        TokenError::Expired => ApiError::unauthorized("token expired, log in again"),
+        TokenError::Invalid => ApiError::unauthorized("invalid token"),
     }
 }
 
@@ -145,6 +179,29 @@ fn missing_credentials() -> ApiError {
 /// A logged-in user, by token or API key. Store tokens are refused with 401.
 pub struct AuthUser(pub Identity);
 
+/// Like [`AuthUser`], but admin and super claims are confirmed with auth at this instant
+/// rather than taken from the revocation map, for routes where a privilege grants something
+/// lasting (namespace ownership and membership): a demotion a moment ago already counts.
+pub struct ConfirmedUser(pub Identity);
+
+impl<S> FromRequestParts<S> for ConfirmedUser
+where
+    Arc<Authenticator>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let auth = Arc::<Authenticator>::from_ref(state);
+        let identity = auth.user(&parts.headers).await?.ok_or_else(missing_credentials)?;
+        if identity.is_privileged() {
+            Ok(ConfirmedUser(auth.confirm(identity).await?))
+        } else {
+            Ok(ConfirmedUser(identity))
+        }
+    }
+}
+
 /// Like [`AuthUser`] but anonymous callers pass as `None`; invalid credentials are still 401.
 pub struct MaybeUser(pub Option<Identity>);
 
@@ -171,9 +228,10 @@ where
     }
 }
 
-/// Another platform service (acct) authenticated by its service credential (a token of scope
-/// `service`; its `uid` names the service). Only the routes deploy serves to other services take
-/// it; users, agents and store tokens get 403.
+/// Another platform service authenticated by its service credential (a [`TokenScope::Service`]
+/// token minted from the shared secret; its `uid` names the service). Only routes meant for
+/// services take it (deploy's routes for acct, auth's `POST /auth/status`); users, agents and
+/// store tokens get 403.
 pub struct ServiceCaller(pub String);
 
 impl<S> FromRequestParts<S> for ServiceCaller
@@ -191,10 +249,7 @@ where
                 None => Err(missing_credentials()),
             };
         };
-        let claims = auth.tokens.verify(token.expose()).map_err(|err| match err {
-            TokenError::Expired => ApiError::unauthorized("token expired"),
-            TokenError::Invalid => ApiError::unauthorized("invalid token"),
-        })?;
+        let claims = auth.tokens.verify(token.expose()).map_err(token_refused)?;
         match claims.scope() {
             TokenScope::Service if !claims.uid.is_empty() => Ok(ServiceCaller(claims.uid)),
             TokenScope::Service => Err(ApiError::unauthorized("invalid token")),

@@ -60,6 +60,8 @@ pub struct Config {
     /// The acct service's section (resource types, billing), parsed by acct itself; the
     /// original's separate `acct.yml` (`GOT_ACCT_CONFIG`) is read by acct too.
     pub acct: serde_yaml::Value,
+    /// Connection limits of the HTTP server.
+    pub http: HttpConfig,
 }
 
 /// Limits of the run life cycle (`run.*`, `GOT_RUN_*`), all in seconds and at least 1.
@@ -277,6 +279,31 @@ impl Default for Config {
             run: RunConfig::default(),
             agent: AgentConfig::default(),
             acct: serde_yaml::Value::Null,
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Connections served at once by this process; beyond, new connections are closed.
+    pub max_connections: usize,
+    /// Of `max_connections`, the last ones kept for health checks: when only these are left,
+    /// new connections get health answers and 503 for anything else.
+    pub health_connections: usize,
+    /// Seconds a client has to send a request's headers, and that an idle keep-alive
+    /// connection stays open. Long-polls and log streams are not affected (their headers are
+    /// sent at once).
+    pub header_timeout_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            health_connections: 16,
+            header_timeout_secs: 10,
         }
     }
 }
@@ -489,6 +516,15 @@ impl Config {
         if let Some(v) = get("GOT_AGENT_DISABLED") {
             self.agent.disabled = parse_flag("GOT_AGENT_DISABLED", &v)?;
         }
+        if let Some(v) = get("GOT_HTTP_MAX_CONNECTIONS") {
+            self.http.max_connections = parse_env("GOT_HTTP_MAX_CONNECTIONS", &v)?;
+        }
+        if let Some(v) = get("GOT_HTTP_HEALTH_CONNECTIONS") {
+            self.http.health_connections = parse_env("GOT_HTTP_HEALTH_CONNECTIONS", &v)?;
+        }
+        if let Some(v) = get("GOT_HTTP_HEADER_TIMEOUT") {
+            self.http.header_timeout_secs = parse_env("GOT_HTTP_HEADER_TIMEOUT", &v)?;
+        }
         Ok(())
     }
 
@@ -504,6 +540,9 @@ impl Config {
             if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
                 bail!("database.url / GOT_DATABASE_URL: expected sqlite://FILE or postgres://..., got another scheme");
             }
+        }
+        if self.http.max_connections <= self.http.health_connections || self.http.header_timeout_secs == 0 {
+            bail!("http.max_connections must exceed http.health_connections, and http.header_timeout_secs be positive");
         }
         if self.store.max_value == 0 || self.store.max_keys == 0 || self.store.ttl_hours == 0 {
             bail!("store.max_value, store.max_keys and store.ttl_hours must be positive");
@@ -652,6 +691,10 @@ fn strip_unknown(value: serde_yaml::Value, warnings: &mut Vec<String>) -> serde_
             ],
         ),
         ("agent", &["concurrency", "heartbeat_secs", "work_dir", "disabled"]),
+        (
+            "http",
+            &["max_connections", "health_connections", "header_timeout_secs"],
+        ),
     ];
     const TOP: &[&str] = &[
         "url",
@@ -673,6 +716,7 @@ fn strip_unknown(value: serde_yaml::Value, warnings: &mut Vec<String>) -> serde_
         "discovery",
         "secrets_key",
         "admin_apikey",
+        "http",
         "cors_origins",
         "store",
         "git",

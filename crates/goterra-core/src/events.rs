@@ -7,6 +7,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+/// A notice that a bus delivers to its own listeners (never published) when events may have
+/// been lost, e.g. after reconnecting to the broker: listeners that keep state catch up.
+pub const EVENTS_MISSED: &str = "events_missed";
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     #[serde(rename = "Action")]
@@ -31,9 +35,10 @@ impl Event {
 pub trait EventBus: Send + Sync {
     async fn publish(&self, event: Event);
 
-    /// A receiver of every event published from now on, when this bus delivers within the
-    /// process (acct listens this way in `goterra up`); `None` for buses whose listeners
-    /// consume from a broker instead.
+    /// A receiver of every event published on the bus from now on (acct listens this way in
+    /// `goterra up`, the revocation map in every process sharing the bus); `None` when this
+    /// bus cannot be listened to. Listeners that fall behind see `Lagged` and must recover
+    /// (the revocation map re-checks every user).
     fn subscribe(&self) -> Option<broadcast::Receiver<Event>> {
         None
     }
@@ -50,6 +55,7 @@ impl InProcessEventBus {
         Self { sender }
     }
 
+    /// Every event published from now on (the trait's `subscribe`, never `None` here).
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.sender.subscribe()
     }

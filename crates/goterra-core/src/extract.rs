@@ -86,3 +86,20 @@ impl Pagination {
         Ok((skip, limit))
     }
 }
+
+/// The client's IP address: the peer of the connection (`ConnectInfo`, set by
+/// [`crate::http::serve_with`]); `None` when the server was started otherwise.
+pub struct ClientAddress(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip()),
+        ))
+    }
+}

@@ -57,10 +57,15 @@ pub fn normalize_path(mut request: Request) -> Request {
     request
 }
 
-/// Layers every service gets: request tracing, a body size cap and CORS for listed origins.
+/// Layers every service gets: request tracing, a body size cap, the edge rules (text rule,
+/// size limits, JSON errors: see [`crate::edge`]) and CORS for listed origins.
 pub fn with_common_layers(router: Router, body_limit: usize, cors_origins: &[String]) -> Router {
     let mut router = router
         .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            body_limit,
+            crate::edge::edge_rules,
+        ))
         .layer(TraceLayer::new_for_http());
     let origins: Vec<HeaderValue> = cors_origins.iter().filter_map(|o| o.parse().ok()).collect();
     if !origins.is_empty() {
@@ -109,17 +114,123 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight requests finish.
+/// Connection limits of [`serve_with`] (see `http.*` in `docs/configuration.md`).
+#[derive(Clone, Debug)]
+pub struct ServeLimits {
+    pub max_connections: usize,
+    pub health_connections: usize,
+    pub header_timeout: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self::from(&crate::config::HttpConfig::default())
+    }
+}
+
+impl From<&crate::config::HttpConfig> for ServeLimits {
+    fn from(config: &crate::config::HttpConfig) -> Self {
+        Self {
+            max_connections: config.max_connections.max(1),
+            health_connections: config.health_connections.min(config.max_connections.saturating_sub(1)),
+            header_timeout: Duration::from_secs(config.header_timeout_secs.max(1)),
+        }
+    }
+}
+
+/// Marks the requests of a connection accepted in the room kept for health checks: only
+/// `GET /<service>` is answered on it (see [`crate::edge`]).
+#[derive(Clone, Copy, Debug)]
+pub struct HealthOnly;
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight requests
+/// finish, with the default [`ServeLimits`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use tower::Layer;
-    let app = tower::util::MapRequestLayer::new(normalize_path).layer(router);
-    axum::serve(listener, axum::ServiceExt::<Request>::into_make_service(app))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, router, ServeLimits::default(), shutdown).await
+}
+
+/// Serves `router` on `listener` with connection limits: a client must send its request
+/// headers within `header_timeout` (which also closes idle keep-alive connections), at most
+/// `max_connections` connections are served at once (further ones are closed at once), and
+/// the last `health_connections` of them answer health checks only, so a flood of slow or
+/// idle clients cannot starve the file descriptors of the process nor hide its health.
+/// Requests carry the peer address as `ConnectInfo<SocketAddr>`.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: ServeLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use std::sync::Arc;
+    use tower::{Layer, ServiceExt};
+    let app = axum::middleware::from_fn(crate::edge::json_error_bodies)
+        .layer(tower::util::MapRequestLayer::new(normalize_path).layer(router));
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        // Above the edge's own limit, so that the edge answers 431 in JSON.
+        .max_headers(2 * crate::edge::MAX_HEADERS);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.header_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors, or a connection reset before accept: pause
+                    // briefly instead of spinning.
+                    tracing::warn!(%err, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, max = limits.max_connections, "connection refused: too many connections");
+            drop(stream);
+            continue;
+        };
+        let health_only = permits.available_permits() < limits.health_connections;
+        let service = app
+            .clone()
+            .map_request(move |request: axum::http::Request<hyper::body::Incoming>| {
+                let mut request = request.map(axum::body::Body::new);
+                request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                if health_only {
+                    request.extensions_mut().insert(HealthOnly);
+                }
+                request
+            });
+        let connection = builder
+            .serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                hyper_util::service::TowerToHyperService::new(service),
+            )
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// Default timeout for calls between services.

@@ -3,16 +3,20 @@
 pub mod auth;
 pub mod config;
 pub mod discovery;
+pub mod edge;
 pub mod error;
 pub mod events;
 pub mod extract;
 pub mod http;
 pub mod identity;
+pub mod namespaces;
 pub mod ops;
 pub mod sensitive;
 pub mod token;
 
-pub use auth::{AgentCaller, ApiKeyResolver, AuthUser, Authenticator, Caller, MaybeUser, ServiceCaller, StoreCaller};
+pub use auth::{
+    AgentCaller, ApiKeyResolver, AuthUser, Authenticator, Caller, ConfirmedUser, MaybeUser, ServiceCaller, StoreCaller,
+};
 pub use config::Config;
 pub use error::{ApiError, ApiResult, ErrorBody};
 pub use events::{Event, EventBus, InProcessEventBus};
@@ -28,6 +32,7 @@ pub fn new_id() -> String {
 
 pub mod platform;
 pub mod remote;
+pub mod revocation;
 pub mod runs;
 pub use platform::Platform;
 pub mod service;

@@ -5,6 +5,7 @@
 use crate::auth::{ApiKeyResolver, Authenticator};
 use crate::config::Config;
 use crate::events::EventBus;
+use crate::namespaces::NamespaceRuleSlot;
 use crate::token::TokenCodec;
 use goterra_db::Db;
 use std::sync::Arc;
@@ -16,6 +17,8 @@ pub struct Platform {
     pub tokens: Arc<TokenCodec>,
     pub authenticator: Arc<Authenticator>,
     pub events: Arc<dyn EventBus>,
+    /// Deploy's namespace rule, when deploy runs in this process.
+    pub namespace_rule: NamespaceRuleSlot,
 }
 
 impl Platform {
@@ -33,6 +36,7 @@ impl Platform {
             tokens,
             authenticator,
             events,
+            namespace_rule: NamespaceRuleSlot::default(),
         })
     }
 }

@@ -137,6 +137,41 @@ pub fn create_private_dir(path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create data dir {}", path.display()))
 }
 
+/// Takes group and other permissions away from `dir` and everything under it (0700
+/// directories, 0600 files, executables keep their owner's execute bit), whatever an earlier
+/// version, a restore or an umask left: the data dir holds the database (password hashes,
+/// encrypted secrets, plaintext store values), the token secret and run files. Symbolic links
+/// are not followed. A path whose permissions cannot be fixed stops startup, named.
+pub fn restrict_to_owner(dir: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(path) = pending.pop() {
+            let metadata =
+                std::fs::symlink_metadata(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            if metadata.file_type().is_symlink() {
+                continue;
+            }
+            let mode = metadata.permissions().mode() & 0o7777;
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o700)).with_context(|| {
+                    format!(
+                        "{} is readable by other users and its permissions cannot be fixed: make it owned by this user or chmod go-rwx it",
+                        path.display()
+                    )
+                })?;
+            }
+            if metadata.is_dir() {
+                for entry in std::fs::read_dir(&path).with_context(|| format!("cannot read {}", path.display()))? {
+                    pending.push(entry.with_context(|| format!("cannot read {}", path.display()))?.path());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Writes a file readable by its owner only (0600), creating its directory.
 pub fn write_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
     use std::io::Write;
@@ -178,15 +213,24 @@ pub async fn build(
 ) -> anyhow::Result<(Platform, Router)> {
     ensure_secret(&mut config, topology)?;
     create_private_dir(&config.data_dir)?;
+    restrict_to_owner(&config.data_dir)?;
     let db = open_database(&config, services).await?;
+    // Again: SQLite has just created its files with the process umask (its `-wal` and `-shm`
+    // files then follow the database file's mode).
+    restrict_to_owner(&config.data_dir)?;
     let api_keys: Option<Arc<dyn ApiKeyResolver>> = match services.iter().find_map(|service| service.local_api_keys) {
         Some(local) => Some(local(&db)),
         None => match config.auth_base_url() {
-            Some(url) => Some(Arc::new(RemoteApiKeyResolver::new(url)?)),
+            Some(url) => {
+                let tokens = Arc::new(crate::token::TokenCodec::new(&config.fernet, config.token_ttl)?);
+                Some(Arc::new(RemoteApiKeyResolver::new(url, tokens)?))
+            }
             None => None,
         },
     };
+    let subscription = events.subscribe();
     let platform = Platform::new(config, db, api_keys, events)?;
+    platform.authenticator.revocations().spawn(subscription);
     let mut router = Router::new();
     for service in services {
         let routes = (service.router)(platform.clone())
@@ -247,7 +291,8 @@ pub async fn run_prepared(
         crate::http::shutdown_signal().await;
         registration.withdraw().await;
     };
-    crate::http::serve(listener, router, shutdown).await?;
+    let limits = crate::http::ServeLimits::from(&platform.config.http);
+    crate::http::serve_with(listener, router, limits, shutdown).await?;
     platform.db.close().await;
     tracing::info!("stopped");
     Ok(())

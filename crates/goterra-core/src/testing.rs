@@ -66,8 +66,9 @@ impl TestServer {
         let bus: Arc<dyn EventBus> = events.clone();
         let (platform, router) = crate::service::build(config, Topology::AllInOne, services, bus).await?;
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        let limits = crate::http::ServeLimits::from(&platform.config.http);
         let task = tokio::spawn(async move {
-            let _ = crate::http::serve(listener, router, async {
+            let _ = crate::http::serve_with(listener, router, limits, async {
                 let _ = stopped.await;
             })
             .await;

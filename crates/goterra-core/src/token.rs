@@ -29,8 +29,10 @@ pub enum TokenScope {
     Store,
     /// A run agent's service credential: fetches run specs and reports results to deploy.
     Agent,
-    /// Another service's credential (acct reading run resources from deploy): accepted only by
-    /// routes that take a [`crate::auth::ServiceCaller`], never as a user or an agent.
+    /// Another Goterra service asking one on its own behalf (acct reading run resources from
+    /// deploy, a service asking auth for users' status), minted from the shared secret:
+    /// accepted only by routes that take a [`crate::auth::ServiceCaller`], never as a user or
+    /// an agent.
     Service,
 }
 
@@ -209,6 +211,14 @@ impl TokenCodec {
 
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         self.verify_at(token, unix_now())
+    }
+
+    /// The claims and the issue time (unix seconds) of a valid token.
+    pub fn verify_issued(&self, token: &str) -> Result<(Claims, u64), TokenError> {
+        let now = unix_now();
+        let claims = self.verify_at(token, now)?;
+        let issued_at = token_timestamp(token.trim()).ok_or(TokenError::Invalid)?;
+        Ok((claims, issued_at))
     }
 
     pub fn verify_at(&self, token: &str, now: u64) -> Result<Claims, TokenError> {

@@ -17,7 +17,7 @@ use crate::ledger::Accountant;
 use async_trait::async_trait;
 use goterra_bus::{Backoff, DEFAULT_EVENT_EXCHANGE, EventHandler, RabbitEventQueue};
 use goterra_core::Platform;
-use goterra_core::events::Event;
+use goterra_core::events::{EVENTS_MISSED, Event};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, broadcast};
@@ -69,6 +69,8 @@ pub async fn in_process(
             received = receiver.recv() => received,
         };
         match received {
+            // A bus that may have lost events says so; catch up as after a lag.
+            Ok(event) if event.action == EVENTS_MISSED => resync_now.notify_one(),
             Ok(event) => handle_with_retries(&accountant, &event, &resync_now, &shutdown).await,
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::warn!(

@@ -5,11 +5,13 @@ pub mod credentials;
 pub mod model;
 pub mod openapi;
 pub mod routes;
+pub mod throttle;
 pub mod users;
 
 use async_trait::async_trait;
 use axum::Router;
 use axum::routing::{get, post, put};
+use goterra_core::revocation::UserStatus;
 use goterra_core::{ApiError, ApiKeyResolver, Identity, Platform, Sensitive, ServiceSpec};
 use goterra_db::{Db, Migration};
 use routes::AuthState;
@@ -48,19 +50,28 @@ impl ApiKeyResolver for DbApiKeys {
             .map_err(ApiError::internal)?;
         Ok(user.map(|user| user.identity()))
     }
+
+    async fn user_statuses(&self, uids: &[String]) -> Result<Vec<UserStatus>, ApiError> {
+        self.users.statuses(uids).await.map_err(ApiError::internal)
+    }
 }
 
 /// Routes of `/auth`; creates the first admin when there is none.
 pub async fn router(platform: Platform) -> anyhow::Result<Router> {
     let users = Users::new(platform.db.clone());
     bootstrap::ensure_admin(&users, &platform.config).await?;
-    let state = AuthState { users, platform };
+    let state = AuthState {
+        users,
+        platform,
+        throttle: Arc::new(throttle::LoginThrottle::default()),
+    };
     Ok(Router::new()
         .route("/auth", get(goterra_core::http::health))
         .route("/auth/openapi.json", get(openapi::serve))
         .route("/auth/api", get(routes::api))
         .route("/auth/token", get(routes::renew))
         .route("/auth/login", post(routes::login))
+        .route("/auth/status", post(routes::user_status))
         .route("/auth/register", post(routes::register))
         .route("/auth/me", get(routes::me))
         .route("/auth/user", get(routes::list_users))

@@ -22,6 +22,7 @@ use utoipa::OpenApi;
         routes::change_password,
         routes::regenerate_api_key,
         routes::delete_user,
+        routes::user_status,
     ),
     components(schemas(UserView, ErrorBody, Health)),
     modifiers(&SecuritySchemes),

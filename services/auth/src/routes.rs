@@ -2,12 +2,16 @@
 
 use crate::credentials::{check_password_policy, hash_password, new_api_key, verify_password};
 use crate::model::*;
+use crate::throttle::{Blocked, LoginThrottle};
 use crate::users::{InsertError, NewUser, ProfileChange, UserRecord, Users};
 use axum::Json;
 use axum::extract::{FromRef, Path, State};
+use goterra_core::extract::ClientAddress;
+use goterra_core::revocation::{RECHECK_BATCH, StatusAnswer, StatusRequest};
+use goterra_core::token::unix_now;
 use goterra_core::{
     ApiError, ApiJson, ApiQuery, ApiResult, AuthUser, Authenticator, Claims, ErrorBody, Event, Identity, MaybeUser,
-    Pagination, Platform,
+    Pagination, Platform, ServiceCaller,
 };
 use std::sync::Arc;
 
@@ -15,6 +19,7 @@ use std::sync::Arc;
 pub struct AuthState {
     pub users: Users,
     pub platform: Platform,
+    pub throttle: Arc<LoginThrottle>,
 }
 
 impl FromRef<AuthState> for Arc<Authenticator> {
@@ -54,8 +59,13 @@ impl AuthState {
         Ok((me, target))
     }
 
+    /// A token stamped after the user's last revocation, so that a login in the same second
+    /// as a password change is not itself revoked (a second ahead is within the clock skew).
     fn token_for(&self, user: &UserRecord) -> String {
-        self.platform.tokens.issue(&Claims::for_user(&user.identity()))
+        let issued_at = unix_now().max(user.tokens_not_before.saturating_add(1));
+        self.platform
+            .tokens
+            .issue_at(&Claims::for_user(&user.identity()), issued_at)
     }
 
     async fn publish(&self, action: &str, uid: &str, data: String) {
@@ -86,27 +96,46 @@ pub async fn renew(State(state): State<AuthState>, AuthUser(caller): AuthUser) -
     }))
 }
 
-/// Log in with a uid and a password.
+fn too_many_attempts(blocked: Blocked) -> ApiError {
+    ApiError::TooManyRequests {
+        message: "too many failed logins: try again later".into(),
+        retry_after_secs: blocked.retry_after_secs(),
+    }
+}
+
+/// Log in with a uid and a password. Repeated failures for a uid or from an address are
+/// answered 429 with `Retry-After`, for exponentially growing times.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = LoginAnswer), (status = 400, body = ErrorBody),
-        (status = 401, description = "Unknown uid or wrong password (same answer for both)", body = ErrorBody)))]
+        (status = 401, description = "Unknown uid or wrong password (same answer for both)", body = ErrorBody),
+        (status = 429, description = "Too many failed logins: wait `Retry-After` seconds", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Too many logins at once", body = ErrorBody)))]
 pub async fn login(
     State(state): State<AuthState>,
+    ClientAddress(address): ClientAddress,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<LoginAnswer>> {
+    state.throttle.check(&request.uid, address).map_err(too_many_attempts)?;
     let user = state.users.by_uid(&request.uid).await.map_err(db_error)?;
     let stored_hash = user.as_ref().and_then(|u| u.password_hash.clone());
-    // Argon2 is slow on purpose: keep it off the async workers.
     let password = request.password;
-    let matches = tokio::task::spawn_blocking(move || verify_password(&password, stored_hash.as_deref()))
-        .await
-        .map_err(ApiError::internal)?;
+    let matches = state
+        .throttle
+        .argon2(move || verify_password(&password, stored_hash.as_deref()))
+        .await?;
     match user {
-        Some(user) if matches => Ok(Json(LoginAnswer {
-            token: state.token_for(&user),
-            user: UserView::from(&user),
-        })),
-        _ => Err(ApiError::unauthorized(BAD_LOGIN)),
+        Some(user) if matches => {
+            state.throttle.succeeded(&user.uid);
+            Ok(Json(LoginAnswer {
+                token: state.token_for(&user),
+                user: UserView::from(&user),
+            }))
+        }
+        _ => match state.throttle.failed(&request.uid, address) {
+            Some(blocked) => Err(too_many_attempts(blocked)),
+            None => Err(ApiError::unauthorized(BAD_LOGIN)),
+        },
     }
 }
 
@@ -148,9 +177,7 @@ pub async fn register(
     check_password_policy(&request.password).map_err(ApiError::bad_request)?;
     validate_profile(Some(&request.email), Some(&request.pub_key), request.kind.as_deref())?;
     let password = request.password;
-    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(ApiError::internal)??;
+    let password_hash = state.throttle.argon2(move || hash_password(&password)).await??;
     let apikey = new_api_key();
     let kind = if by_admin {
         request.kind.unwrap_or_default()
@@ -289,21 +316,22 @@ pub async fn change_password(
             .current_password
             .ok_or_else(|| ApiError::bad_request("current_password: required to change your own password"))?;
         let stored = target.password_hash.clone();
-        let matches = tokio::task::spawn_blocking(move || verify_password(&current, stored.as_deref()))
-            .await
-            .map_err(ApiError::internal)?;
+        let matches = state
+            .throttle
+            .argon2(move || verify_password(&current, stored.as_deref()))
+            .await?;
         if !matches {
             return Err(ApiError::forbidden("current_password: does not match"));
         }
     }
     let password = request.password;
-    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(ApiError::internal)??;
+    let hash = state.throttle.argon2(move || hash_password(&password)).await??;
     if !state.users.set_password_hash(&uid, &hash).await.map_err(db_error)? {
         return Err(ApiError::not_found("no user found"));
     }
     tracing::info!(uid = %uid, by = %me.uid, "password changed");
+    // Every service drops the user's older tokens on this event.
+    state.publish("user_password", &uid, String::new()).await;
     Ok(Json(UserAnswer {
         user: UserView::from(&target),
     }))
@@ -325,6 +353,7 @@ pub async fn regenerate_api_key(
         return Err(ApiError::not_found("no user found"));
     }
     tracing::info!(uid = %uid, by = %me.uid, "API key replaced");
+    state.publish("user_apikey", &uid, String::new()).await;
     Ok(Json(ApiKeyAnswer {
         apikey: apikey.into_inner(),
     }))
@@ -361,6 +390,23 @@ pub async fn delete_user(
     Ok(Json(MessageAnswer {
         message: "deleted".into(),
     }))
+}
+
+/// The status of users, for the revocation maps of other services (service credentials only).
+#[utoipa::path(post, path = "/auth/status", tag = "auth", request_body = StatusRequest,
+    security(("token" = [])),
+    responses((status = 200, body = StatusAnswer), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a service credential", body = ErrorBody)))]
+pub async fn user_status(
+    State(state): State<AuthState>,
+    ServiceCaller(_service): ServiceCaller,
+    ApiJson(request): ApiJson<StatusRequest>,
+) -> ApiResult<Json<StatusAnswer>> {
+    if request.uids.len() > RECHECK_BATCH {
+        return Err(ApiError::bad_request(format!("uids: at most {RECHECK_BATCH} per call")));
+    }
+    let users = state.users.statuses(&request.uids).await.map_err(db_error)?;
+    Ok(Json(StatusAnswer { users }))
 }
 
 /// uids are opaque to other services but must be safe in URLs and logs.

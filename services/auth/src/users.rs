@@ -1,15 +1,26 @@
 //! The `auth_users` table.
 
 use goterra_core::Identity;
+use goterra_core::revocation::UserStatus;
 use goterra_db::{Db, flag, is_unique_violation};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-pub const MIGRATIONS: &[goterra_db::Migration] = &[goterra_db::Migration {
-    id: "auth-0001-users",
-    postgres: USERS_TABLE,
-    sqlite: USERS_TABLE,
-}];
+pub const MIGRATIONS: &[goterra_db::Migration] = &[
+    goterra_db::Migration {
+        id: "auth-0001-users",
+        postgres: USERS_TABLE,
+        sqlite: USERS_TABLE,
+    },
+    goterra_db::Migration {
+        id: "auth-0002-tokens-not-before",
+        postgres: TOKENS_NOT_BEFORE,
+        sqlite: TOKENS_NOT_BEFORE,
+    },
+];
+
+/// Tokens of a user issued at or before this unix second are revoked on every service.
+const TOKENS_NOT_BEFORE: &str = "ALTER TABLE auth_users ADD COLUMN tokens_not_before BIGINT NOT NULL DEFAULT 0;";
 
 const USERS_TABLE: &str = "
 CREATE TABLE auth_users (
@@ -28,7 +39,7 @@ CREATE TABLE auth_users (
 CREATE INDEX auth_users_admin ON auth_users (admin);
 ";
 
-const COLUMNS: &str = "id, uid, email, password_hash, admin, super_user, kind, pub_key";
+const COLUMNS: &str = "id, uid, email, password_hash, admin, super_user, kind, pub_key, tokens_not_before";
 
 /// A stored user. The password hash stays inside this crate and never reaches a response.
 #[derive(Clone, Debug)]
@@ -41,9 +52,22 @@ pub struct UserRecord {
     pub super_user: bool,
     pub kind: String,
     pub pub_key: String,
+    /// Tokens issued at or before this unix second are revoked.
+    pub tokens_not_before: u64,
 }
 
 impl UserRecord {
+    /// What other services' revocation maps hold about this user.
+    pub fn status(&self) -> UserStatus {
+        UserStatus {
+            uid: self.uid.clone(),
+            exists: true,
+            admin: self.admin,
+            super_user: self.super_user,
+            tokens_not_before: self.tokens_not_before,
+        }
+    }
+
     pub fn identity(&self) -> Identity {
         Identity {
             uid: self.uid.clone(),
@@ -64,6 +88,7 @@ impl UserRecord {
             super_user: row.try_get::<i64, _>("super_user")? != 0,
             kind: row.try_get("kind")?,
             pub_key: row.try_get("pub_key")?,
+            tokens_not_before: u64::try_from(row.try_get::<i64, _>("tokens_not_before")?).unwrap_or(0),
         })
     }
 }
@@ -115,8 +140,8 @@ impl Users {
         let id = goterra_core::new_id();
         let now = now();
         let result = sqlx::query(
-            "INSERT INTO auth_users (id, uid, email, password_hash, apikey_hash, admin, super_user, kind, pub_key, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "INSERT INTO auth_users (id, uid, email, password_hash, apikey_hash, admin, super_user, kind, pub_key, created_at, updated_at, tokens_not_before)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&id)
         .bind(&user.uid)
@@ -129,6 +154,10 @@ impl Users {
         .bind(&user.pub_key)
         .bind(now)
         .bind(now)
+        // Tokens of an earlier, deleted user of the same uid stay revoked (those issued in the
+        // very second of the new user's creation excepted, so that a token made right after
+        // creation, by auth or a test, is valid).
+        .bind(now.saturating_sub(1))
         .execute(self.db.pool())
         .await;
         match result {
@@ -199,23 +228,56 @@ impl Users {
     }
 
     pub async fn set_password_hash(&self, uid: &str, hash: &str) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query("UPDATE auth_users SET password_hash = $1, updated_at = $2 WHERE uid = $3")
-            .bind(hash)
-            .bind(now())
-            .bind(uid)
-            .execute(self.db.pool())
-            .await?;
+        let done = sqlx::query(
+            "UPDATE auth_users SET password_hash = $1, updated_at = $2, tokens_not_before = $2 WHERE uid = $3",
+        )
+        .bind(hash)
+        .bind(now())
+        .bind(uid)
+        .execute(self.db.pool())
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
     pub async fn set_api_key_hash(&self, uid: &str, hash: &str) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query("UPDATE auth_users SET apikey_hash = $1, updated_at = $2 WHERE uid = $3")
-            .bind(hash)
-            .bind(now())
-            .bind(uid)
-            .execute(self.db.pool())
-            .await?;
+        let done = sqlx::query(
+            "UPDATE auth_users SET apikey_hash = $1, updated_at = $2, tokens_not_before = $2 WHERE uid = $3",
+        )
+        .bind(hash)
+        .bind(now())
+        .bind(uid)
+        .execute(self.db.pool())
+        .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// The status of each of `uids`, unknown ones as deleted, in the order asked.
+    pub async fn statuses(&self, uids: &[String]) -> Result<Vec<UserStatus>, sqlx::Error> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The list holds numbered placeholders only; every uid is bound.
+        let placeholders: Vec<String> = (1..=uids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM auth_users WHERE uid IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for uid in uids {
+            query = query.bind(uid.as_str());
+        }
+        let rows = query.fetch_all(self.db.pool()).await?;
+        let found: Vec<UserRecord> = rows.iter().map(UserRecord::from_row).collect::<Result<_, _>>()?;
+        Ok(uids
+            .iter()
+            .map(|uid| {
+                found
+                    .iter()
+                    .find(|user| &user.uid == uid)
+                    .map(UserRecord::status)
+                    .unwrap_or_else(|| UserStatus::deleted(uid))
+            })
+            .collect())
     }
 
     pub async fn delete(&self, uid: &str) -> Result<bool, sqlx::Error> {

@@ -1,7 +1,8 @@
 //! How `goterra-cli` carries bytes in the store's string values.
 //!
-//! Text (valid UTF-8 without NUL characters) is sent as it is. Anything else (binary files,
-//! NUL bytes) is sent as `base64:` followed by its standard base64 encoding; so is text that
+//! Text (valid UTF-8 that the platform's text rule accepts: no NUL nor control characters but
+//! newline, carriage return and tab) is sent as it is. Anything else (binary files, NUL bytes,
+//! terminal escapes in logs) is sent as `base64:` followed by its standard base64 encoding; so is text that
 //! itself starts with `base64:`, so that reading it back is never ambiguous. `get` decodes
 //! such values back to the exact bytes.
 
@@ -10,10 +11,16 @@ use base64::engine::general_purpose::STANDARD;
 
 pub const BASE64_MARKER: &str = "base64:";
 
+/// The platform's text rule (`goterra_core::edge::is_allowed_char`; this small client does not
+/// link the server crates): no control characters but newline, carriage return and tab.
+fn accepted_by_the_store(c: char) -> bool {
+    !c.is_control() || matches!(c, '\n' | '\r' | '\t')
+}
+
 /// The string to store for `bytes`.
 pub fn encode(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {
-        Ok(text) if !text.contains('\0') && !text.starts_with(BASE64_MARKER) => text.to_string(),
+        Ok(text) if text.chars().all(accepted_by_the_store) && !text.starts_with(BASE64_MARKER) => text.to_string(),
         _ => format!("{BASE64_MARKER}{}", STANDARD.encode(bytes)),
     }
 }
@@ -71,11 +78,15 @@ mod tests {
             b"base64:aGk=",
             "héllo".as_bytes(),
             b"\xff\xfe",
+            b"\x1b[31mred\x1b[0m\r\n",
         ] {
             assert_eq!(round_trip(sample), sample);
         }
         assert_eq!(encode(b"plain"), "plain");
         assert!(encode(b"\xff").starts_with(BASE64_MARKER));
+        // The store refuses control characters: terminal escapes travel encoded.
+        assert!(encode(b"\x1b[0m").starts_with(BASE64_MARKER));
+        assert_eq!(encode(b"two\nlines\t."), "two\nlines\t.");
     }
 
     #[test]

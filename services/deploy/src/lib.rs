@@ -19,6 +19,7 @@ mod http_errors;
 pub mod images;
 pub mod inputs;
 mod kinds;
+pub mod membership;
 pub mod migrations;
 pub mod model;
 pub mod namespaces;
@@ -180,6 +181,11 @@ pub async fn router_with(
         queue,
         runs: run_options,
     };
+    // The store of this process asks deploy's rule (set once per platform).
+    let _ = state
+        .platform
+        .namespace_rule
+        .set(Arc::new(membership::DeployNamespaceRule::new(state.clone())));
     let router = routes()
         .into_iter()
         .fold(Router::new(), |router, route| router.route(&route.path, route.handler));

@@ -12,7 +12,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use goterra_core::{ApiError, ApiJson, ApiQuery, AuthUser, ErrorBody, Event, Identity};
+use goterra_core::{ApiError, ApiJson, ApiQuery, AuthUser, ConfirmedUser, ErrorBody, Event, Identity};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -133,7 +133,7 @@ pub async fn list(
         (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
-    AuthUser(user): AuthUser,
+    ConfirmedUser(user): ConfirmedUser,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     if !state.platform.config.acl.allow_user_create_ns && !user.is_privileged() {
@@ -184,7 +184,7 @@ pub async fn get_one(
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
-    AuthUser(user): AuthUser,
+    ConfirmedUser(user): ConfirmedUser,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<NamespaceOne>, ApiError> {
@@ -249,7 +249,7 @@ fn describe_contents(contents: &NamespaceContents) -> Vec<String> {
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
-    AuthUser(user): AuthUser,
+    ConfirmedUser(user): ConfirmedUser,
     Path(id): Path<String>,
 ) -> Result<Json<NamespaceId>, ApiError> {
     let namespace = access::require_manager(&state, &id, &user, "delete").await?;

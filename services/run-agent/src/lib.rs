@@ -11,13 +11,13 @@ pub mod executor;
 pub mod state;
 
 use agent::{Agent, AgentOptions, RunningRun};
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use control::HttpRunControl;
 use goterra_bus::RunQueue;
 use goterra_core::http::SecuritySchemes;
-use goterra_core::{Platform, ServiceSpec};
+use goterra_core::{Authenticator, ErrorBody, MaybeUser, Platform, ServiceSpec};
 use goterra_db::Migration;
 use state::StateRoutes;
 use std::sync::Arc;
@@ -40,12 +40,25 @@ pub fn spec() -> ServiceSpec {
 #[openapi(
     info(title = "Goterra run-agent", description = "Executes run jobs with Terraform."),
     paths(status, state::run_state),
-    components(schemas(AgentStatus, RunningRun, state::RunResources, state::ResourceInstance)),
+    components(schemas(AgentStatus, RunningRun, state::RunResources, state::ResourceInstance, ErrorBody)),
     modifiers(&SecuritySchemes)
 )]
 pub struct ApiDoc;
 
 pub use goterra_client::run_agent::AgentStatus;
+
+/// What `GET /run-agent` needs: the agent (if any) and who is asking.
+#[derive(Clone)]
+struct StatusState {
+    agent: Option<Arc<Agent>>,
+    authenticator: Arc<Authenticator>,
+}
+
+impl FromRef<StatusState> for Arc<Authenticator> {
+    fn from_ref(state: &StatusState) -> Self {
+        state.authenticator.clone()
+    }
+}
 
 /// The client of deploy's agent routes: at `GOT_DEPLOY_URL`, default this platform's public URL.
 pub fn deploy_control(platform: &Platform) -> anyhow::Result<Arc<HttpRunControl>> {
@@ -84,10 +97,14 @@ pub async fn router(platform: Platform) -> anyhow::Result<Router> {
 
 /// The routes, around an agent or none.
 pub fn routes(agent: Option<Arc<Agent>>, state_routes: StateRoutes) -> Router {
+    let status_state = StatusState {
+        agent,
+        authenticator: state_routes.authenticator.clone(),
+    };
     Router::new()
         .route("/run-agent", get(status))
         .route("/run-agent/openapi.json", get(openapi))
-        .with_state(agent)
+        .with_state(status_state)
         .merge(
             Router::new()
                 .route("/run-agent/ns/{ns}/run/{run}/state", get(state::run_state))
@@ -95,14 +112,17 @@ pub fn routes(agent: Option<Arc<Agent>>, state_routes: StateRoutes) -> Router {
         )
 }
 
-/// Version, capacity and the runs in progress.
-#[utoipa::path(get, path = "/run-agent", responses((status = 200, body = AgentStatus)))]
-async fn status(State(agent): State<Option<Arc<Agent>>>) -> Json<AgentStatus> {
+/// Health and version for anyone; capacity and the runs in progress for admins.
+#[utoipa::path(get, path = "/run-agent", security((), ("token" = []), ("apikey" = [])),
+    responses((status = 200, body = AgentStatus), (status = 401, description = "Invalid credentials", body = ErrorBody)))]
+async fn status(State(state): State<StatusState>, MaybeUser(caller): MaybeUser) -> Json<AgentStatus> {
+    let admin = caller.is_some_and(|caller| caller.is_admin());
+    let agent = state.agent.as_ref().filter(|_| admin);
     Json(AgentStatus {
         version: goterra_core::http::VERSION.to_string(),
         message: "ok".to_string(),
-        capacity: agent.as_ref().map_or(0, |agent| agent.capacity()),
-        running: agent.as_ref().map(|agent| agent.running()).unwrap_or_default(),
+        capacity: admin.then(|| agent.map_or(0, |agent| agent.capacity())),
+        running: admin.then(|| agent.map(|agent| agent.running()).unwrap_or_default()),
     })
 }
 

@@ -13,9 +13,10 @@ pub mod waiting;
 
 use axum::Router;
 use backend::{EmbeddedBackend, Limits, RedisBackend, StoreBackend};
+use goterra_core::namespaces::NamespaceRule;
 use goterra_core::{Platform, ServiceSpec};
 use goterra_db::Migration;
-use namespaces::{HttpNamespaces, NamespaceAccess, SqlNamespaces};
+use namespaces::HttpNamespaces;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,36 +38,60 @@ pub async fn router(platform: Platform) -> anyhow::Result<Router> {
 /// The service's state, shared by its handlers.
 pub struct Store {
     pub backend: Arc<dyn StoreBackend>,
-    pub namespaces: Option<Arc<dyn NamespaceAccess>>,
+    /// Deploy over `GOT_PROXY`, for when deploy does not run in this process.
+    pub remote_namespaces: Option<Arc<dyn NamespaceRule>>,
     pub platform: Platform,
 }
 
 impl Store {
-    /// Picks the backend (Redis when configured, else embedded) and the namespace checker
-    /// (deploy's tables when present in the database, else deploy over `GOT_PROXY`).
+    /// Picks the backend (Redis when configured, else embedded) and the namespace rule
+    /// (deploy's, in this process or over `GOT_PROXY`); migrates namespace bindings made by
+    /// name in earlier versions to ids when deploy runs in this process.
     pub async fn open(platform: Platform) -> anyhow::Result<Arc<Self>> {
         let limits = limits_of(&platform.config);
         let backend: Arc<dyn StoreBackend> = match platform.config.redis_url() {
             Some(url) => Arc::new(RedisBackend::connect(&url, &platform.config.redis.prefix, limits).await?),
             None => Arc::new(EmbeddedBackend::new(platform.db.clone(), limits)),
         };
-        let namespaces: Option<Arc<dyn NamespaceAccess>> = match SqlNamespaces::detect(&platform.db).await {
-            Some(sql) => Some(Arc::new(sql)),
-            None => match &platform.config.proxy {
-                Some(proxy) => Some(Arc::new(HttpNamespaces::new(proxy)?)),
-                None => None,
-            },
+        let remote_namespaces: Option<Arc<dyn NamespaceRule>> = match &platform.config.proxy {
+            Some(proxy) => Some(Arc::new(HttpNamespaces::new(proxy)?)),
+            None => None,
         };
+        let store = Arc::new(Self {
+            backend,
+            remote_namespaces,
+            platform,
+        });
+        store.bind_legacy_namespaces().await?;
         tracing::info!(
-            backend = backend.name(),
-            namespaces = namespaces.is_some(),
+            backend = store.backend.name(),
+            namespaces = store.namespace_rule().is_some(),
             "store ready"
         );
-        Ok(Arc::new(Self {
-            backend,
-            namespaces,
-            platform,
-        }))
+        Ok(store)
+    }
+
+    /// Deploy's namespace rule: in this process when deploy runs here, else over HTTP.
+    pub fn namespace_rule(&self) -> Option<Arc<dyn NamespaceRule>> {
+        self.platform
+            .namespace_rule
+            .get()
+            .cloned()
+            .or_else(|| self.remote_namespaces.clone())
+    }
+
+    /// Rewrites bindings by name (earlier versions) to the id of the namespace holding that
+    /// name now, once, when deploy runs in this process (it is built before the store).
+    async fn bind_legacy_namespaces(&self) -> anyhow::Result<()> {
+        let Some(rule) = self.platform.namespace_rule.get().cloned() else {
+            return Ok(());
+        };
+        for legacy in self.backend.legacy_namespaces().await? {
+            let id = rule.id_of(&legacy).await.map_err(|err| anyhow::anyhow!("{err}"))?;
+            self.backend.bind_legacy_namespace(&legacy, id.as_deref()).await?;
+            tracing::info!(namespace = %legacy, bound = id.is_some(), "store deployments bound to a namespace id");
+        }
+        Ok(())
     }
 
     pub fn router(self: &Arc<Self>) -> Router {

@@ -1,7 +1,7 @@
 //! The HTTP API under `/store`, compatible with the original routes and JSON keys.
 
 use crate::Store;
-use crate::backend::Metadata;
+use crate::backend::{Metadata, NamespaceBinding};
 use crate::keys::{MAX_WAIT_SECS, validate_key, validate_value};
 use axum::Json;
 use axum::Router;
@@ -94,7 +94,7 @@ impl Store {
                 if identity.is_admin() || metadata.user == identity.uid {
                     return Ok(());
                 }
-                if self.is_namespace_member(&metadata.ns, identity, headers).await? {
+                if self.is_namespace_member(&metadata.namespace, identity, headers).await? {
                     return Ok(());
                 }
                 Err(ApiError::forbidden("not authorized: you do not own this deployment"))
@@ -102,10 +102,21 @@ impl Store {
         }
     }
 
-    async fn is_namespace_member(&self, ns: &str, identity: &Identity, headers: &HeaderMap) -> Result<bool, ApiError> {
-        match (&self.namespaces, ns.is_empty()) {
-            (Some(namespaces), false) => namespaces.is_member(ns, identity, headers).await,
-            _ => Ok(false),
+    /// Whether deploy's rule lets `identity` use the deployment's namespace.
+    async fn is_namespace_member(
+        &self,
+        binding: &NamespaceBinding,
+        identity: &Identity,
+        headers: &HeaderMap,
+    ) -> Result<bool, ApiError> {
+        let Some(rule) = self.namespace_rule() else {
+            return Ok(false);
+        };
+        match binding {
+            NamespaceBinding::None => Ok(false),
+            NamespaceBinding::Id(id) => rule.may_use(id, identity, headers).await,
+            // Not migrated (deploy was not in this process): the old rule until it expires.
+            NamespaceBinding::Legacy(key) => Ok(rule.usable_id(key, identity, headers).await?.is_some()),
         }
     }
 
@@ -133,11 +144,12 @@ fn deployment_not_found() -> ApiError {
 /// Creates a deployment and a token scoped to it.
 #[utoipa::path(
     post, path = "/store", tag = "store",
-    params(("X-API-NS" = Option<String>, Header, description = "Namespace (id or name) whose owners and members may also use the deployment")),
+    params(("X-API-NS" = Option<String>, Header, description = "Namespace (id or name) whose owners and members may also use the deployment; resolved once, now, to the namespace's id")),
     responses(
         (status = 200, description = "Deployment created", body = DeploymentToken),
         (status = 401, description = "Missing or invalid credentials, or a deployment token", body = ErrorBody),
-        (status = 403, description = "Not a member of the namespace given in X-API-NS", body = ErrorBody),
+        (status = 400, description = "X-API-NS given where no namespace rule is reachable, or holds control characters", body = ErrorBody),
+        (status = 403, description = "No namespace of that id or name of which the caller is a member", body = ErrorBody),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
@@ -160,18 +172,30 @@ pub async fn create_deployment(
         .transpose()
         .map_err(|_| ApiError::bad_request("X-API-NS: not a valid header value"))?
         .unwrap_or_default();
-    if !ns.is_empty()
-        && !identity.is_admin()
-        && store.namespaces.is_some()
-        && !store.is_namespace_member(ns, &identity, &headers).await?
-    {
-        return Err(ApiError::forbidden(format!("you are not a member of namespace {ns:?}")));
-    }
+    let namespace = if ns.is_empty() {
+        NamespaceBinding::None
+    } else {
+        // The name is resolved once, now: a later rename or a new namespace of the same
+        // name does not change which namespace the deployment belongs to.
+        let rule = store.namespace_rule().ok_or_else(|| {
+            ApiError::bad_request(
+                "X-API-NS: namespaces are not available (deploy is not in this process and GOT_PROXY is not set)",
+            )
+        })?;
+        match rule.usable_id(ns, &identity, &headers).await? {
+            Some(id) => NamespaceBinding::Id(id),
+            None => {
+                return Err(ApiError::forbidden(format!(
+                    "no namespace {ns:?} that you are a member of"
+                )));
+            }
+        }
+    };
     let id = goterra_core::new_id();
     let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
     let metadata = Metadata {
         user: identity.uid.clone(),
-        ns: ns.to_string(),
+        namespace,
         created_at: now,
         updated_at: now,
     };

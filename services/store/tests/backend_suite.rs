@@ -4,7 +4,9 @@
 mod common;
 
 use goterra_db::testing::{ENGINES, TestDb};
-use goterra_store::backend::{EmbeddedBackend, Limits, Metadata, RedisBackend, StoreBackend, StoreError};
+use goterra_store::backend::{
+    EmbeddedBackend, Limits, Metadata, NamespaceBinding, RedisBackend, StoreBackend, StoreError,
+};
 use goterra_store::waiting::wait_for_key;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +49,7 @@ fn limits(max_keys: usize, ttl: Duration) -> Limits {
 fn metadata(user: &str) -> Metadata {
     Metadata {
         user: user.into(),
-        ns: "ns1".into(),
+        namespace: NamespaceBinding::Id("ns1".into()),
         created_at: 1_700_000_000,
         updated_at: 1_700_000_000,
     }
@@ -87,7 +89,8 @@ async fn keys_values_and_metadata() {
             .await
             .unwrap();
         let meta = store.metadata("d1").await.unwrap().unwrap();
-        assert_eq!((meta.user.as_str(), meta.ns.as_str()), ("alice", "ns1"), "{name}");
+        assert_eq!(meta.user, "alice", "{name}");
+        assert_eq!(meta.namespace, NamespaceBinding::Id("ns1".into()), "{name}");
         assert!(meta.updated_at > 1_700_000_000, "{name}: writes record their time");
         assert_eq!(
             store.get("d1", "user").await.unwrap().as_deref(),
@@ -133,6 +136,46 @@ async fn unknown_deployments_are_not_found() {
         assert!(!store.delete("nope").await.unwrap(), "{name}");
         // A failed write created nothing.
         assert_eq!(store.metadata("nope").await.unwrap(), None, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn namespace_bindings_by_name_are_listed_and_bound_to_ids() {
+    for Subject { name, backend, .. } in subjects(limits(100, Duration::from_secs(600))).await {
+        let store = backend.as_ref();
+        let with = |namespace: NamespaceBinding| Metadata {
+            namespace,
+            ..metadata("alice")
+        };
+        store
+            .create("legacy-1", &with(NamespaceBinding::Legacy("genomics".into())))
+            .await
+            .unwrap();
+        store
+            .create("legacy-2", &with(NamespaceBinding::Legacy("genomics".into())))
+            .await
+            .unwrap();
+        store
+            .create("gone", &with(NamespaceBinding::Legacy("deleted-ns".into())))
+            .await
+            .unwrap();
+        store.create("plain", &with(NamespaceBinding::None)).await.unwrap();
+        store
+            .create("bound", &with(NamespaceBinding::Id("id-9".into())))
+            .await
+            .unwrap();
+        let mut legacy = store.legacy_namespaces().await.unwrap();
+        legacy.sort();
+        assert_eq!(legacy, ["deleted-ns", "genomics"], "{name}");
+        store.bind_legacy_namespace("genomics", Some("id-1")).await.unwrap();
+        store.bind_legacy_namespace("deleted-ns", None).await.unwrap();
+        let binding = |id: &'static str| async move { store.metadata(id).await.unwrap().unwrap().namespace };
+        assert_eq!(binding("legacy-1").await, NamespaceBinding::Id("id-1".into()), "{name}");
+        assert_eq!(binding("legacy-2").await, NamespaceBinding::Id("id-1".into()), "{name}");
+        assert_eq!(binding("gone").await, NamespaceBinding::None, "{name}");
+        assert_eq!(binding("plain").await, NamespaceBinding::None, "{name}");
+        assert_eq!(binding("bound").await, NamespaceBinding::Id("id-9".into()), "{name}");
+        assert!(store.legacy_namespaces().await.unwrap().is_empty(), "{name}");
     }
 }
 

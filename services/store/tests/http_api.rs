@@ -5,12 +5,15 @@ mod common;
 
 use async_trait::async_trait;
 use axum::Router;
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
 use common::{SETUPS, Setup, start};
 use goterra_core::auth::ApiKeyResolver;
+use goterra_core::namespaces::NamespaceRule;
+use goterra_core::revocation::UserStatus;
 use goterra_core::testing::TestServer;
 use goterra_core::token::unix_now;
 use goterra_core::{ApiError, Claims, Identity, Sensitive, ServiceSpec};
-use goterra_db::Migration;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,21 +40,61 @@ impl ApiKeyResolver for FakeKeys {
             _ => None,
         })
     }
+
+    async fn user_statuses(&self, uids: &[String]) -> Result<Vec<UserStatus>, ApiError> {
+        Ok(uids
+            .iter()
+            .map(|uid| UserStatus {
+                uid: uid.clone(),
+                exists: true,
+                admin: uid == "root",
+                super_user: false,
+                tokens_not_before: 0,
+            })
+            .collect())
+    }
 }
 
-/// Stands in for auth (API keys) and deploy (its namespace tables, as agreed with deploy).
+/// Deploy's rule as deploy would answer it: namespace `ns1`, named `genomics`, owned by alice
+/// with bob as a member (eve was only invited).
+struct FakeNamespaces;
+
+impl FakeNamespaces {
+    fn named(key: &str) -> Option<&'static str> {
+        matches!(key, "ns1" | "genomics").then_some("ns1")
+    }
+
+    fn member(caller: &Identity) -> bool {
+        caller.admin || matches!(caller.uid.as_str(), "alice" | "bob")
+    }
+}
+
+#[async_trait]
+impl NamespaceRule for FakeNamespaces {
+    async fn usable_id(&self, key: &str, caller: &Identity, _: &HeaderMap) -> Result<Option<String>, ApiError> {
+        Ok(Self::named(key).filter(|_| Self::member(caller)).map(String::from))
+    }
+
+    async fn may_use(&self, id: &str, caller: &Identity, _: &HeaderMap) -> Result<bool, ApiError> {
+        Ok(id == "ns1" && Self::member(caller))
+    }
+
+    async fn id_of(&self, key: &str) -> Result<Option<String>, ApiError> {
+        Ok(Self::named(key).map(String::from))
+    }
+}
+
+/// Stands in for auth (API keys) and deploy (its namespace rule, registered in the platform).
 fn doubles() -> ServiceSpec {
-    const TABLES: &str = "CREATE TABLE deploy_namespaces (id TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL);
-        CREATE TABLE deploy_namespace_users (namespace_id TEXT NOT NULL, uid TEXT NOT NULL, role TEXT NOT NULL);";
-    const MIGRATIONS: &[Migration] = &[Migration {
-        id: "store-test-doubles-0001",
-        postgres: TABLES,
-        sqlite: TABLES,
-    }];
     ServiceSpec {
         name: "doubles",
-        migrations: MIGRATIONS,
-        router: |_| Box::pin(async { Ok(Router::new()) }),
+        migrations: &[],
+        router: |platform| {
+            Box::pin(async move {
+                let _ = platform.namespace_rule.set(Arc::new(FakeNamespaces));
+                Ok(Router::new())
+            })
+        },
         local_api_keys: Some(|_| Arc::new(FakeKeys)),
     }
 }
@@ -623,19 +666,6 @@ async fn anonymous_mode_takes_the_key_as_uid_and_mints_scoped_tokens_only() {
 async fn namespace_members_share_deployments() {
     for setup in SETUPS {
         let server = start(setup, &services(), |_| {}).await;
-        let pool = server.platform.db.pool();
-        sqlx::query("INSERT INTO deploy_namespaces (id, name) VALUES ('ns1', 'genomics')")
-            .execute(pool)
-            .await
-            .unwrap();
-        for (uid, role) in [("alice", "owner"), ("bob", "member"), ("eve", "invited")] {
-            sqlx::query("INSERT INTO deploy_namespace_users (namespace_id, uid, role) VALUES ('ns1', $1, $2)")
-                .bind(uid)
-                .bind(role)
-                .execute(pool)
-                .await
-                .unwrap();
-        }
         let api = Api::new(&server.url);
         for ns in ["ns1", "genomics"] {
             let response = api
@@ -686,8 +716,8 @@ async fn namespace_members_share_deployments() {
 
 #[tokio::test]
 async fn namespace_membership_is_asked_of_deploy_when_running_alone() {
-    // A stand-in for deploy's `GET /deploy/ns/{ns}`: members are the callers whose API key
-    // names them.
+    // A stand-in for deploy's `GET /deploy/ns/{ns}` (by id or name): members are the callers
+    // whose API key names them.
     let deploy = Router::new().route(
         "/deploy/ns/{ns}",
         axum::routing::get(
@@ -696,10 +726,10 @@ async fn namespace_membership_is_asked_of_deploy_when_running_alone() {
                     .get("x-api-key")
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default();
-                if ns == "genomics" && (key == "key-alice" || key == "key-bob") {
-                    axum::http::StatusCode::OK
+                if (ns == "genomics" || ns == "ns1") && (key == "key-alice" || key == "key-bob") {
+                    axum::Json(json!({"ns": {"id": "ns1", "name": "genomics"}})).into_response()
                 } else {
-                    axum::http::StatusCode::FORBIDDEN
+                    axum::http::StatusCode::FORBIDDEN.into_response()
                 }
             },
         ),
@@ -708,7 +738,7 @@ async fn namespace_membership_is_asked_of_deploy_when_running_alone() {
     let deploy_url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(goterra_core::http::serve(listener, deploy, std::future::pending()));
     let spec = ServiceSpec {
-        migrations: &[],
+        router: |_| Box::pin(async { Ok(Router::new()) }),
         ..doubles()
     };
     let server = start(Setup::Redis, &[spec, goterra_store::spec()], |config| {

@@ -2,7 +2,7 @@
 //! `goterra up`, with in-process wake-ups. Expired deployments are invisible at once and
 //! swept away by a background task.
 
-use super::{Limits, Metadata, StoreBackend, StoreError, backend_error, dedup_entries, unix_millis};
+use super::{Limits, Metadata, NamespaceBinding, StoreBackend, StoreError, backend_error, dedup_entries, unix_millis};
 use crate::waiting::WaitHub;
 use async_trait::async_trait;
 use goterra_db::{Db, Migration};
@@ -11,11 +11,21 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    id: "store-0001-deployments",
-    postgres: SCHEMA,
-    sqlite: SCHEMA,
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        id: "store-0001-deployments",
+        postgres: SCHEMA,
+        sqlite: SCHEMA,
+    },
+    Migration {
+        id: "store-0002-namespace-ids",
+        postgres: NAMESPACE_IDS,
+        sqlite: NAMESPACE_IDS,
+    },
+];
+
+/// `ns_bound = 1`: `ns` holds a namespace id; 0: what `X-API-NS` held (earlier versions).
+const NAMESPACE_IDS: &str = "ALTER TABLE store_deployments ADD COLUMN ns_bound BIGINT NOT NULL DEFAULT 0;";
 
 const SCHEMA: &str = "
 CREATE TABLE store_deployments (
@@ -241,19 +251,46 @@ impl StoreBackend for EmbeddedBackend {
         "embedded"
     }
 
+    async fn legacy_namespaces(&self) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT DISTINCT ns FROM store_deployments WHERE ns_bound = 0 AND ns <> ''")
+                .fetch_all(self.db.pool())
+                .await
+                .map_err(backend_error)?;
+        Ok(rows.into_iter().map(|(ns,)| ns).collect())
+    }
+
+    async fn bind_legacy_namespace(&self, legacy: &str, id: Option<&str>) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        // An unknown namespace binds to nothing: the empty id matches no namespace.
+        sqlx::query("UPDATE store_deployments SET ns = $1, ns_bound = 1 WHERE ns = $2 AND ns_bound = 0")
+            .bind(id.unwrap_or(""))
+            .bind(legacy)
+            .execute(self.db.pool())
+            .await
+            .map_err(backend_error)?;
+        Ok(())
+    }
+
     async fn create(&self, id: &str, metadata: &Metadata) -> Result<(), StoreError> {
         let expires = unix_millis().saturating_add(self.limits.ttl_millis());
         let _turn = self.write_turn().await;
+        let (ns, bound) = match &metadata.namespace {
+            NamespaceBinding::None => ("", true),
+            NamespaceBinding::Id(id) => (id.as_str(), true),
+            NamespaceBinding::Legacy(key) => (key.as_str(), false),
+        };
         sqlx::query(
-            "INSERT INTO store_deployments (id, uid, ns, created_at, updated_at, expires_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO store_deployments (id, uid, ns, created_at, updated_at, expires_at_ms, ns_bound) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(id)
         .bind(&metadata.user)
-        .bind(&metadata.ns)
+        .bind(ns)
         .bind(metadata.created_at)
         .bind(metadata.updated_at)
         .bind(expires)
+        .bind(goterra_db::flag(bound))
         .execute(self.db.pool())
         .await
         .map_err(backend_error)?;
@@ -261,8 +298,8 @@ impl StoreBackend for EmbeddedBackend {
     }
 
     async fn metadata(&self, id: &str) -> Result<Option<Metadata>, StoreError> {
-        let row: Option<(String, String, i64, i64)> = sqlx::query_as(
-            "SELECT uid, ns, created_at, updated_at FROM store_deployments \
+        let row: Option<(String, String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT uid, ns, created_at, updated_at, ns_bound FROM store_deployments \
              WHERE id = $1 AND expires_at_ms > $2",
         )
         .bind(id)
@@ -270,9 +307,13 @@ impl StoreBackend for EmbeddedBackend {
         .fetch_optional(self.db.pool())
         .await
         .map_err(backend_error)?;
-        Ok(row.map(|(user, ns, created_at, updated_at)| Metadata {
+        Ok(row.map(|(user, ns, created_at, updated_at, bound)| Metadata {
             user,
-            ns,
+            namespace: match (ns.is_empty(), bound != 0) {
+                (true, _) => NamespaceBinding::None,
+                (false, true) => NamespaceBinding::Id(ns),
+                (false, false) => NamespaceBinding::Legacy(ns),
+            },
             created_at,
             updated_at,
         }))

@@ -14,13 +14,26 @@ use std::time::Duration;
 pub use self::embedded::EmbeddedBackend;
 pub use self::redis::RedisBackend;
 
+/// The namespace whose members may use a deployment besides its owner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NamespaceBinding {
+    /// Created without `X-API-NS`.
+    None,
+    /// The id of the namespace named by `X-API-NS` at creation (resolved once, then).
+    Id(String),
+    /// What `X-API-NS` held, stored by earlier versions (a name or an id). Such bindings are
+    /// migrated to ids at startup when deploy runs in the process; otherwise they follow the
+    /// old id-or-name rule until the deployment expires.
+    Legacy(String),
+}
+
 /// Who created a deployment and when. Kept apart from the user keys, so no PUT can change it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Metadata {
     /// The owner's uid.
     pub user: String,
-    /// The namespace given with `X-API-NS` at creation, or empty.
-    pub ns: String,
+    /// The namespace whose members may also use the deployment.
+    pub namespace: NamespaceBinding,
     /// Creation time, unix seconds.
     pub created_at: i64,
     /// Last write, unix seconds.
@@ -86,6 +99,13 @@ pub trait StoreBackend: Send + Sync {
 
     /// Deletes a deployment and its keys; `false` when it did not exist.
     async fn delete(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// The distinct [`NamespaceBinding::Legacy`] values of live deployments.
+    async fn legacy_namespaces(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Turns every `Legacy(legacy)` binding into `Id(id)`, or into no binding when the
+    /// namespace no longer exists (`None`).
+    async fn bind_legacy_namespace(&self, legacy: &str, id: Option<&str>) -> Result<(), StoreError>;
 
     /// The waiters of this process.
     fn hub(&self) -> &Arc<WaitHub>;

@@ -4,7 +4,7 @@
 //! publish on `{prefix}:storewake:{id}`; one pattern subscription per process fans those
 //! messages out to its local waiters, so a PUT on one replica wakes waiters on all of them.
 
-use super::{Limits, Metadata, StoreBackend, StoreError, backend_error, dedup_entries};
+use super::{Limits, Metadata, NamespaceBinding, StoreBackend, StoreError, backend_error, dedup_entries};
 use crate::waiting::WaitHub;
 use async_trait::async_trait;
 use futures_util::StreamExt;
@@ -65,6 +65,9 @@ impl KeyNames {
     fn meta(&self, id: &str) -> String {
         format!("{}:deplmeta:{id}", self.prefix)
     }
+    fn meta_pattern(&self) -> String {
+        format!("{}:deplmeta:*", self.prefix)
+    }
     fn channel(&self, id: &str) -> String {
         format!("{}:storewake:{id}", self.prefix)
     }
@@ -77,6 +80,20 @@ impl KeyNames {
 }
 
 impl RedisBackend {
+    /// Every deployment's metadata key (SCAN, so Redis is never blocked).
+    async fn meta_keys(&self) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut keys: Vec<String> = Vec::new();
+        let mut iter = conn
+            .scan_match::<_, String>(self.names.meta_pattern())
+            .await
+            .map_err(backend_error)?;
+        while let Some(key) = iter.next_item().await {
+            keys.push(key);
+        }
+        Ok(keys)
+    }
+
     /// Connects, and subscribes to wake-ups before returning so no write is missed.
     pub async fn connect(url: &Sensitive<String>, prefix: &str, limits: Limits) -> anyhow::Result<Self> {
         let client = redis::Client::open(url.expose().as_str())
@@ -207,12 +224,22 @@ impl StoreBackend for RedisBackend {
 
     async fn create(&self, id: &str, metadata: &Metadata) -> Result<(), StoreError> {
         let meta = self.names.meta(id);
-        let fields = [
+        // `ns` is the original's field; `nsid` marks a binding by id (absent in deployments
+        // of earlier versions, whose `ns` held whatever X-API-NS said).
+        let (ns, nsid) = match &metadata.namespace {
+            NamespaceBinding::None => (String::new(), Some(String::new())),
+            NamespaceBinding::Id(id) => (id.clone(), Some(id.clone())),
+            NamespaceBinding::Legacy(key) => (key.clone(), None),
+        };
+        let mut fields = vec![
             ("user", metadata.user.clone()),
-            ("ns", metadata.ns.clone()),
+            ("ns", ns),
             ("ts", metadata.created_at.to_string()),
             ("lastts", metadata.updated_at.to_string()),
         ];
+        if let Some(nsid) = nsid {
+            fields.push(("nsid", nsid));
+        }
         let mut conn = self.conn.clone();
         let _: () = redis::pipe()
             .atomic()
@@ -226,6 +253,39 @@ impl StoreBackend for RedisBackend {
         Ok(())
     }
 
+    async fn legacy_namespaces(&self) -> Result<Vec<String>, StoreError> {
+        let mut legacy: Vec<String> = Vec::new();
+        for key in self.meta_keys().await? {
+            let mut conn = self.conn.clone();
+            let fields: HashMap<String, String> = conn.hgetall(&key).await.map_err(backend_error)?;
+            if let NamespaceBinding::Legacy(ns) = binding_of(&fields)
+                && !legacy.contains(&ns)
+            {
+                legacy.push(ns);
+            }
+        }
+        Ok(legacy)
+    }
+
+    async fn bind_legacy_namespace(&self, legacy: &str, id: Option<&str>) -> Result<(), StoreError> {
+        for key in self.meta_keys().await? {
+            let mut conn = self.conn.clone();
+            let fields: HashMap<String, String> = conn.hgetall(&key).await.map_err(backend_error)?;
+            if binding_of(&fields) == NamespaceBinding::Legacy(legacy.to_string()) {
+                // HSET on a hash that expired meanwhile would recreate it without a TTL.
+                let _: () = redis::cmd("EVAL")
+                    .arg("if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'nsid', ARGV[1]) end")
+                    .arg(1)
+                    .arg(&key)
+                    .arg(id.unwrap_or(""))
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(backend_error)?;
+            }
+        }
+        Ok(())
+    }
+
     async fn metadata(&self, id: &str) -> Result<Option<Metadata>, StoreError> {
         let mut conn = self.conn.clone();
         let fields: HashMap<String, String> = conn.hgetall(self.names.meta(id)).await.map_err(backend_error)?;
@@ -235,7 +295,7 @@ impl StoreBackend for RedisBackend {
         let number = |name: &str| fields.get(name).and_then(|v| v.parse::<i64>().ok()).unwrap_or_default();
         Ok(Some(Metadata {
             user: fields.get("user").cloned().unwrap_or_default(),
-            ns: fields.get("ns").cloned().unwrap_or_default(),
+            namespace: binding_of(&fields),
             created_at: number("ts"),
             updated_at: number("lastts"),
         }))
@@ -311,5 +371,15 @@ impl StoreBackend for RedisBackend {
 
     fn hub(&self) -> &Arc<WaitHub> {
         &self.hub
+    }
+}
+
+/// The namespace binding stored in a metadata hash (see `create`).
+fn binding_of(fields: &HashMap<String, String>) -> NamespaceBinding {
+    match (fields.get("nsid"), fields.get("ns")) {
+        (Some(id), _) if id.is_empty() => NamespaceBinding::None,
+        (Some(id), _) => NamespaceBinding::Id(id.clone()),
+        (None, Some(ns)) if !ns.is_empty() => NamespaceBinding::Legacy(ns.clone()),
+        (None, _) => NamespaceBinding::None,
     }
 }

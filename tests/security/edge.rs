@@ -1,0 +1,339 @@
+//! Findings 3 to 6 and 8: the text rule at the edge (NUL never reaches PostgreSQL), HTTP
+//! limits against slow clients, login throttling, private data dir files, JSON error bodies.
+
+use crate::support::{ADMIN_KEY, Client, Cred};
+use goterra_core::Sensitive;
+use goterra_core::testing::TestServer;
+use goterra_db::testing::ENGINES;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn platform(engine: goterra_db::Engine, configure: impl FnOnce(&mut goterra_core::Config)) -> TestServer {
+    TestServer::start_with(
+        engine,
+        &[goterra_auth::spec(), goterra_deploy::spec(), goterra_store::spec()],
+        |config| {
+            config.admin_apikey = Some(Sensitive::new(ADMIN_KEY.into()));
+            configure(config);
+        },
+    )
+    .await
+    .unwrap()
+}
+
+fn message_of(answer: &Value) -> &str {
+    answer["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not a JSON error body: {answer}"))
+}
+
+#[tokio::test]
+async fn nul_and_control_characters_are_refused_with_400_on_both_engines() {
+    for engine in ENGINES {
+        let server = platform(engine, |_| {}).await;
+        let base = server.url.clone();
+        let client = Client::default();
+        let key = client.register(&base, "alice", false).await;
+        let cases: Vec<(&str, String, Cred, Option<Value>)> = vec![
+            (
+                "POST",
+                format!("{base}/auth/login"),
+                Cred::None,
+                Some(json!({"uid": "ad\u{0}min", "password": "x"})),
+            ),
+            ("GET", format!("{base}/deploy/ns/%00"), Cred::None, None),
+            ("GET", format!("{base}/deploy/ns/%00"), Cred::Key(&key), None),
+            ("GET", format!("{base}/deploy/ns?skip=%00"), Cred::Key(&key), None),
+            (
+                "POST",
+                format!("{base}/auth/register"),
+                Cred::Key(ADMIN_KEY),
+                Some(json!({"uid": "bob", "password": "bob-password-1", "email": "b\u{0}@example.org"})),
+            ),
+            (
+                "PUT",
+                format!("{base}/auth/user/alice"),
+                Cred::Key(&key),
+                Some(json!({"pub_key": "ssh-ed25519 AAAA\u{0}"})),
+            ),
+            (
+                "POST",
+                format!("{base}/deploy/ns"),
+                Cred::Key(ADMIN_KEY),
+                Some(json!({"name": "lab\u{1b}[31m"})),
+            ),
+            ("POST", format!("{base}/store"), Cred::Key(&key), None),
+        ];
+        for (method, url, cred, body) in cases {
+            if url.ends_with("/store") {
+                // The store value rule: a NUL in a value is refused, newlines are kept.
+                let (status, created) = client.call(method, &url, cred, body).await;
+                assert_eq!(status, StatusCode::OK);
+                let dep = format!("{base}/store/{}", created["id"].as_str().unwrap());
+                let (status, answer) = client
+                    .call(
+                        "PUT",
+                        &dep,
+                        Cred::Key(&key),
+                        Some(json!({"key": "k", "value": "a\u{0}b"})),
+                    )
+                    .await;
+                assert_eq!(status, StatusCode::BAD_REQUEST, "{engine:?}: {answer}");
+                let (status, _) = client
+                    .call(
+                        "PUT",
+                        &dep,
+                        Cred::Key(&key),
+                        Some(json!({"key": "k", "value": "line 1\nline 2\t."})),
+                    )
+                    .await;
+                assert_eq!(status, StatusCode::OK);
+                let (_, answer) = client.call("GET", &format!("{dep}/k"), Cred::Key(&key), None).await;
+                assert_eq!(answer["value"], "line 1\nline 2\t.");
+                continue;
+            }
+            let (status, answer) = client.call(method, &url, cred, body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{engine:?} {method} {url}: {answer}");
+            assert!(message_of(&answer).contains("control characters"), "{answer}");
+        }
+        // Nothing was written: bob does not exist, alice's key is unchanged.
+        let (status, _) = client
+            .call("GET", &format!("{base}/auth/user/bob"), Cred::Key(ADMIN_KEY), None)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, me) = client
+            .call("GET", &format!("{base}/auth/me"), Cred::Key(&key), None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(me["pub_key"], "");
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn framework_errors_are_json_with_their_status() {
+    let server = platform(goterra_db::Engine::Sqlite, |_| {}).await;
+    let base = server.url.clone();
+    let client = Client::default();
+    let key = client.register(&base, "alice", false).await;
+
+    // 405 keeps the right Allow header.
+    let response = client.http.patch(format!("{base}/auth/login")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()["allow"], "POST");
+    let answer: Value = response.json().await.unwrap();
+    assert!(message_of(&answer).contains("POST"), "{answer}");
+
+    // 413 from the body limit.
+    let huge = "x".repeat(17 * 1024 * 1024);
+    let response = client
+        .http
+        .put(format!("{base}/store/whatever"))
+        .header("X-API-Key", &key)
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let _: Value = response.json().await.unwrap();
+
+    // 400 for a path that is not UTF-8 once decoded, 404 for an unknown route.
+    for (path, status) in [
+        ("/deploy/ns/%ff", StatusCode::BAD_REQUEST),
+        ("/nowhere", StatusCode::NOT_FOUND),
+    ] {
+        let (got, answer) = client
+            .call("GET", &format!("{base}{path}"), Cred::Key(&key), None)
+            .await;
+        assert_eq!(got, status, "{path}");
+        message_of(&answer);
+    }
+
+    // 414 and 431.
+    let long = format!("{base}/deploy/ns/{}", "a".repeat(goterra_core::edge::MAX_URI_BYTES));
+    let (status, answer) = client.call("GET", &long, Cred::Key(&key), None).await;
+    assert_eq!(status, StatusCode::URI_TOO_LONG);
+    message_of(&answer);
+    let mut request = client.http.get(format!("{base}/auth/me"));
+    for i in 0..=goterra_core::edge::MAX_HEADERS {
+        request = request.header(format!("x-filler-{i}"), "1");
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    let _: Value = response.json().await.unwrap();
+    server.stop().await;
+}
+
+async fn raw_get(addr: &str, path: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer).await;
+    answer
+}
+
+#[tokio::test]
+async fn connections_are_capped_with_room_kept_for_health_checks() {
+    let server = platform(goterra_db::Engine::Sqlite, |config| {
+        config.http.max_connections = 8;
+        config.http.health_connections = 2;
+        config.http.header_timeout_secs = 120;
+    })
+    .await;
+    let addr = server.url.trim_start_matches("http://").to_string();
+    // Six silent connections (nothing sent) leave only the room kept for health checks.
+    let mut silent = Vec::new();
+    for _ in 0..6 {
+        silent.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let health = raw_get(&addr, "/auth").await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let other = raw_get(&addr, "/auth/me").await;
+    assert!(other.starts_with("HTTP/1.1 503"), "{other}");
+    assert!(other.contains("\"message\""), "{other}");
+    // Beyond the cap, connections are closed at once instead of piling up.
+    for _ in 0..2 {
+        silent.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let refused = raw_get(&addr, "/auth").await;
+    assert!(refused.is_empty(), "{refused}");
+    drop(silent);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn slow_clients_are_cut_off_and_long_polls_still_work() {
+    let server = platform(goterra_db::Engine::Sqlite, |config| {
+        config.http.header_timeout_secs = 1;
+    })
+    .await;
+    let addr = server.url.trim_start_matches("http://").to_string();
+    // A client that never finishes its headers is cut after the header timeout.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /auth HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let mut buffer = [0u8; 256];
+    let read = tokio::time::timeout(Duration::from_secs(30), slow.read(&mut buffer)).await;
+    assert!(read.is_ok(), "a slow client must be cut off");
+
+    // A long-poll on the store waits longer than the header timeout and is answered.
+    let client = Client::default();
+    let key = client.register(&server.url, "alice", false).await;
+    let (_, created) = client
+        .call("POST", &format!("{}/store", server.url), Cred::Key(&key), None)
+        .await;
+    let dep = format!("{}/store/{}", server.url, created["id"].as_str().unwrap());
+    let waiter = {
+        let client = client.clone();
+        let dep = dep.clone();
+        let key = key.clone();
+        tokio::spawn(async move {
+            client
+                .call("GET", &format!("{dep}/late?wait=60"), Cred::Key(&key), None)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (status, _) = client
+        .call(
+            "PUT",
+            &dep,
+            Cred::Key(&key),
+            Some(json!({"key": "late", "value": "here"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, answer) = waiter.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["value"], "here");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn password_logins_are_throttled_per_uid_with_retry_after() {
+    for engine in ENGINES {
+        let server = platform(engine, |_| {}).await;
+        let base = server.url.clone();
+        let client = Client::default();
+        let key = client.register(&base, "alice", false).await;
+        client.register(&base, "bob", false).await;
+        let mut throttled = None;
+        for _ in 0..=goterra_auth::throttle::FREE_FAILURES_PER_UID + 1 {
+            let response = client
+                .http
+                .post(format!("{base}/auth/login"))
+                .json(&json!({"uid": "alice", "password": "wrong-password"}))
+                .send()
+                .await
+                .unwrap();
+            if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                throttled = Some(response);
+                break;
+            }
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        }
+        let throttled = throttled.expect("repeated failures are throttled");
+        let retry_after: u64 = throttled.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!(retry_after >= 1);
+        let answer: Value = throttled.json().await.unwrap();
+        message_of(&answer);
+        // Blocked: even the right password waits, before any hashing.
+        let (status, _) = client.login(&base, "alice", "alice-password-1").await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        // Other users, API keys and tokens are not affected.
+        let (status, _) = client.login(&base, "bob", "bob-password-1").await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _) = client
+            .call("GET", &format!("{base}/auth/api"), Cred::Key(&key), None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        server.stop().await;
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_dir_and_its_files_become_private_whatever_existed_before() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let data_dir = parent.path().join("data");
+    std::fs::create_dir(&data_dir).unwrap();
+    std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir(data_dir.join("vms")).unwrap();
+    std::fs::set_permissions(data_dir.join("vms"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for file in ["goterra.db", "vms/notes", "vms/run.sh"] {
+        std::fs::write(data_dir.join(file), "").unwrap();
+    }
+    std::fs::set_permissions(data_dir.join("goterra.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(data_dir.join("vms/notes"), std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::set_permissions(data_dir.join("vms/run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = data_dir.clone();
+    let server = TestServer::start_with(goterra_db::Engine::Sqlite, &[goterra_auth::spec()], move |config| {
+        config.data_dir = dir;
+        // The SQLite database in the data dir, as `goterra up` has it.
+        config.database.url = None;
+    })
+    .await
+    .unwrap();
+    let mode = |path: &str| std::fs::metadata(data_dir.join(path)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(""), 0o700);
+    assert_eq!(mode("vms"), 0o700);
+    assert_eq!(mode("vms/notes"), 0o600);
+    assert_eq!(mode("vms/run.sh"), 0o700, "executables keep their owner's execute bit");
+    for entry in std::fs::read_dir(&data_dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        let expected = if entry.file_type().unwrap().is_dir() {
+            0o700
+        } else {
+            0o600
+        };
+        assert_eq!(mode(&name), expected, "{name}");
+    }
+    assert!(data_dir.join("goterra.db").exists());
+    server.stop().await;
+}

@@ -1,0 +1,323 @@
+//! Finding 1: revocation reaches every service. A demoted admin loses admin powers, a deleted
+//! user's tokens stop working, a password change or an API-key replacement revokes older
+//! tokens — in `goterra up`, split across processes with RabbitMQ events, and (bounded) when
+//! an event is lost.
+
+use crate::support::{ADMIN_KEY, Client, Cred, Process, eventually};
+use goterra_bus::RabbitEventBus;
+use goterra_core::events::{Event, EventBus, InProcessEventBus};
+use goterra_core::testing::TestServer;
+use goterra_db::testing::{ENGINES, TestDb};
+use reqwest::StatusCode;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Events travel in-process or through the broker: well under this.
+const EVENT_DEADLINE: Duration = Duration::from_secs(10);
+/// Without events, the periodic re-check (10 s) must do it within the 30 s guarantee.
+const RECHECK_DEADLINE: Duration = Duration::from_secs(30);
+
+fn amqp_url() -> String {
+    std::env::var("GOT_AMQP").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+async fn create_namespace(client: &Client, deploy: &str, name: &str) -> String {
+    let (status, answer) = client
+        .call(
+            "POST",
+            &format!("{deploy}/deploy/ns"),
+            Cred::Key(ADMIN_KEY),
+            Some(json!({"name": name})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    answer["ns"].as_str().unwrap().to_string()
+}
+
+async fn create_deployment(client: &Client, store: &str, key: &str) -> String {
+    let (status, answer) = client
+        .call("POST", &format!("{store}/store"), Cred::Key(key), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    answer["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn goterra_up_revokes_demoted_deleted_and_recredentialed_users() {
+    for engine in ENGINES {
+        let server = TestServer::start_with(
+            engine,
+            &[goterra_auth::spec(), goterra_deploy::spec(), goterra_store::spec()],
+            |config| config.admin_apikey = Some(goterra_core::Sensitive::new(ADMIN_KEY.into())),
+        )
+        .await
+        .unwrap();
+        let base = server.url.clone();
+        let client = Client::default();
+        let alice_key = client.register(&base, "alice", false).await;
+        let deployment = create_deployment(&client, &base, &alice_key).await;
+        let lab = create_namespace(&client, &base, "lab").await;
+        let alice_dep = format!("{base}/store/{deployment}");
+
+        // Demotion: bob's admin token stops granting admin powers.
+        client.register(&base, "bob", true).await;
+        let bob = client.token(&base, "bob").await;
+        assert_eq!(
+            client.call("GET", &alice_dep, Cred::Token(&bob), None).await.0,
+            StatusCode::OK
+        );
+        let (status, _) = client
+            .call(
+                "PUT",
+                &format!("{base}/auth/user/bob"),
+                Cred::Key(ADMIN_KEY),
+                Some(json!({"admin": false})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        // At the moment of the change: no membership granted by the stale admin token.
+        let (status, answer) = client
+            .call(
+                "PUT",
+                &format!("{base}/deploy/ns/{lab}"),
+                Cred::Token(&bob),
+                Some(json!({"members": ["bob"]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{engine:?}: {answer}");
+        eventually(EVENT_DEADLINE, StatusCode::FORBIDDEN, || {
+            client.call("GET", &alice_dep, Cred::Token(&bob), None)
+        })
+        .await;
+
+        // Deletion: every service refuses the token.
+        let (status, _) = client
+            .call("DELETE", &format!("{base}/auth/user/bob"), Cred::Key(ADMIN_KEY), None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        for (method, path) in [("GET", "/deploy/ns"), ("GET", "/deploy/run"), ("POST", "/store")] {
+            let url = format!("{base}{path}");
+            eventually(EVENT_DEADLINE, StatusCode::UNAUTHORIZED, || {
+                client.call(method, &url, Cred::Token(&bob), None)
+            })
+            .await;
+        }
+
+        // A password change revokes the user's older tokens, not other users' (Atuin's
+        // multi-user check).
+        client.register(&base, "carol", false).await;
+        client.register(&base, "dave", false).await;
+        let carol = client.token(&base, "carol").await;
+        let dave = client.token(&base, "dave").await;
+        let (status, answer) = client
+            .call(
+                "PUT",
+                &format!("{base}/auth/user/carol/password"),
+                Cred::Token(&carol),
+                Some(json!({"password": "carol-new-password-2", "current_password": "carol-password-1"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let namespaces = format!("{base}/deploy/ns");
+        eventually(EVENT_DEADLINE, StatusCode::UNAUTHORIZED, || {
+            client.call("GET", &namespaces, Cred::Token(&carol), None)
+        })
+        .await;
+        let (status, answer) = client.login(&base, "carol", "carol-new-password-2").await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let fresh = answer["token"].as_str().unwrap().to_string();
+        for token in [&fresh, &dave] {
+            let (status, answer) = client
+                .call("GET", &format!("{base}/deploy/ns"), Cred::Token(token), None)
+                .await;
+            assert_eq!(status, StatusCode::OK, "{engine:?}: {answer}");
+        }
+
+        // An API-key replacement revokes the old key and the tokens issued before.
+        let erin_key = client.register(&base, "erin", false).await;
+        let erin = client.token(&base, "erin").await;
+        let (status, answer) = client
+            .call(
+                "POST",
+                &format!("{base}/auth/user/erin/apikey"),
+                Cred::Key(&erin_key),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let new_key = answer["apikey"].as_str().unwrap().to_string();
+        let store = format!("{base}/store");
+        eventually(EVENT_DEADLINE, StatusCode::UNAUTHORIZED, || {
+            client.call("POST", &store, Cred::Token(&erin), None)
+        })
+        .await;
+        let (status, _) = client
+            .call("GET", &format!("{base}/deploy/ns"), Cred::Key(&erin_key), None)
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, _) = client
+            .call("GET", &format!("{base}/deploy/ns"), Cred::Key(&new_key), None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        server.stop().await;
+    }
+}
+
+/// A bus per process, on one exchange of the test's own.
+fn rabbit(exchange: &str) -> Arc<dyn EventBus> {
+    Arc::new(RabbitEventBus::start(amqp_url().into(), exchange))
+}
+
+/// Waits until every listener hears what `publisher` says (their queues are bound).
+async fn wait_until_listening(publisher: &Arc<dyn EventBus>, listeners: &[&Arc<dyn EventBus>]) {
+    let mut receivers: Vec<_> = listeners.iter().map(|bus| bus.subscribe().unwrap()).collect();
+    for receiver in &mut receivers {
+        loop {
+            publisher.publish(Event::new("test_probe", "", "")).await;
+            match tokio::time::timeout(Duration::from_millis(500), receiver.recv()).await {
+                Ok(Ok(event)) if event.action == "test_probe" => break,
+                _ => continue,
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn split_services_with_replicas_revoke_through_rabbitmq_events() {
+    for engine in ENGINES {
+        let db = TestDb::new(engine).await.unwrap();
+        let exchange = format!("test-revocation-{}", goterra_core::new_id());
+        let (auth_bus, a_bus, b_bus, store_bus) = (
+            rabbit(&exchange),
+            rabbit(&exchange),
+            rabbit(&exchange),
+            rabbit(&exchange),
+        );
+        let auth = Process::start(&db.url, &[goterra_auth::spec()], auth_bus.clone(), |_| {}).await;
+        let auth_url = auth.url.clone();
+        let deploy = |bus: Arc<dyn EventBus>| {
+            let auth_url = auth_url.clone();
+            let db_url = db.url.clone();
+            async move {
+                Process::start(&db_url, &[goterra_deploy::spec()], bus, |config| {
+                    config.proxy_auth = Some(auth_url);
+                })
+                .await
+            }
+        };
+        let deploy_a = deploy(a_bus.clone()).await;
+        let deploy_b = deploy(b_bus.clone()).await;
+        let store = Process::start(&db.url, &[goterra_store::spec()], store_bus.clone(), |config| {
+            config.proxy_auth = Some(auth.url.clone());
+            config.proxy = Some(deploy_a.url.clone());
+        })
+        .await;
+        wait_until_listening(&auth_bus, &[&a_bus, &b_bus, &store_bus]).await;
+
+        let client = Client::default();
+        let alice_key = client.register(&auth.url, "alice", false).await;
+        let deployment = create_deployment(&client, &store.url, &alice_key).await;
+        let alice_dep = format!("{}/store/{deployment}", store.url);
+        let lab = create_namespace(&client, &deploy_a.url, "lab").await;
+        client.register(&auth.url, "bob", true).await;
+        let bob = client.token(&auth.url, "bob").await;
+        let lab_on = |deploy: &Process| format!("{}/deploy/ns/{lab}", deploy.url);
+        for url in [lab_on(&deploy_a), lab_on(&deploy_b), alice_dep.clone()] {
+            assert_eq!(
+                client.call("GET", &url, Cred::Token(&bob), None).await.0,
+                StatusCode::OK,
+                "{url}"
+            );
+        }
+
+        let (status, _) = client
+            .call(
+                "PUT",
+                &format!("{}/auth/user/bob", auth.url),
+                Cred::Key(ADMIN_KEY),
+                Some(json!({"admin": false})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        // A replica asks auth at the moment a privilege would grant membership.
+        let (status, answer) = client
+            .call(
+                "PUT",
+                &lab_on(&deploy_b),
+                Cred::Token(&bob),
+                Some(json!({"members": ["bob"]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{engine:?}: {answer}");
+        for url in [lab_on(&deploy_a), lab_on(&deploy_b), alice_dep.clone()] {
+            eventually(EVENT_DEADLINE, StatusCode::FORBIDDEN, || {
+                client.call("GET", &url, Cred::Token(&bob), None)
+            })
+            .await;
+        }
+
+        let (status, _) = client
+            .call(
+                "DELETE",
+                &format!("{}/auth/user/bob", auth.url),
+                Cred::Key(ADMIN_KEY),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        for url in [
+            format!("{}/deploy/ns", deploy_a.url),
+            format!("{}/deploy/ns", deploy_b.url),
+            format!("{}/store", store.url),
+        ] {
+            let method = if url.ends_with("/store") { "POST" } else { "GET" };
+            eventually(EVENT_DEADLINE, StatusCode::UNAUTHORIZED, || {
+                client.call(method, &url, Cred::Token(&bob), None)
+            })
+            .await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_lost_event_is_made_good_by_the_periodic_recheck() {
+    let db = TestDb::new(goterra_db::Engine::Sqlite).await.unwrap();
+    // Two unconnected in-process buses: deploy hears nothing auth says.
+    let auth = Process::start(
+        &db.url,
+        &[goterra_auth::spec()],
+        Arc::new(InProcessEventBus::new()),
+        |_| {},
+    )
+    .await;
+    let deploy = Process::start(
+        &db.url,
+        &[goterra_deploy::spec()],
+        Arc::new(InProcessEventBus::new()),
+        |config| config.proxy_auth = Some(auth.url.clone()),
+    )
+    .await;
+    let client = Client::default();
+    let lab = create_namespace(&client, &deploy.url, "lab").await;
+    client.register(&auth.url, "bob", true).await;
+    let bob = client.token(&auth.url, "bob").await;
+    let url = format!("{}/deploy/ns/{lab}", deploy.url);
+    assert_eq!(
+        client.call("GET", &url, Cred::Token(&bob), None).await.0,
+        StatusCode::OK
+    );
+    let (status, _) = client
+        .call(
+            "PUT",
+            &format!("{}/auth/user/bob", auth.url),
+            Cred::Key(ADMIN_KEY),
+            Some(json!({"admin": false})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    eventually(RECHECK_DEADLINE, StatusCode::FORBIDDEN, || {
+        client.call("GET", &url, Cred::Token(&bob), None)
+    })
+    .await;
+}
