@@ -32,6 +32,9 @@ pub enum ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// The message of a 503 whose cause is the database: no address, no driver detail.
+const DATABASE_UNAVAILABLE: &str = "the database is unavailable; try again in a moment";
+
 impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::BadRequest(message.into())
@@ -51,8 +54,15 @@ impl ApiError {
     pub fn too_large(message: impl Into<String>) -> Self {
         Self::TooLarge(message.into())
     }
+    /// A server fault, or a 503 when its cause is a database that cannot be reached right now
+    /// (so clients and proxies retry instead of reporting a bug).
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
-        Self::Internal(cause.into())
+        let cause = cause.into();
+        if goterra_db::chain_is_unavailable(cause.as_ref()) {
+            tracing::warn!(error = format!("{cause:#}"), "the database is unavailable");
+            return Self::Unavailable(DATABASE_UNAVAILABLE.into());
+        }
+        Self::Internal(cause)
     }
 
     pub fn status(&self) -> StatusCode {
@@ -92,6 +102,6 @@ impl IntoResponse for ApiError {
 /// Any unexpected failure of a backend is a server fault.
 impl From<anyhow::Error> for ApiError {
     fn from(cause: anyhow::Error) -> Self {
-        Self::Internal(cause)
+        Self::internal(cause)
     }
 }

@@ -21,6 +21,17 @@ pub enum Engine {
     Postgres,
 }
 
+/// How long a query waits for a pooled connection before its request fails with 503. SQLite is
+/// a local file that is never "down", so a wait there is only contention (writers queue behind
+/// each other). A PostgreSQL pool waits while the server is unreachable, retrying to connect:
+/// a short bound lets a client (or Traefik) get a fast 503 instead of a hang.
+fn acquire_timeout(engine: Engine) -> Duration {
+    match engine {
+        Engine::Sqlite => Duration::from_secs(10),
+        Engine::Postgres => Duration::from_secs(3),
+    }
+}
+
 /// A connection pool and the engine behind it.
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -42,7 +53,7 @@ impl Db {
         }
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(acquire_timeout(engine))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if engine == Engine::Sqlite {
@@ -129,6 +140,38 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
 /// True when a query failed on a foreign key (a referenced row is missing or still used).
 pub fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
     err.as_database_error().is_some_and(|db| db.is_foreign_key_violation())
+}
+
+/// True when a query failed because the database cannot be reached right now (down,
+/// restarting, refusing connections, or every pooled connection busy past the acquire timeout),
+/// as opposed to a fault of the query itself: the request should get a 503 and can be retried.
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // SQLSTATE class 08 (connection exception) and 57P0x (admin/crash shutdown, cannot
+        // connect now): PostgreSQL is going away or not accepting connections yet.
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
+    }
+}
+
+/// True when some error in `err`'s source chain is a database error of [`is_unavailable`]'s
+/// kind: for layers that only see `anyhow` or their own error enums wrapping sqlx's.
+pub fn chain_is_unavailable(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(error) = current {
+        if error.downcast_ref::<sqlx::Error>().is_some_and(is_unavailable) {
+            return true;
+        }
+        current = error.source();
+    }
+    false
 }
 
 /// Booleans are stored as 0/1 integers.
