@@ -60,6 +60,17 @@ async fn every_service_is_ready_and_counted(engine: Engine) {
             "latency histogram:\n{text}"
         );
         assert!(text.contains("goterra_db_pool_connections"), "pool use:\n{text}");
+        // Each service's own figures (one process here: every prefix shows them all).
+        for status in ["deploy_pending", "deploy_in_progress", "destroy_success", "canceled"] {
+            let line = format!("goterra_deploy_runs{{status=\"{status}\"}} 0");
+            assert!(text.lines().any(|l| l == line), "runs by status ({line}):\n{text}");
+        }
+        assert!(text.lines().any(|l| l == "goterra_deploy_queue_jobs 0"), "queue depth:\n{text}");
+        assert!(text.contains("goterra_store_waiters"), "store waiters:\n{text}");
+        assert!(
+            text.contains("goterra_agent_terraform_processes"),
+            "running Terraform processes:\n{text}"
+        );
         // A scrape does not count itself.
         assert!(!text.contains(r#"route="/auth/metrics""#), "{text}");
     }

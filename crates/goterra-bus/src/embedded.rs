@@ -149,6 +149,17 @@ impl RunQueue for EmbeddedQueue {
         Ok(())
     }
 
+    async fn depth(&self) -> anyhow::Result<u64> {
+        // Ready jobs only, as RabbitMQ counts them: a taken job is hidden until its lease ends.
+        let (count,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM queue_jobs WHERE queue = $1 AND visible_at_ms <= $2")
+                .bind(&self.shared.options.name)
+                .bind(now_ms())
+                .fetch_one(self.shared.db.pool())
+                .await?;
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+
     async fn consumer(&self, prefetch: u16) -> anyhow::Result<Box<dyn JobConsumer>> {
         Ok(Box::new(EmbeddedConsumer {
             shared: self.shared.clone(),

@@ -17,6 +17,9 @@ pub trait RunQueue: Send + Sync {
 
     /// Which queue this is, for the logs of whoever feeds or consumes it (no credential).
     fn describe(&self) -> String;
+
+    /// Jobs ready for an agent (queued, not taken), for the metrics.
+    async fn depth(&self) -> anyhow::Result<u64>;
 }
 
 #[async_trait]

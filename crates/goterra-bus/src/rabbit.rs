@@ -120,6 +120,37 @@ impl RunQueue for RabbitQueue {
         format!("RabbitMQ queue `{}`", self.queue)
     }
 
+    /// Ready jobs as the broker counts them (those delivered to an agent and not yet acked are
+    /// not included), asked on the publisher's channel.
+    async fn depth(&self) -> anyhow::Result<u64> {
+        let mut publisher = self.publisher.lock().await;
+        if publisher.is_none() {
+            *publisher = Some(self.open_publisher().await?);
+        }
+        let Some(open) = publisher.as_ref() else {
+            anyhow::bail!("no channel to the broker");
+        };
+        let declared = open
+            .channel
+            .queue_declare(
+                self.queue.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await;
+        match declared {
+            Ok(queue) => Ok(u64::from(queue.message_count())),
+            Err(err) => {
+                // The channel is closed by a failed declare: open a fresh one next time.
+                *publisher = None;
+                Err(anyhow::Error::new(err).context("cannot read the run queue's depth"))
+            }
+        }
+    }
+
     async fn enqueue(&self, job: &RunJob) -> anyhow::Result<()> {
         let body = serde_json::to_vec(job)?;
         let mut publisher = self.publisher.lock().await;

@@ -17,7 +17,7 @@ use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -73,6 +73,37 @@ pub async fn record_request(request: Request, next: Next) -> Response {
     metrics::counter!(REQUESTS, "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
     metrics::histogram!(LATENCY, "method" => method, "route" => route).record(started.elapsed().as_secs_f64());
     response
+}
+
+/// A figure computed at scrape time, for state that lives in a database or a broker rather than
+/// in the process (runs by status, queue depth): it sets its gauges with the `metrics` macros.
+pub type MetricProbe = Arc<dyn Fn() -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;
+
+/// The probes of every service in the process, run before each scrape.
+#[derive(Clone, Default)]
+pub struct MetricProbes(Arc<RwLock<Vec<MetricProbe>>>);
+
+impl MetricProbes {
+    pub fn add(&self, probe: MetricProbe) {
+        if let Ok(mut probes) = self.0.write() {
+            probes.push(probe);
+        }
+    }
+
+    /// Runs every probe, each bounded by [`CHECK_TIMEOUT`]: a slow database delays a scrape,
+    /// never hangs it, and the gauges keep their last value.
+    async fn run(&self) {
+        let probes = self.0.read().map(|probes| probes.clone()).unwrap_or_default();
+        let runs = probes.iter().map(|probe| tokio::time::timeout(CHECK_TIMEOUT, probe()));
+        futures_util::future::join_all(runs).await;
+    }
+}
+
+impl std::fmt::Debug for MetricProbes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let count = self.0.read().map(|probes| probes.len()).unwrap_or_default();
+        f.debug_tuple("MetricProbes").field(&count).finish()
+    }
 }
 
 /// The ready and metrics routes of the service whose routes start with `prefix` (`/store`).
@@ -188,6 +219,7 @@ async fn metrics_text(State(platform): State<Platform>) -> Response {
     let Some(handle) = prometheus() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "metrics are off in this process\n").into_response();
     };
+    platform.metric_probes.run().await;
     let (open, idle) = platform.db.pool_usage();
     metrics::gauge!("goterra_db_pool_connections", "state" => "idle").set(idle as f64);
     metrics::gauge!("goterra_db_pool_connections", "state" => "busy").set((open as usize).saturating_sub(idle) as f64);

@@ -19,6 +19,8 @@ pub struct Platform {
     pub events: Arc<dyn EventBus>,
     /// Deploy's namespace rule, when deploy runs in this process.
     pub namespace_rule: NamespaceRuleSlot,
+    /// Figures the services compute when `/<prefix>/metrics` is scraped (runs by status...).
+    pub metric_probes: crate::ops::MetricProbes,
 }
 
 impl Platform {
@@ -37,6 +39,7 @@ impl Platform {
             authenticator,
             events,
             namespace_rule: NamespaceRuleSlot::default(),
+            metric_probes: crate::ops::MetricProbes::default(),
         })
     }
 }

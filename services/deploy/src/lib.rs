@@ -175,6 +175,9 @@ pub async fn router_with(
 ) -> anyhow::Result<Router> {
     let secrets = Arc::new(crypto::SecretBox::from_config(&platform.config)?);
     runs::sweep::spawn(platform.db.clone(), queue.clone(), run_options.clone());
+    platform
+        .metric_probes
+        .add(runs::metrics::probe(platform.db.clone(), queue.clone()));
     let state = AppState {
         platform,
         secrets,

@@ -16,7 +16,7 @@
 //! cleanly and releases the state lock), then SIGKILL after a grace period.
 
 mod files;
-mod process;
+pub(crate) mod process;
 mod redact;
 
 pub use redact::Redactor;

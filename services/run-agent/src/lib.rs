@@ -74,6 +74,7 @@ pub fn start_agent(
     queue: Arc<dyn RunQueue>,
     options: AgentOptions,
 ) -> anyhow::Result<(Arc<Agent>, CancellationToken)> {
+    executor::process::RunningTerraform::register();
     let agent = Agent::new(queue, deploy_control(platform)?, options);
     let shutdown = CancellationToken::new();
     tokio::spawn(agent.clone().run(shutdown.clone()));

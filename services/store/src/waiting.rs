@@ -31,6 +31,8 @@ pub struct WaitHub {
 
 impl WaitHub {
     pub fn new() -> Arc<Self> {
+        // Shown at 0 from the start, so a dashboard does not wait for the first waiter.
+        metrics::gauge!(WAITERS_METRIC).increment(0.0);
         Arc::new(Self::default())
     }
 
@@ -51,6 +53,7 @@ impl WaitHub {
                 receiver
             }
         };
+        metrics::gauge!(WAITERS_METRIC).increment(1.0);
         Waiter {
             hub: self.clone(),
             deployment: deployment.to_string(),
@@ -124,6 +127,9 @@ impl WaitHub {
     }
 }
 
+/// The gauge of requests waiting for a key in this process (`GET ...?wait=`).
+const WAITERS_METRIC: &str = "goterra_store_waiters";
+
 /// One registered waiter; dropping it unregisters.
 pub struct Waiter {
     hub: Arc<WaitHub>,
@@ -149,6 +155,7 @@ impl Waiter {
 impl Drop for Waiter {
     fn drop(&mut self) {
         if let Some(receiver) = self.receiver.take() {
+            metrics::gauge!(WAITERS_METRIC).decrement(1.0);
             self.hub.release(&self.deployment, &self.key, receiver);
         }
     }

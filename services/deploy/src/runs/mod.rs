@@ -11,6 +11,7 @@
 //! - [`store_client`] creates and deletes the run's store deployment over HTTP.
 
 pub mod agent;
+pub mod metrics;
 pub mod model;
 pub mod prepare;
 pub mod routes;

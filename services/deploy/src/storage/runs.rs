@@ -534,6 +534,21 @@ impl<'a> RunRepo<'a> {
         Ok(rows)
     }
 
+    /// How many runs are in each status (statuses without runs are absent).
+    pub async fn count_by_status(&self) -> StorageResult<std::collections::HashMap<RunStatus, i64>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT status, COUNT(*) FROM deploy_runs GROUP BY status")
+            .fetch_all(self.db.pool())
+            .await?;
+        rows.into_iter()
+            .map(|(status, count)| {
+                let status = status
+                    .parse::<RunStatus>()
+                    .map_err(|_| StorageError::Corrupt(format!("unknown run status {status:?}")))?;
+                Ok((status, count))
+            })
+            .collect()
+    }
+
     /// How many live runs a namespace has.
     pub async fn live_count_in(&self, namespace: &str) -> StorageResult<i64> {
         let (count,): (i64,) = sqlx::query_as(&format!(

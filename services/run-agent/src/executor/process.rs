@@ -48,6 +48,30 @@ pub enum Stop {
 
 type Tail = Arc<Mutex<VecDeque<String>>>;
 
+/// Counts a Terraform process in the `goterra_agent_terraform_processes` gauge while it lives
+/// (until its stop, its exit or a cancel: the guard is dropped on every path out of `run`).
+pub(crate) struct RunningTerraform;
+
+impl RunningTerraform {
+    const METRIC: &str = "goterra_agent_terraform_processes";
+
+    /// Shows the gauge at 0 before the first run.
+    pub(crate) fn register() {
+        metrics::gauge!(Self::METRIC).increment(0.0);
+    }
+
+    fn started() -> Self {
+        metrics::gauge!(Self::METRIC).increment(1.0);
+        Self
+    }
+}
+
+impl Drop for RunningTerraform {
+    fn drop(&mut self) {
+        metrics::gauge!(Self::METRIC).decrement(1.0);
+    }
+}
+
 impl TerraformCommand {
     pub async fn run(self) -> Result<CommandOutcome, Stop> {
         let mut command = tokio::process::Command::new(&self.bin);
@@ -64,6 +88,7 @@ impl TerraformCommand {
             .kill_on_drop(true);
         self.sink.line(format!("$ terraform {}", self.args.join(" ")));
         let mut child = command.spawn().map_err(|err| Stop::Failed(self.spawn_error(&err)))?;
+        let _running = RunningTerraform::started();
         let group = child.id().and_then(|pid| i32::try_from(pid).ok()).map(Pid::from_raw);
         let tail: Tail = Arc::new(Mutex::new(VecDeque::new()));
         let stdout = child.stdout.take().map(|out| {
