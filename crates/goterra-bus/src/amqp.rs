@@ -1,7 +1,9 @@
 //! Connecting to RabbitMQ, shared by the queue and the event bus.
 
 use anyhow::Context;
-use lapin::{Connection, ConnectionProperties};
+use lapin::options::{BasicConsumeOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, ConnectionProperties, Consumer};
 use std::time::Duration;
 
 /// Opens a connection. The URL may hold a password, so it never appears in errors or logs.
@@ -10,6 +12,32 @@ pub(crate) async fn connect(url: &str, name: &str) -> anyhow::Result<Connection>
     Connection::connect(url, properties)
         .await
         .with_context(|| format!("cannot connect to RabbitMQ ({})", redact_url(url)))
+}
+
+/// Starts consuming `queue` on `channel` with manual acks: the broker pushes at most `prefetch`
+/// unacknowledged messages to this consumer, so a busy one leaves the rest to the others. The
+/// consumer tag is `<tag_prefix>-<random>`; `what` names the queue in errors.
+pub(crate) async fn consume(
+    channel: &Channel,
+    queue: &str,
+    prefetch: u16,
+    tag_prefix: &str,
+    what: &str,
+) -> anyhow::Result<Consumer> {
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await
+        .context("cannot set the prefetch limit")?;
+    let tag = format!("{tag_prefix}-{}", uuid::Uuid::new_v4().simple());
+    channel
+        .basic_consume(
+            queue.into(),
+            tag.as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .with_context(|| format!("cannot consume the {what}"))
 }
 
 /// `amqp://user:pass@host/vhost` without the credentials, for messages.

@@ -5,14 +5,14 @@
 //! redelivers it (handlers must be idempotent). Unreadable messages are rejected (kept by a
 //! dead-letter policy if the operator set one).
 
-use crate::amqp::{Backoff, connect};
+use crate::amqp::{Backoff, connect, consume};
 use anyhow::Context;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use goterra_core::Sensitive;
 use goterra_core::events::Event;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
+    BasicAckOptions, BasicNackOptions, BasicRejectOptions,
     ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
@@ -124,20 +124,7 @@ impl RabbitEventQueue {
         let connection = connect(self.url.expose(), "goterra-events-consumer").await?;
         let channel = connection.create_channel().await?;
         self.declare_on(&channel).await?;
-        channel
-            .basic_qos(self.prefetch, BasicQosOptions::default())
-            .await
-            .context("cannot set the prefetch limit")?;
-        let tag = format!("goterra-events-{}", uuid::Uuid::new_v4().simple());
-        let deliveries = channel
-            .basic_consume(
-                self.queue.as_str().into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .context("cannot consume the event queue")?;
+        let deliveries = consume(&channel, &self.queue, self.prefetch, "goterra-events", "event queue").await?;
         Ok(Subscription {
             connection,
             _channel: channel,

@@ -2,7 +2,7 @@
 //! published with confirms, consumers with a prefetch limit and manual acks, and reconnection
 //! with a capped backoff on both sides.
 
-use crate::amqp::{Backoff, connect};
+use crate::amqp::{Backoff, connect, consume};
 use crate::queue::{JobConsumer, QueuedJob, RunQueue};
 use anyhow::Context;
 use async_trait::async_trait;
@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use goterra_core::Sensitive;
 use goterra_core::runs::RunJob;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
+    BasicAckOptions, BasicNackOptions, BasicPublishOptions, BasicRejectOptions,
     ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
@@ -210,22 +210,8 @@ impl RabbitConsumer {
         let connection = connect(self.url.expose(), "goterra-queue-consumer").await?;
         let channel = connection.create_channel().await?;
         declare_queue(&channel, &self.queue).await?;
-        // The broker pushes at most `prefetch` unacknowledged jobs to this consumer, so an
-        // agent busy with long applies leaves the other jobs to idle agents.
-        channel
-            .basic_qos(self.prefetch, BasicQosOptions::default())
-            .await
-            .context("cannot set the prefetch limit")?;
-        let tag = format!("goterra-agent-{}", uuid::Uuid::new_v4().simple());
-        let deliveries = channel
-            .basic_consume(
-                self.queue.as_str().into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .context("cannot consume the run queue")?;
+        // An agent busy with long applies leaves the other jobs to idle agents.
+        let deliveries = consume(&channel, &self.queue, self.prefetch, "goterra-agent", "run queue").await?;
         Ok(Subscription {
             _connection: connection,
             _channel: channel,
