@@ -10,8 +10,8 @@ use futures_util::StreamExt;
 use goterra_core::Sensitive;
 use goterra_core::runs::RunJob;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
-    ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    BasicRejectOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection};
@@ -170,7 +170,8 @@ struct RabbitConsumer {
 
 struct Subscription {
     _connection: Connection,
-    _channel: Channel,
+    channel: Channel,
+    tag: String,
     deliveries: lapin::Consumer,
 }
 
@@ -197,7 +198,8 @@ impl RabbitConsumer {
             .context("cannot consume the run queue")?;
         Ok(Subscription {
             _connection: connection,
-            _channel: channel,
+            channel,
+            tag,
             deliveries,
         })
     }
@@ -249,6 +251,32 @@ impl JobConsumer for RabbitConsumer {
                     tracing::warn!("the run queue consumer was canceled; reconnecting");
                     self.open = None;
                 }
+            }
+        }
+    }
+
+    async fn stop(&mut self) {
+        let Some(subscription) = self.open.as_mut() else {
+            return;
+        };
+        // The channel stays open: the jobs handed out are acked or requeued on it later.
+        if let Err(err) = subscription
+            .channel
+            .basic_cancel(subscription.tag.as_str().into(), BasicCancelOptions::default())
+            .await
+        {
+            tracing::warn!(%err, "cannot stop consuming the run queue");
+        }
+        // Deliveries already pushed to this consumer go back to the queue for other agents.
+        while let Ok(Some(Ok(delivery))) =
+            tokio::time::timeout(std::time::Duration::from_millis(500), subscription.deliveries.next()).await
+        {
+            let requeue = BasicNackOptions {
+                multiple: false,
+                requeue: true,
+            };
+            if let Err(err) = delivery.acker.nack(requeue).await {
+                tracing::warn!(%err, "cannot put a prefetched run job back");
             }
         }
     }

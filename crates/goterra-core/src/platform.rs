@@ -5,6 +5,7 @@
 use crate::auth::{ApiKeyResolver, Authenticator};
 use crate::config::Config;
 use crate::events::EventBus;
+use crate::lifecycle::Lifecycle;
 use crate::namespaces::NamespaceRuleSlot;
 use crate::token::TokenCodec;
 use goterra_db::Db;
@@ -19,6 +20,8 @@ pub struct Platform {
     pub events: Arc<dyn EventBus>,
     /// Deploy's namespace rule, when deploy runs in this process.
     pub namespace_rule: NamespaceRuleSlot,
+    /// The process's life: background tasks stop with it (see [`Lifecycle`]).
+    pub lifecycle: Lifecycle,
 }
 
 impl Platform {
@@ -37,6 +40,7 @@ impl Platform {
             authenticator,
             events,
             namespace_rule: NamespaceRuleSlot::default(),
+            lifecycle: Lifecycle::new(),
         })
     }
 }
