@@ -49,6 +49,22 @@ resource "null_resource" "slow" {
 }
 "#;
 
+/// A template whose only resource takes a few seconds to create: an apply still running when
+/// its agent is told to stop, that ends within the agent's shutdown grace.
+const PAUSE_TF: &str = r#"
+terraform {
+  required_providers {
+    null = { source = "hashicorp/null" }
+  }
+}
+
+resource "null_resource" "pause" {
+  provisioner "local-exec" {
+    command = "sleep 4"
+  }
+}
+"#;
+
 #[derive(Clone)]
 struct Terraform {
     bin: PathBuf,
@@ -169,6 +185,11 @@ impl Platform {
     /// Starts the agent: in this process on the embedded backends, else as `goterra serve
     /// run-agent` with the configuration a real deployment gives it.
     async fn start_agent(&mut self) {
+        self.start_agent_with(&[]).await;
+    }
+
+    /// [`Self::start_agent`], with more environment for an agent process.
+    async fn start_agent_with(&mut self, extra_env: &[(&str, &str)]) {
         let work_dir = tempfile::tempdir_in(self.agent_dirs.path()).unwrap().keep();
         match self.backends {
             Backends::Embedded => {
@@ -212,6 +233,19 @@ impl Platform {
                     .unwrap_or_default();
                 let bin = self.terraform.bin.display().to_string();
                 let work = work_dir.display().to_string();
+                let mut env = vec![
+                    ("GOT_SECRET", TEST_SECRET),
+                    ("GOT_AMQP", AMQP),
+                    ("GOT_RUN_QUEUE", &self.server.platform.config.run_queue),
+                    ("GOT_DEPLOY_URL", &self.server.url),
+                    ("GOT_TERRAFORM_BIN", &bin),
+                    ("GOT_TERRAFORM_PLUGIN_DIR", &plugins),
+                    ("GOT_AGENT_WORK_DIR", &work),
+                    ("GOT_AGENT_HEARTBEAT_SECS", "1"),
+                    ("GOT_KILL_GRACE_SECS", "5"),
+                    ("GOT_LOG", "warn"),
+                ];
+                env.extend_from_slice(extra_env);
                 let agent = SpawnedServer::start(
                     GOTERRA,
                     &[
@@ -222,18 +256,7 @@ impl Platform {
                         "--data-dir",
                         data_dir.to_str().unwrap(),
                     ],
-                    &[
-                        ("GOT_SECRET", TEST_SECRET),
-                        ("GOT_AMQP", AMQP),
-                        ("GOT_RUN_QUEUE", &self.server.platform.config.run_queue),
-                        ("GOT_DEPLOY_URL", &self.server.url),
-                        ("GOT_TERRAFORM_BIN", &bin),
-                        ("GOT_TERRAFORM_PLUGIN_DIR", &plugins),
-                        ("GOT_AGENT_WORK_DIR", &work),
-                        ("GOT_AGENT_HEARTBEAT_SECS", "1"),
-                        ("GOT_KILL_GRACE_SECS", "5"),
-                        ("GOT_LOG", "warn"),
-                    ],
+                    &env,
                     port,
                     "/run-agent",
                 )
@@ -348,7 +371,7 @@ impl Platform {
 
     /// Starts a run of the slow template as alice and waits until its apply runs.
     async fn start_slow_run(&self) -> String {
-        let app = self.slow_app().await;
+        let app = self.app_of("slow", SLOW_TF).await;
         std::fs::create_dir_all(&self.vms).unwrap();
         let marker = self.vms.join("slow-marker");
         let id = self
@@ -362,16 +385,16 @@ impl Platform {
         id
     }
 
-    /// An app of the slow template, created by the admin (it uses `local-exec`).
-    async fn slow_app(&self) -> String {
+    /// An app of template `tf`, created by the admin (it uses `local-exec`).
+    async fn app_of(&self, name: &str, tf: &str) -> String {
         let ns = &self.demo.namespace;
         let mut ids = Vec::new();
         for (kind, body) in [
             (
                 "template",
-                json!({"name": "slow", "data": {"local": SLOW_TF}, "inputs": {"marker": "Marker file"}}),
+                json!({"name": name, "data": {"local": tf}, "inputs": {"marker": "Marker file"}}),
             ),
-            ("app", json!({"name": "slow", "template": "TEMPLATE"})),
+            ("app", json!({"name": name, "template": "TEMPLATE"})),
         ] {
             let mut body = body;
             if kind == "app" {
@@ -650,6 +673,93 @@ async fn a_run_whose_agent_is_killed_mid_apply_is_taken_over() {
     assert_eq!(platform.run(&id).await["status"], "deploy_pending");
 
     // A new agent takes the run over and finishes it.
+    platform.start_agent().await;
+    let run = platform.wait_status(&id, "deploy_success").await;
+    assert_eq!(run["error"], "", "{run}");
+    platform.destroy(&id).await;
+    platform.stop().await;
+}
+
+/// The agent process of a run in progress, taken out of the platform.
+fn agent_process(platform: &mut Platform) -> SpawnedServer {
+    let Some(AgentHandle::Process(agent)) = platform.agent.take() else {
+        unreachable!("the production backends run the agent as a process")
+    };
+    agent
+}
+
+#[tokio::test]
+async fn a_stopped_agent_lets_its_run_finish_within_the_grace_then_exits_0() {
+    let Some(terraform) = terraform() else { return };
+    let mut platform = Platform::start(Backends::Production, terraform).await;
+    platform.agent.take();
+    platform
+        .start_agent_with(&[("GOT_AGENT_SHUTDOWN_GRACE_SECS", "120")])
+        .await;
+    let app = platform.app_of("pause", PAUSE_TF).await;
+    let id = platform
+        .start_run(
+            &app,
+            json!({"name": "pause", "endpoint": platform.demo.endpoint, "inputs": {"marker": "unused"}}),
+        )
+        .await;
+    platform.wait_log(&id, "null_resource.pause: Creating...").await;
+
+    let mut agent = agent_process(&mut platform);
+    agent.send_terminate().unwrap();
+    let status = agent
+        .wait_exit(Duration::from_secs(120))
+        .await
+        .unwrap()
+        .expect("the agent exits within its grace");
+    assert!(status.success(), "exit status {status}");
+    // The agent reported the result before it exited.
+    let run = platform.run(&id).await;
+    assert_eq!(
+        run["status"],
+        "deploy_success",
+        "{run}\nlog:\n{}",
+        platform.log(&id).await
+    );
+
+    platform.start_agent().await;
+    platform.destroy(&id).await;
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn a_stopped_agent_hands_back_a_run_that_outlives_the_grace_then_exits_0() {
+    let Some(terraform) = terraform() else { return };
+    let mut platform = Platform::start(Backends::Production, terraform).await;
+    platform.agent.take();
+    platform
+        .start_agent_with(&[("GOT_AGENT_SHUTDOWN_GRACE_SECS", "1")])
+        .await;
+    let id = platform.start_slow_run().await;
+
+    let mut agent = agent_process(&mut platform);
+    let tree = descendants(agent.pid());
+    assert!(!tree.is_empty(), "Terraform runs under the agent");
+    agent.send_terminate().unwrap();
+    // Grace (1 s), then Terraform's SIGTERM and SIGKILL after the kill grace (5 s), then the
+    // hand-back.
+    let status = agent
+        .wait_exit(Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("the agent exits after its grace");
+    assert!(status.success(), "exit status {status}");
+    for pid in tree {
+        assert!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_err(),
+            "process {pid} under the agent was stopped"
+        );
+    }
+    // Handed back at once: no waiting for deploy's sweep.
+    let run = platform.run(&id).await;
+    assert_eq!(run["status"], "deploy_pending", "{run}");
+
+    // Another agent takes the job from the queue and finishes the run.
     platform.start_agent().await;
     let run = platform.wait_status(&id, "deploy_success").await;
     assert_eq!(run["error"], "", "{run}");

@@ -15,29 +15,33 @@ pub(crate) async fn connect(url: &str, name: &str) -> anyhow::Result<Connection>
 }
 
 /// Starts consuming `queue` on `channel` with manual acks: the broker pushes at most `prefetch`
-/// unacknowledged messages to this consumer, so a busy one leaves the rest to the others. The
-/// consumer tag is `<tag_prefix>-<random>`; `what` names the queue in errors.
+/// unacknowledged messages to this consumer, so a busy one leaves the rest to the others. `tag`
+/// (see [`consumer_tag`]) names the consumer for a later cancel; `what` names the queue in errors.
 pub(crate) async fn consume(
     channel: &Channel,
     queue: &str,
     prefetch: u16,
-    tag_prefix: &str,
+    tag: &str,
     what: &str,
 ) -> anyhow::Result<Consumer> {
     channel
         .basic_qos(prefetch, BasicQosOptions::default())
         .await
         .context("cannot set the prefetch limit")?;
-    let tag = format!("{tag_prefix}-{}", uuid::Uuid::new_v4().simple());
     channel
         .basic_consume(
             queue.into(),
-            tag.as_str().into(),
+            tag.into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
         )
         .await
         .with_context(|| format!("cannot consume the {what}"))
+}
+
+/// A consumer tag unique to this consumer: `<prefix>-<random>`.
+pub(crate) fn consumer_tag(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
 /// `amqp://user:pass@host/vhost` without the credentials, for messages.

@@ -5,7 +5,7 @@
 //! redelivers it (handlers must be idempotent). Unreadable messages are rejected (kept by a
 //! dead-letter policy if the operator set one).
 
-use crate::amqp::{Backoff, connect, consume};
+use crate::amqp::{Backoff, connect, consume, consumer_tag};
 use anyhow::Context;
 use async_trait::async_trait;
 use futures_util::StreamExt;
@@ -124,7 +124,8 @@ impl RabbitEventQueue {
         let connection = connect(self.url.expose(), "goterra-events-consumer").await?;
         let channel = connection.create_channel().await?;
         self.declare_on(&channel).await?;
-        let deliveries = consume(&channel, &self.queue, self.prefetch, "goterra-events", "event queue").await?;
+        let tag = consumer_tag("goterra-events");
+        let deliveries = consume(&channel, &self.queue, self.prefetch, &tag, "event queue").await?;
         Ok(Subscription {
             connection,
             _channel: channel,

@@ -27,6 +27,11 @@ pub trait JobConsumer: Send {
     /// Waits for the next job. Errors are transient (the consumer reconnects on its own), so
     /// callers may retry after a pause.
     async fn next(&mut self) -> anyhow::Result<Box<dyn QueuedJob>>;
+
+    /// Takes no more jobs, and puts back those the queue pushed ahead but `next` did not hand
+    /// out yet. Jobs handed out stay held until acked or requeued (so the consumer must live
+    /// until then): a stopping agent calls this, then finishes or hands back its runs.
+    async fn stop(&mut self) {}
 }
 
 /// A job taken from the queue, not yet acknowledged.

@@ -2,7 +2,7 @@
 //! published with confirms, consumers with a prefetch limit and manual acks, and reconnection
 //! with a capped backoff on both sides.
 
-use crate::amqp::{Backoff, connect, consume};
+use crate::amqp::{Backoff, connect, consume, consumer_tag};
 use crate::queue::{JobConsumer, QueuedJob, RunQueue};
 use anyhow::Context;
 use async_trait::async_trait;
@@ -10,8 +10,8 @@ use futures_util::StreamExt;
 use goterra_core::Sensitive;
 use goterra_core::runs::RunJob;
 use lapin::options::{
-    BasicAckOptions, BasicNackOptions, BasicPublishOptions, BasicRejectOptions,
-    ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+    BasicAckOptions, BasicCancelOptions, BasicNackOptions, BasicPublishOptions, BasicRejectOptions, ConfirmSelectOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection};
@@ -201,7 +201,8 @@ struct RabbitConsumer {
 
 struct Subscription {
     _connection: Connection,
-    _channel: Channel,
+    channel: Channel,
+    tag: String,
     deliveries: lapin::Consumer,
 }
 
@@ -211,10 +212,12 @@ impl RabbitConsumer {
         let channel = connection.create_channel().await?;
         declare_queue(&channel, &self.queue).await?;
         // An agent busy with long applies leaves the other jobs to idle agents.
-        let deliveries = consume(&channel, &self.queue, self.prefetch, "goterra-agent", "run queue").await?;
+        let tag = consumer_tag("goterra-agent");
+        let deliveries = consume(&channel, &self.queue, self.prefetch, &tag, "run queue").await?;
         Ok(Subscription {
             _connection: connection,
-            _channel: channel,
+            channel,
+            tag,
             deliveries,
         })
     }
@@ -266,6 +269,32 @@ impl JobConsumer for RabbitConsumer {
                     tracing::warn!("the run queue consumer was canceled; reconnecting");
                     self.open = None;
                 }
+            }
+        }
+    }
+
+    async fn stop(&mut self) {
+        let Some(subscription) = self.open.as_mut() else {
+            return;
+        };
+        // The channel stays open: the jobs handed out are acked or requeued on it later.
+        if let Err(err) = subscription
+            .channel
+            .basic_cancel(subscription.tag.as_str().into(), BasicCancelOptions::default())
+            .await
+        {
+            tracing::warn!(%err, "cannot stop consuming the run queue");
+        }
+        // Deliveries already pushed to this consumer go back to the queue for other agents.
+        while let Ok(Some(Ok(delivery))) =
+            tokio::time::timeout(std::time::Duration::from_millis(500), subscription.deliveries.next()).await
+        {
+            let requeue = BasicNackOptions {
+                multiple: false,
+                requeue: true,
+            };
+            if let Err(err) = delivery.acker.nack(requeue).await {
+                tracing::warn!(%err, "cannot put a prefetched run job back");
             }
         }
     }

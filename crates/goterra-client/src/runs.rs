@@ -13,6 +13,7 @@
 //! | `POST /deploy/agent/run/{id}/log` | [`LogLines`] | [`AgentAnswer`] |
 //! | `POST /deploy/agent/run/{id}/heartbeat` | – | [`AgentAnswer`] |
 //! | `POST /deploy/agent/run/{id}/finished` | [`RunReport`] | [`AgentAnswer`] |
+//! | `POST /deploy/agent/run/{id}/release` | – | [`AgentAnswer`] |
 
 use crate::sensitive::{Sensitive, sensitive_serde};
 use serde::{Deserialize, Serialize};

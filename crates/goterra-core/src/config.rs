@@ -125,6 +125,20 @@ pub struct AgentConfig {
     pub work_dir: Option<PathBuf>,
     /// Serves the run-agent routes without executing runs (`GOT_AGENT_DISABLED=1`).
     pub disabled: bool,
+    /// On SIGTERM, how long the runs in progress may go on before the agent stops their
+    /// Terraform and hands them back to the queue (`GOT_AGENT_SHUTDOWN_GRACE_SECS`; 0 hands
+    /// them back at once).
+    pub shutdown_grace_secs: u64,
+}
+
+impl AgentConfig {
+    /// The longest a stopping process waits for its agent: the grace period, then time for
+    /// Terraform to stop (SIGTERM, SIGKILL after `GOT_KILL_GRACE_SECS`) and for the hand-back.
+    pub fn stop_limit(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.shutdown_grace_secs.saturating_add(Self::STOP_MARGIN_SECS))
+    }
+
+    pub const STOP_MARGIN_SECS: u64 = 120;
 }
 
 impl Default for AgentConfig {
@@ -134,6 +148,7 @@ impl Default for AgentConfig {
             heartbeat_secs: 15,
             work_dir: None,
             disabled: false,
+            shutdown_grace_secs: 60,
         }
     }
 }
@@ -516,6 +531,9 @@ impl Config {
         if let Some(v) = get("GOT_AGENT_DISABLED") {
             self.agent.disabled = parse_flag("GOT_AGENT_DISABLED", &v)?;
         }
+        if let Some(v) = get("GOT_AGENT_SHUTDOWN_GRACE_SECS") {
+            self.agent.shutdown_grace_secs = parse_env("GOT_AGENT_SHUTDOWN_GRACE_SECS", &v)?;
+        }
         if let Some(v) = get("GOT_HTTP_MAX_CONNECTIONS") {
             self.http.max_connections = parse_env("GOT_HTTP_MAX_CONNECTIONS", &v)?;
         }
@@ -690,7 +708,16 @@ fn strip_unknown(value: serde_yaml::Value, warnings: &mut Vec<String>) -> serde_
                 "sweep_interval_secs",
             ],
         ),
-        ("agent", &["concurrency", "heartbeat_secs", "work_dir", "disabled"]),
+        (
+            "agent",
+            &[
+                "concurrency",
+                "heartbeat_secs",
+                "work_dir",
+                "disabled",
+                "shutdown_grace_secs",
+            ],
+        ),
         (
             "http",
             &["max_connections", "health_connections", "header_timeout_secs"],
@@ -898,13 +925,16 @@ mod tests {
             ("GOT_RUN_HEARTBEAT_TIMEOUT", "30"),
             ("GOT_AGENT_CONCURRENCY", "1"),
             ("GOT_AGENT_DISABLED", "1"),
+            ("GOT_AGENT_SHUTDOWN_GRACE_SECS", "0"),
         ];
+        assert_eq!(config.agent.shutdown_grace_secs, 60);
         let (config, _) = load(Some(yaml), &env, Overrides::default()).unwrap();
         assert_eq!(config.run.timeout_secs, Some(120));
         assert_eq!(config.run.heartbeat_timeout_secs, 30);
         assert_eq!(config.run.sweep_interval_secs, 5);
         assert_eq!(config.agent.concurrency, 1);
         assert!(config.agent.disabled);
+        assert_eq!(config.agent.shutdown_grace_secs, 0, "0 hands runs back at once");
     }
 
     #[test]

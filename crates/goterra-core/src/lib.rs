@@ -9,6 +9,7 @@ pub mod events;
 pub mod extract;
 pub mod http;
 pub mod identity;
+pub mod lifecycle;
 pub mod namespaces;
 pub mod ops;
 pub mod sensitive;
@@ -22,6 +23,7 @@ pub use error::{ApiError, ApiResult, ErrorBody};
 pub use events::{Event, EventBus, InProcessEventBus};
 pub use extract::{ApiJson, ApiQuery, Pagination};
 pub use identity::Identity;
+pub use lifecycle::Lifecycle;
 pub use sensitive::Sensitive;
 pub use token::{Claims, TokenCodec, TokenScope};
 

@@ -5,6 +5,7 @@
 use crate::auth::{ApiKeyResolver, Authenticator};
 use crate::config::Config;
 use crate::events::EventBus;
+use crate::lifecycle::Lifecycle;
 use crate::namespaces::NamespaceRuleSlot;
 use crate::token::TokenCodec;
 use goterra_db::Db;
@@ -21,6 +22,8 @@ pub struct Platform {
     pub namespace_rule: NamespaceRuleSlot,
     /// Figures the services compute when `/<prefix>/metrics` is scraped (runs by status...).
     pub metric_probes: crate::ops::MetricProbes,
+    /// The process's life: background tasks stop with it (see [`Lifecycle`]).
+    pub lifecycle: Lifecycle,
 }
 
 impl Platform {
@@ -40,6 +43,7 @@ impl Platform {
             events,
             namespace_rule: NamespaceRuleSlot::default(),
             metric_probes: crate::ops::MetricProbes::default(),
+            lifecycle: Lifecycle::new(),
         })
     }
 }

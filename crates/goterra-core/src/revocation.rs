@@ -234,7 +234,12 @@ impl Revocations {
 
     /// Starts the two tasks that keep the map current: `events` (when the bus can be
     /// subscribed to) and the periodic re-check.
-    pub fn spawn(self: &Arc<Self>, events: Option<broadcast::Receiver<Event>>) {
+    /// Both stop with the process (`lifecycle`).
+    pub fn spawn(
+        self: &Arc<Self>,
+        events: Option<broadcast::Receiver<Event>>,
+        lifecycle: &crate::lifecycle::Lifecycle,
+    ) {
         if self.directory().is_none() {
             tracing::warn!(
                 "no auth service to ask (set GOT_PROXY_AUTH or GOT_PROXY): revoked tokens are refused only through events"
@@ -242,7 +247,7 @@ impl Revocations {
         }
         if let Some(mut events) = events {
             let revocations = Arc::clone(self);
-            tokio::spawn(async move {
+            lifecycle.spawn_until_stopped(async move {
                 loop {
                     match events.recv().await {
                         Ok(event) => revocations.on_event(&event).await,
@@ -256,7 +261,7 @@ impl Revocations {
             });
         }
         let revocations = Arc::clone(self);
-        tokio::spawn(async move {
+        lifecycle.spawn_until_stopped(async move {
             let mut ticks = tokio::time::interval(RECHECK_INTERVAL);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ticks.tick().await;

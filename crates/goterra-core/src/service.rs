@@ -230,7 +230,10 @@ pub async fn build(
     };
     let subscription = events.subscribe();
     let platform = Platform::new(config, db, api_keys, events)?;
-    platform.authenticator.revocations().spawn(subscription);
+    platform
+        .authenticator
+        .revocations()
+        .spawn(subscription, &platform.lifecycle);
     let mut router = Router::new();
     for service in services {
         let routes = (service.router)(platform.clone())
@@ -285,11 +288,17 @@ pub async fn run_prepared(
     let names: Vec<_> = services.iter().map(|s| s.name).collect();
     tracing::info!(address = %listen, url = %platform.config.public_url(), services = ?names, "goterra listening");
     let registration = crate::discovery::Registration::start(&platform.config, &listen, services).await?;
-    // Leave the proxy's registry first, so that no new request is routed here while in-flight
-    // ones finish.
+    // Leave the proxy's registry first, so that no new request is routed here; then stop the
+    // background work and wait for what must end cleanly (runs in progress, which may report
+    // to deploy through this very server), and only then stop serving.
+    let lifecycle = platform.lifecycle.clone();
+    let stop_limit = platform.config.agent.stop_limit();
     let shutdown = async move {
         crate::http::shutdown_signal().await;
         registration.withdraw().await;
+        if !lifecycle.stop(stop_limit).await {
+            tracing::warn!(limit = ?stop_limit, "background work still running at the stop limit; stopping anyway");
+        }
     };
     let limits = crate::http::ServeLimits::from(&platform.config.http);
     crate::http::serve_with(listener, router, limits, shutdown).await?;

@@ -214,6 +214,29 @@ impl SpawnedServer {
         self.stdout.lock().map(|text| text.clone()).unwrap_or_default()
     }
 
+    /// Sends SIGTERM, without waiting.
+    pub fn send_terminate(&self) -> anyhow::Result<()> {
+        let pid = self.child.id().to_string();
+        let status = std::process::Command::new("kill").args(["-TERM", &pid]).status()?;
+        anyhow::ensure!(status.success(), "kill -TERM {pid} failed");
+        Ok(())
+    }
+
+    /// Waits for the process to exit, at most `limit`, without blocking the async runtime
+    /// (the test's own servers keep answering meanwhile). `None` when it still runs.
+    pub async fn wait_exit(&mut self, limit: std::time::Duration) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some(status));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(mut self) -> anyhow::Result<std::process::ExitStatus> {
         let pid = self.child.id().to_string();

@@ -48,7 +48,9 @@ pub fn deploy_url(platform: &Platform) -> String {
 pub async fn router(platform: Platform) -> anyhow::Result<Router> {
     let config = AcctConfig::load(&platform.config.acct, |name| std::env::var(name).ok())?;
     let source: Arc<dyn RunSource> = Arc::new(HttpDeploy::new(&deploy_url(&platform), platform.tokens.clone())?);
-    let (router, _accountant) = router_with(platform, config, source, CancellationToken::new()).await?;
+    // The listeners stop with the process.
+    let shutdown = platform.lifecycle.stopping();
+    let (router, _accountant) = router_with(platform, config, source, shutdown).await?;
     Ok(router)
 }
 

@@ -132,6 +132,7 @@ pub fn routes() -> Vec<Route> {
         Route::post("/deploy/agent/run/{id}/log", agent::log),
         Route::post("/deploy/agent/run/{id}/heartbeat", agent::heartbeat),
         Route::post("/deploy/agent/run/{id}/finished", agent::finished),
+        Route::post("/deploy/agent/run/{id}/release", agent::release),
         Route::any("/deploy/agent/run/{id}/state", tfstate::endpoint),
         // For other platform services (acct), with a service credential
         Route::get("/deploy/service/ns/{id}", service_routes::namespace_members),
@@ -174,7 +175,7 @@ pub async fn router_with(
     run_options: runs::RunOptions,
 ) -> anyhow::Result<Router> {
     let secrets = Arc::new(crypto::SecretBox::from_config(&platform.config)?);
-    runs::sweep::spawn(platform.db.clone(), queue.clone(), run_options.clone());
+    runs::sweep::spawn(&platform, queue.clone(), run_options.clone());
     platform
         .metric_probes
         .add(runs::metrics::probe(platform.db.clone(), queue.clone()));

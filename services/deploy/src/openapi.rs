@@ -47,6 +47,7 @@ use utoipa::{OpenApi, ToSchema};
         agent::log,
         agent::heartbeat,
         agent::finished,
+        agent::release,
         crate::service_routes::namespace_members,
         crate::service_routes::run_usage,
         crate::service_routes::changed_runs,

@@ -1,16 +1,22 @@
 //! The agent loop: takes run jobs from the queue with bounded concurrency, fetches each run's
 //! spec from deploy, runs Terraform, streams the log, sends heartbeats, reports the result, and
 //! acknowledges the job only once the result is reported.
+//!
+//! Stopping (the process's SIGTERM): the agent takes no new job; each run in progress may go on
+//! for the shutdown grace period; one still running then has its Terraform stopped (SIGTERM,
+//! SIGKILL after the kill grace), is handed back to deploy (pending again, its state lock
+//! released) and its job put back in the queue, for another agent to run.
 
 use crate::executor::{self, ExecutorConfig, LogSink};
 use async_trait::async_trait;
-use goterra_bus::{Backoff, QueuedJob, RunQueue};
+use goterra_bus::{Backoff, JobConsumer, QueuedJob, RunQueue};
 use goterra_core::runs::{AgentAnswer, RunAction, RunReport, RunSpec, RunStatus};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// How the agent talks to deploy about a run. Answers may ask the agent to cancel the run.
 #[async_trait]
@@ -24,6 +30,8 @@ pub trait RunControl: Send + Sync {
     async fn log(&self, id: &str, lines: Vec<String>) -> anyhow::Result<AgentAnswer>;
     async fn heartbeat(&self, id: &str) -> anyhow::Result<AgentAnswer>;
     async fn finished(&self, id: &str, report: &RunReport) -> anyhow::Result<()>;
+    /// Hands the action in progress back (this agent stops): deploy makes it pending again.
+    async fn release(&self, id: &str) -> anyhow::Result<()>;
 }
 
 #[derive(Clone, Debug)]
@@ -38,6 +46,9 @@ pub struct AgentOptions {
     pub retry_pause: Duration,
     /// How long `finished` is retried before the job is put back (and run again).
     pub report_patience: Duration,
+    /// `agent.shutdown_grace_secs`: once the agent is stopping, how long a run in progress may
+    /// go on before it is handed back.
+    pub shutdown_grace: Duration,
     pub executor: ExecutorConfig,
 }
 
@@ -49,6 +60,7 @@ impl Default for AgentOptions {
             log_flush: Duration::from_millis(500),
             retry_pause: Duration::from_secs(5),
             report_patience: Duration::from_secs(120),
+            shutdown_grace: Duration::from_secs(60),
             executor: ExecutorConfig::default(),
         }
     }
@@ -64,6 +76,7 @@ impl AgentOptions {
         Ok(Self {
             concurrency: config.agent.concurrency,
             heartbeat: Duration::from_secs(config.agent.heartbeat_secs),
+            shutdown_grace: Duration::from_secs(config.agent.shutdown_grace_secs),
             executor,
             ..Self::default()
         })
@@ -100,14 +113,40 @@ impl Agent {
             .unwrap_or_default()
     }
 
-    /// Consumes jobs until `shutdown`; then stops taking jobs (runs in progress go on while the
-    /// process lives; a job whose process ends before its report is delivered again).
+    /// Consumes jobs until `shutdown`; then takes no new job and returns once the runs in
+    /// progress ended or were handed back (see the module's comment). A job whose process ends
+    /// before its report is delivered again all the same.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let runs = TaskTracker::new();
+        let mut consumer = self.clone().consume(&shutdown, &runs).await;
+        if let Some(consumer) = consumer.as_mut() {
+            consumer.stop().await;
+        }
+        runs.close();
+        if !runs.is_empty() {
+            tracing::info!(
+                runs = runs.len(),
+                grace = ?self.options.shutdown_grace,
+                "agent stopping: waiting for the runs in progress, or handing them back"
+            );
+        }
+        runs.wait().await;
+        // Only now: the runs' jobs were acked or put back through the consumer's connection.
+        drop(consumer);
+        tracing::info!("agent stopped");
+    }
+
+    /// Hands jobs to `runs` until `shutdown`; returns the consumer, if one was opened.
+    async fn consume(
+        self: Arc<Self>,
+        shutdown: &CancellationToken,
+        runs: &TaskTracker,
+    ) -> Option<Box<dyn JobConsumer>> {
         let mut backoff = Backoff::default();
         let mut consumer = loop {
             let attempt = tokio::select! {
                 consumer = self.queue.consumer(self.options.concurrency) => consumer,
-                () = shutdown.cancelled() => return,
+                () = shutdown.cancelled() => return None,
             };
             match attempt {
                 Ok(consumer) => break consumer,
@@ -116,7 +155,7 @@ impl Agent {
                     tracing::warn!(error = %format!("{err:#}"), retry_in = ?delay, "cannot consume the run queue");
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
-                        () = shutdown.cancelled() => return,
+                        () = shutdown.cancelled() => return None,
                     }
                 }
             }
@@ -127,19 +166,20 @@ impl Agent {
             let slot = tokio::select! {
                 slot = slots.clone().acquire_owned() => match slot {
                     Ok(slot) => slot,
-                    Err(_) => return,
+                    Err(_) => return Some(consumer),
                 },
-                () = shutdown.cancelled() => return,
+                () = shutdown.cancelled() => return Some(consumer),
             };
             let next = tokio::select! {
                 next = consumer.next() => next,
-                () = shutdown.cancelled() => return,
+                () = shutdown.cancelled() => return Some(consumer),
             };
             match next {
                 Ok(job) => {
                     let agent = self.clone();
-                    tokio::spawn(async move {
-                        agent.handle(job).await;
+                    let shutdown = shutdown.clone();
+                    runs.spawn(async move {
+                        agent.handle(job, &shutdown).await;
                         drop(slot);
                     });
                 }
@@ -150,14 +190,14 @@ impl Agent {
                     drop(slot);
                     tokio::select! {
                         () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-                        () = shutdown.cancelled() => return,
+                        () = shutdown.cancelled() => return Some(consumer),
                     }
                 }
             }
         }
     }
 
-    async fn handle(&self, job: Box<dyn QueuedJob>) {
+    async fn handle(&self, job: Box<dyn QueuedJob>, shutdown: &CancellationToken) {
         let id = job.job().id.clone();
         let action = job.job().action;
         let spec = match self.control.spec(&id, action).await {
@@ -201,7 +241,14 @@ impl Agent {
                 deployment_id: None,
             }
         } else {
-            self.execute(&spec).await
+            match self.execute(&spec, shutdown).await {
+                Executed::Ended(report) => report,
+                Executed::Interrupted => {
+                    self.hand_back(job, &id).await;
+                    self.untrack(&id);
+                    return;
+                }
+            }
         };
         tracing::info!(run = %id, %action, status = %report.status, duration = report.duration, "run action ended");
         let reported = self.report(&id, &report).await;
@@ -215,9 +262,26 @@ impl Agent {
     }
 
     /// Runs Terraform while streaming the log and sending heartbeats; either can carry a
-    /// cancel request from deploy.
-    async fn execute(&self, spec: &RunSpec) -> RunReport {
+    /// cancel request from deploy. Once `shutdown` fires, Terraform has the shutdown grace to
+    /// end before it is stopped (the run is then [`Executed::Interrupted`]).
+    async fn execute(&self, spec: &RunSpec, shutdown: &CancellationToken) -> Executed {
         let cancel = CancellationToken::new();
+        let interrupted = CancellationToken::new();
+        let grace = self.options.shutdown_grace;
+        let watcher = {
+            let (shutdown, cancel, interrupted) = (shutdown.clone(), cancel.clone(), interrupted.clone());
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+                        tracing::warn!(grace = ?grace, "the run did not end within the shutdown grace: stopping it, to hand it back");
+                        interrupted.cancel();
+                        cancel.cancel();
+                    }
+                    // A cancel from deploy, or the end of the run.
+                    () = cancel.cancelled() => {}
+                }
+            })
+        };
         let (lines, receiver) = mpsc::unbounded_channel();
         let forwarder = tokio::spawn(forward_log(
             self.control.clone(),
@@ -235,12 +299,32 @@ impl Agent {
             heartbeat_done.clone(),
         ));
         let sink: Arc<dyn LogSink> = Arc::new(ChannelSink(lines));
-        let report = executor::execute(&self.options.executor, spec, sink, cancel).await;
+        let report = executor::execute(&self.options.executor, spec, sink, cancel.clone()).await;
+        watcher.abort();
         heartbeat_done.cancel();
         let _ = heartbeat.await;
         // The sink (the only sender) is gone: the forwarder sends what is left and stops.
         let _ = forwarder.await;
-        report
+        // Terraform may have ended by itself just as it was being stopped: then its result
+        // stands.
+        if interrupted.is_cancelled() && report.status == RunStatus::Canceled {
+            Executed::Interrupted
+        } else {
+            Executed::Ended(report)
+        }
+    }
+
+    /// Gives an interrupted run back: deploy makes it pending again, and its job goes back in
+    /// the queue at once. When deploy cannot be told, the run looks like one whose agent went
+    /// silent: deploy's sweep re-queues it after the heartbeat timeout.
+    async fn hand_back(&self, job: Box<dyn QueuedJob>, id: &str) {
+        match self.control.release(id).await {
+            Ok(()) => tracing::info!(run = %id, "run handed back to the queue"),
+            Err(err) => tracing::warn!(run = %id, error = %format!("{err:#}"), "cannot hand the run back to deploy"),
+        }
+        if let Err(err) = job.requeue().await {
+            tracing::warn!(run = %id, error = %format!("{err:#}"), "cannot put a run job back");
+        }
     }
 
     async fn report(&self, id: &str, report: &RunReport) -> bool {
@@ -287,6 +371,14 @@ impl Agent {
             running.remove(id);
         }
     }
+}
+
+/// How [`Agent::execute`] ended.
+enum Executed {
+    /// Terraform ended (or was canceled by deploy): the report to send.
+    Ended(RunReport),
+    /// The agent is stopping and the run outlived the shutdown grace: Terraform was stopped.
+    Interrupted,
 }
 
 fn finish_job(result: anyhow::Result<()>, id: &str) {

@@ -251,4 +251,16 @@ impl RunControl for HttpRunControl {
         }
         Ok(())
     }
+
+    async fn release(&self, id: &str) -> anyhow::Result<()> {
+        let released = self.post(id, "release", &serde_json::json!({}), is_conflict).await;
+        if let Ok(mut claims) = self.claims.lock() {
+            claims.remove(id);
+        }
+        if released?.is_none() {
+            // Another agent took it over, or it ended: nothing is left to hand back.
+            tracing::warn!(run = %id, "deploy refused the hand-back: the run was taken over or ended");
+        }
+        Ok(())
+    }
 }

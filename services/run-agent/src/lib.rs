@@ -67,8 +67,9 @@ pub fn deploy_control(platform: &Platform) -> anyhow::Result<Arc<HttpRunControl>
     Ok(Arc::new(HttpRunControl::new(&deploy, name, platform.tokens.clone())?))
 }
 
-/// Starts an agent on `queue`, reporting to deploy (see [`deploy_control`]). Returns the agent
-/// (for its status) and its stop signal.
+/// Starts an agent on `queue`, reporting to deploy (see [`deploy_control`]). It stops with
+/// the process (which waits for its runs to end or be handed back), or alone with the returned
+/// token. Returns the agent (for its status) and that token.
 pub fn start_agent(
     platform: &Platform,
     queue: Arc<dyn RunQueue>,
@@ -76,8 +77,8 @@ pub fn start_agent(
 ) -> anyhow::Result<(Arc<Agent>, CancellationToken)> {
     executor::process::RunningTerraform::register();
     let agent = Agent::new(queue, deploy_control(platform)?, options);
-    let shutdown = CancellationToken::new();
-    tokio::spawn(agent.clone().run(shutdown.clone()));
+    let shutdown = platform.lifecycle.stopping().child_token();
+    platform.lifecycle.spawn_tracked(agent.clone().run(shutdown.clone()));
     Ok((agent, shutdown))
 }
 

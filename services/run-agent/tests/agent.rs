@@ -45,6 +45,7 @@ struct FakeControl {
     lines: Mutex<Vec<String>>,
     cancel: Mutex<HashSet<String>>,
     heartbeats: Mutex<u32>,
+    released: Mutex<Vec<String>>,
     finished: Mutex<Option<mpsc::UnboundedSender<(String, RunReport)>>>,
 }
 
@@ -96,6 +97,10 @@ impl RunControl for FakeControl {
         if let Some(sender) = self.finished.lock().unwrap().as_ref() {
             sender.send((id.to_string(), report.clone())).unwrap();
         }
+        Ok(())
+    }
+    async fn release(&self, id: &str) -> anyhow::Result<()> {
+        self.released.lock().unwrap().push(id.to_string());
         Ok(())
     }
 }
@@ -221,6 +226,99 @@ async fn a_cancel_answered_to_a_heartbeat_stops_the_run() {
     assert!(!alive(child));
     assert!(*control.heartbeats.lock().unwrap() > 0);
     wait_until_empty(&queue).await;
+}
+
+/// Stopping: a run that ends within the shutdown grace is reported and acked as usual; the
+/// agent's loop returns only then.
+#[tokio::test]
+async fn a_stopping_agent_lets_a_run_finish_within_its_grace() {
+    let db = TestDb::new(goterra_db::Engine::Sqlite).await.unwrap();
+    let queue = queue(&db).await;
+    let server = state_server().await;
+    let work = tempfile::tempdir().unwrap();
+    let (control, mut reports) = FakeControl::with_reports();
+    let run = add_spec(&control, &server, TEMPLATE, json!({"name": "graceful"}));
+    let patient = AgentOptions {
+        shutdown_grace: Duration::from_secs(120),
+        ..options(work.path())
+    };
+    let agent = Agent::new(Arc::new(queue.clone()), control.clone(), patient);
+    let shutdown = CancellationToken::new();
+    let stopped = tokio::spawn(agent.clone().run(shutdown.clone()));
+    queue.enqueue(&RunJob::new(RunAction::Deploy, &run.run)).await.unwrap();
+    while control.started.lock().unwrap().is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(120), stopped)
+        .await
+        .expect("the agent stops once its run ended")
+        .unwrap();
+    let (id, report) = reports
+        .try_recv()
+        .expect("the run was reported before the agent stopped");
+    assert_eq!(
+        (id.as_str(), report.status),
+        (run.run.as_str(), RunStatus::DeploySuccess),
+        "{}",
+        report.error
+    );
+    assert!(control.released.lock().unwrap().is_empty());
+    assert!(queue.is_empty().await.unwrap(), "the job was acked");
+}
+
+/// Stopping: a run still going at the end of the grace has its Terraform stopped, is handed
+/// back to deploy and its job put back in the queue, for another agent.
+#[tokio::test]
+async fn a_stopping_agent_hands_back_a_run_that_outlives_its_grace() {
+    let db = TestDb::new(goterra_db::Engine::Sqlite).await.unwrap();
+    let queue = queue(&db).await;
+    let server = state_server().await;
+    let work = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let pid_file = out.path().join("child.pid");
+    let (control, mut reports) = FakeControl::with_reports();
+    let slow = add_spec(&control, &server, SLOW_TEMPLATE, json!({"pid_file": pid_file}));
+    let stopping_soon = AgentOptions {
+        shutdown_grace: Duration::from_millis(200),
+        ..options(work.path())
+    };
+    let agent = Agent::new(Arc::new(queue.clone()), control.clone(), stopping_soon);
+    let shutdown = CancellationToken::new();
+    let stopped = tokio::spawn(agent.clone().run(shutdown.clone()));
+    queue.enqueue(&RunJob::new(RunAction::Deploy, &slow.run)).await.unwrap();
+    let child: u32 = wait_for_file(&pid_file).await.parse().unwrap();
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(60), stopped)
+        .await
+        .expect("the agent stops after the grace and the kill grace")
+        .unwrap();
+    assert!(!alive(child), "Terraform and its children were stopped");
+    assert_eq!(*control.released.lock().unwrap(), vec![slow.run.clone()]);
+    assert!(reports.try_recv().is_err(), "nothing reported: the run is not over");
+    assert!(agent.running().is_empty());
+
+    // The job is back in the queue: a new agent takes it.
+    let (control_b, mut reports_b) = FakeControl::with_reports();
+    control_b.specs.lock().unwrap().insert(slow.run.clone(), slow.clone());
+    let next = Agent::new(Arc::new(queue.clone()), control_b.clone(), options(work.path()));
+    tokio::spawn(next.run(CancellationToken::new()));
+    for _ in 0..100 {
+        if !control_b.started.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        *control_b.started.lock().unwrap(),
+        vec![slow.run.clone()],
+        "another agent took the job"
+    );
+    // (Stopped there: its Terraform would sleep for ten minutes.)
+    control_b.cancel.lock().unwrap().insert(slow.run.clone());
+    let (_, report) = next_report(&mut reports_b).await;
+    assert_eq!(report.status, RunStatus::Canceled, "{}", report.error);
 }
 
 #[tokio::test]

@@ -49,9 +49,12 @@ impl Store {
     /// name in earlier versions to ids when deploy runs in this process.
     pub async fn open(platform: Platform) -> anyhow::Result<Arc<Self>> {
         let limits = limits_of(&platform.config);
+        let stop = platform.lifecycle.stopping();
         let backend: Arc<dyn StoreBackend> = match platform.config.redis_url() {
-            Some(url) => Arc::new(RedisBackend::connect(&url, &platform.config.redis.prefix, limits).await?),
-            None => Arc::new(EmbeddedBackend::new(platform.db.clone(), limits)),
+            Some(url) => {
+                Arc::new(RedisBackend::connect_with_stop(&url, &platform.config.redis.prefix, limits, &stop).await?)
+            }
+            None => Arc::new(EmbeddedBackend::with_stop(platform.db.clone(), limits, &stop)),
         };
         let remote_namespaces: Option<Arc<dyn NamespaceRule>> = match &platform.config.proxy {
             Some(proxy) => Some(Arc::new(HttpNamespaces::new(proxy)?)),

@@ -331,6 +331,41 @@ pub async fn finished(
     Ok(Json(AgentAnswer::default()))
 }
 
+/// The agent stops and hands the action in progress back: it is pending again, its state lock
+/// released, and the agent puts its job back in the queue for another agent. 409 when the
+/// action is not in progress under this agent's claim.
+#[utoipa::path(post, path = "/deploy/agent/run/{id}/release", operation_id = "agent_run_release", tag = "agent",
+    params(("id" = String, Path)), security(("token" = [])),
+    responses((status = 200, body = AgentAnswer), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn release(
+    State(state): State<AppState>,
+    AgentCaller(agent): AgentCaller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<AgentAnswer>, ApiError> {
+    reject_state_credential(&agent)?;
+    let run = state.run_repo().load(&id).await?;
+    check_claim(&run, &headers)?;
+    let Some(action) = run.action.filter(|_| run.is_running()) else {
+        return Err(ApiError::conflict(format!(
+            "no action in progress (status {})",
+            run.status
+        )));
+    };
+    let claim = headers.get(CLAIM_HEADER).and_then(|value| value.to_str().ok());
+    if !state.run_repo().release(&id, action, claim).await? {
+        return Err(ApiError::conflict(format!(
+            "the {action} is no longer in progress under this agent (status {})",
+            state.run_repo().load(&id).await?.status
+        )));
+    }
+    // Terraform stopped by SIGTERM unlocks the state; one killed after the kill grace could not.
+    state.states().release_abandoned_lock(&id).await?;
+    tracing::info!(run = %id, agent = %agent, %action, "run handed back by its agent");
+    Ok(Json(AgentAnswer::default()))
+}
+
 /// What a destroyed run no longer needs: its store deployment, secrets, boot scripts and state.
 /// Returns the run's error note when the store deployment could not be deleted.
 async fn forget_destroyed(state: &AppState, run: &RunRecord) -> Result<Option<String>, ApiError> {

@@ -9,6 +9,7 @@ use crate::storage::StorageResult;
 use crate::storage::runs::RunRepo;
 use crate::storage::states::StateRepo;
 use goterra_bus::RunQueue;
+use goterra_core::Platform;
 use goterra_core::runs::{RunAction, RunJob, RunStatus};
 use goterra_db::Db;
 use std::sync::Arc;
@@ -80,9 +81,10 @@ async fn fail(runs: &RunRepo<'_>, id: &str, action: RunAction, from: RunStatus, 
     Ok(moved)
 }
 
-/// Runs the sweep every `options.sweep_interval` until the process ends.
-pub fn spawn(db: Db, queue: Arc<dyn RunQueue>, options: RunOptions) {
-    tokio::spawn(async move {
+/// Runs the sweep every `options.sweep_interval` until the process stops.
+pub fn spawn(platform: &Platform, queue: Arc<dyn RunQueue>, options: RunOptions) {
+    let db = platform.db.clone();
+    platform.lifecycle.spawn_until_stopped(async move {
         let mut ticker = tokio::time::interval(options.sweep_interval);
         ticker.tick().await;
         loop {

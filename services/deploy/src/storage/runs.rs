@@ -337,6 +337,24 @@ impl<'a> RunRepo<'a> {
         Ok(done.rows_affected() == 1)
     }
 
+    /// The agent holding `claim` hands `action` in progress back (it is stopping): pending
+    /// again, for another agent. Not counted as a re-queue: nothing went wrong. A cancel asked
+    /// meanwhile stays asked (the next agent reports it).
+    pub async fn release(&self, id: &str, action: RunAction, claim: Option<&str>) -> StorageResult<bool> {
+        let done = sqlx::query(
+            "UPDATE deploy_runs SET status = $2, status_at = $3, heartbeat_at = 0, claim_id = NULL \
+             WHERE id = $1 AND status = $4 AND (claim_id = $5 OR $5 IS NULL)",
+        )
+        .bind(id.to_string())
+        .bind(RunStatus::pending(action).as_str())
+        .bind(now())
+        .bind(RunStatus::in_progress(action).as_str())
+        .bind(claim.map(str::to_string))
+        .execute(self.db.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// The agent is alive (only counts while an action is in progress).
     pub async fn heartbeat(&self, id: &str) -> StorageResult<()> {
         sqlx::query("UPDATE deploy_runs SET heartbeat_at = $2 WHERE id = $1 AND status IN ($3, $4)")

@@ -63,7 +63,13 @@ pub struct EmbeddedBackend {
 impl EmbeddedBackend {
     /// Uses `db`, whose `store_*` tables must be migrated ([`MIGRATIONS`]).
     pub fn new(db: Db, limits: Limits) -> Self {
-        let stop = CancellationToken::new();
+        Self::with_stop(db, limits, &CancellationToken::new())
+    }
+
+    /// [`Self::new`], whose expiry sweep also stops when `stop` fires (the process's
+    /// lifecycle), not only when the backend is dropped.
+    pub fn with_stop(db: Db, limits: Limits, stop: &CancellationToken) -> Self {
+        let stop = stop.child_token();
         tokio::spawn(sweep_forever(db.clone(), stop.clone()));
         let write_turn = (db.engine() == goterra_db::Engine::Sqlite).then(|| tokio::sync::Mutex::new(()));
         Self {

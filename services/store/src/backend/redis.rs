@@ -96,6 +96,17 @@ impl RedisBackend {
 
     /// Connects, and subscribes to wake-ups before returning so no write is missed.
     pub async fn connect(url: &Sensitive<String>, prefix: &str, limits: Limits) -> anyhow::Result<Self> {
+        Self::connect_with_stop(url, prefix, limits, &CancellationToken::new()).await
+    }
+
+    /// [`Self::connect`], whose wake-up subscriber also stops when `stop` fires (the process's
+    /// lifecycle), not only when the backend is dropped.
+    pub async fn connect_with_stop(
+        url: &Sensitive<String>,
+        prefix: &str,
+        limits: Limits,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<Self> {
         let client = redis::Client::open(url.expose().as_str())
             .map_err(|_| anyhow::anyhow!("GOT_REDIS_URL / redis.url is not a valid Redis URL"))?;
         let conn = tokio::time::timeout(Duration::from_secs(10), client.get_connection_manager())
@@ -106,7 +117,7 @@ impl RedisBackend {
             prefix: prefix.to_string(),
         };
         let hub = WaitHub::new();
-        let stop = CancellationToken::new();
+        let stop = stop.child_token();
         let (subscribed, first_subscription) = tokio::sync::oneshot::channel();
         tokio::spawn(
             Subscriber {
