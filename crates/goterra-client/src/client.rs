@@ -185,6 +185,11 @@ impl Client {
         if status.is_success() {
             return Ok(response);
         }
+        let retry_after_secs = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().parse::<u64>().ok());
         let text = response.text().await.unwrap_or_default();
         let message = serde_json::from_str::<ErrorBody>(&text)
             .map(|body| body.message)
@@ -198,6 +203,11 @@ impl Client {
             });
         if status == reqwest::StatusCode::UNAUTHORIZED {
             Err(ClientError::Unauthorized { message })
+        } else if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            Err(ClientError::TooManyRequests {
+                message,
+                retry_after_secs,
+            })
         } else {
             Err(ClientError::Server {
                 status: status.as_u16(),

@@ -22,6 +22,12 @@ pub enum ApiFailure {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// 429: too many attempts (failed logins); wait `retry_after_secs` when known.
+    #[error("{message}")]
+    Throttled {
+        message: String,
+        retry_after_secs: Option<u64>,
+    },
     /// Another 4xx: the API's message is for the user (bad input, conflict...).
     #[error("{message}")]
     Rejected { status: u16, message: String },
@@ -34,6 +40,13 @@ impl From<ClientError> for ApiFailure {
     fn from(err: ClientError) -> Self {
         match err {
             ClientError::Unauthorized { .. } => Self::Unauthorized,
+            ClientError::TooManyRequests {
+                message,
+                retry_after_secs,
+            } => Self::Throttled {
+                message,
+                retry_after_secs,
+            },
             ClientError::Server { status: 403, message } => Self::Forbidden(message),
             ClientError::Server { status: 404, message } => Self::NotFound(message),
             ClientError::Server { status, message } if (400..500).contains(&status) => {

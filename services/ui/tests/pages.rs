@@ -60,6 +60,105 @@ async fn a_bad_password_shows_an_error_and_a_good_one_signs_in_and_out() {
     assert_eq!(web.get("/app/ns").await.location.as_deref(), Some("/app/login"));
 }
 
+/// The login page's error survives the services' edge rules: its 401 reaches the browser as
+/// the HTML page with the message, not rewritten into a JSON error body.
+#[tokio::test]
+async fn a_refused_login_is_the_login_page_with_its_message() {
+    let server = platform(false).await;
+    create_user(&server, "alice", ALICE_PASSWORD).await;
+    let mut web = Web::new(&server);
+    let refused = web.sign_in("alice", "wrong-password").await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        refused.content_type.starts_with("text/html"),
+        "{}",
+        refused.content_type
+    );
+    refused.assert_contains("<p class=\"error\"");
+    refused.assert_contains("Wrong user id or password.");
+    refused.assert_contains("name=\"csrf\"");
+    let unknown_key = web.sign_in("", "not-a-valid-key").await;
+    assert_eq!(unknown_key.status, StatusCode::UNAUTHORIZED);
+    assert!(unknown_key.content_type.starts_with("text/html"));
+    unknown_key.assert_contains("This API key is not valid.");
+    // Other error pages stay pages too.
+    web.sign_in("alice", ALICE_PASSWORD).await;
+    let missing = web.get("/app/ns/000000000000000000000000").await;
+    assert!(missing.status.is_client_error(), "{}", missing.status);
+    assert!(
+        missing.content_type.starts_with("text/html"),
+        "{}",
+        missing.content_type
+    );
+}
+
+/// Repeated failures are throttled by auth (429 with `Retry-After`); the login page says so,
+/// with the time to wait, and keeps the status.
+#[tokio::test]
+async fn a_throttled_login_says_when_to_try_again() {
+    let server = platform(false).await;
+    create_user(&server, "alice", ALICE_PASSWORD).await;
+    let mut web = Web::new(&server);
+    for _ in 0..goterra_auth::throttle::FREE_FAILURES_PER_UID {
+        let refused = web.sign_in("alice", "wrong-password").await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+    }
+    let throttled = web.sign_in("alice", "wrong-password").await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS, "{}", throttled.body);
+    assert!(throttled.content_type.starts_with("text/html"));
+    throttled.assert_contains("<p class=\"error\"");
+    throttled.assert_contains("Too many failed sign-ins for this user or from this address: try again in 1 second.");
+    assert_eq!(throttled.retry_after.as_deref(), Some("1"));
+    // While blocked, even the right password waits (and is not checked).
+    let blocked = web.sign_in("alice", ALICE_PASSWORD).await;
+    assert_eq!(blocked.status, StatusCode::TOO_MANY_REQUESTS, "{}", blocked.body);
+    blocked.assert_contains("try again in 1 second");
+    assert!(!web.cookies.contains_key(SESSION_COOKIE));
+    // Once the block is over, the right password signs in.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let signed_in = web.sign_in("alice", ALICE_PASSWORD).await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER, "{}", signed_in.body);
+}
+
+/// A new API key or password revokes the user's older tokens (the session's too): the UI
+/// signs the user in again with the new credential, so the next page still works.
+#[tokio::test]
+async fn changing_ones_credentials_keeps_the_session() {
+    let server = platform(false).await;
+    create_user(&server, "alice", ALICE_PASSWORD).await;
+    let mut web = Web::new(&server);
+    web.sign_in("alice", ALICE_PASSWORD).await;
+    let old_cookie = web.cookies[SESSION_COOKIE].clone();
+    let key = web.submit("/app/profile", "/app/profile/apikey", &[]).await;
+    assert_eq!(key.status, StatusCode::OK, "{}", key.body);
+    key.assert_contains("shown this once");
+    assert_ne!(web.cookies[SESSION_COOKIE], old_cookie, "a new session");
+    let changed = web
+        .submit(
+            "/app/profile",
+            "/app/profile/password",
+            &[
+                ("current", ALICE_PASSWORD),
+                ("new", "alice-password-2"),
+                ("again", "alice-password-2"),
+            ],
+        )
+        .await;
+    assert_eq!(changed.location.as_deref(), Some("/app/profile"), "{}", changed.body);
+    // Past the revocation's propagation (events are applied within about a second).
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let profile = web.get("/app/profile").await;
+    assert_eq!(profile.status, StatusCode::OK, "{:?}", profile.location);
+    profile.assert_contains("Password changed.");
+    // The session from before the changes is revoked.
+    let mut stale = Web::new(&server);
+    stale.cookies.insert(SESSION_COOKIE.into(), old_cookie);
+    assert_eq!(
+        stale.get("/app/profile").await.location.as_deref(),
+        Some("/app/login?expired=1")
+    );
+}
+
 #[tokio::test]
 async fn the_session_cookie_is_http_only_and_lax_and_holds_no_api_key() {
     let server = platform(false).await;

@@ -50,6 +50,7 @@ pub struct Page {
     pub location: Option<String>,
     pub content_type: String,
     pub cache_control: String,
+    pub retry_after: Option<String>,
     pub body: String,
 }
 
@@ -114,6 +115,7 @@ impl Web {
             location: header("location"),
             content_type: header("content-type").unwrap_or_default(),
             cache_control: header("cache-control").unwrap_or_default(),
+            retry_after: header("retry-after"),
             body: response.text().await.unwrap(),
         }
     }
