@@ -12,7 +12,7 @@ use crate::deploy::{
 use crate::error::{ClientError, ClientResult};
 use crate::ids::{ApplicationId, DeploymentId, EndpointId, NamespaceId, RunId, Uid};
 use crate::run_agent::{AgentStatus, RunResources};
-use crate::runs::{Run, RunCreated, RunList, RunLog, RunRequest, TerraformPreview};
+use crate::runs::{Run, RunCreated, RunList, RunLog, RunRequest, RunStatus, TerraformPreview};
 use crate::sensitive::Sensitive;
 use crate::store::{DeploymentData, DeploymentToken, KeyValue};
 use futures_util::StreamExt;
@@ -535,6 +535,19 @@ impl Client {
         skip: Option<i64>,
         limit: Option<i64>,
     ) -> ClientResult<Vec<Run>> {
+        self.runs_in_status(ns, all, &[], skip, limit).await
+    }
+
+    /// [`Self::runs`], only those in one of `statuses` (empty: any status); `skip` and
+    /// `limit` page the filtered list (`?status=a,b`).
+    pub async fn runs_in_status(
+        &self,
+        ns: Option<&NamespaceId>,
+        all: bool,
+        statuses: &[RunStatus],
+        skip: Option<i64>,
+        limit: Option<i64>,
+    ) -> ClientResult<Vec<Run>> {
         let url = match ns {
             Some(ns) => self.url(&["deploy", "ns", ns.as_str(), "run"]),
             None => self.url(&["deploy", "run"]),
@@ -542,6 +555,10 @@ impl Client {
         let mut query = page(skip, limit);
         if all {
             query.push(("all", "1".to_string()));
+        }
+        if !statuses.is_empty() {
+            let names: Vec<&str> = statuses.iter().map(|status| status.as_str()).collect();
+            query.push(("status", names.join(",")));
         }
         Ok(self.get::<RunList>(Self::with_query(url, &query)).await?.runs)
     }

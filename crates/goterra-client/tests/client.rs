@@ -322,6 +322,23 @@ async fn runs_are_created_listed_followed_and_destroyed() {
             .iter()
             .any(|r| r.id == run.as_str())
     );
+    // The status filter: every status finds the new run, a status it cannot have yet does not.
+    let every = admin
+        .runs_in_status(Some(&ns), false, &goterra_client::runs::RunStatus::ALL, None, None)
+        .await
+        .unwrap();
+    assert!(every.iter().any(|r| r.id == run.as_str()));
+    let destroyed = admin
+        .runs_in_status(
+            None,
+            true,
+            &[goterra_client::runs::RunStatus::DestroySuccess],
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(destroyed.iter().all(|r| r.id != run.as_str()));
 
     // Following the log ends with the run's status once its action is over (the agent runs
     // Terraform when the machine has it, and fails the run when it does not).

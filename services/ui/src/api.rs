@@ -6,6 +6,7 @@
 
 use crate::model::*;
 use crate::session::Session;
+use goterra_client::runs::RunStatus;
 use goterra_client::{ApplicationId, Client, ClientError, DeploymentId, LogEvent, NamespaceId, RunId, Uid};
 use goterra_core::Sensitive;
 use serde_json::Value;
@@ -287,15 +288,26 @@ impl UserApi {
             .into_string())
     }
 
-    /// The caller's runs (`all`: plus those of the namespaces they own; admins: all).
-    pub async fn my_runs(&self, all: bool, skip: u64, limit: u64) -> ApiResult<Vec<Run>> {
+    /// The caller's runs (`all`: plus those of the namespaces they own; admins: all) in one
+    /// of `statuses` (empty: any), one page of them.
+    pub async fn my_runs(&self, all: bool, statuses: &[RunStatus], skip: u64, limit: u64) -> ApiResult<Vec<Run>> {
         let (skip, limit) = (i64::try_from(skip).ok(), i64::try_from(limit).ok());
-        Ok(self.client.runs(None, all, skip, limit).await?)
+        Ok(self.client.runs_in_status(None, all, statuses, skip, limit).await?)
     }
 
-    pub async fn namespace_runs(&self, ns: &str, all: bool, skip: u64, limit: u64) -> ApiResult<Vec<Run>> {
+    pub async fn namespace_runs(
+        &self,
+        ns: &str,
+        all: bool,
+        statuses: &[RunStatus],
+        skip: u64,
+        limit: u64,
+    ) -> ApiResult<Vec<Run>> {
         let (skip, limit) = (i64::try_from(skip).ok(), i64::try_from(limit).ok());
-        Ok(self.client.runs(Some(&id(ns)?), all, skip, limit).await?)
+        Ok(self
+            .client
+            .runs_in_status(Some(&id(ns)?), all, statuses, skip, limit)
+            .await?)
     }
 
     pub async fn run(&self, ns: &str, run: &str) -> ApiResult<Run> {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{ADMIN_KEY, Web, create_user, platform};
+use common::{ADMIN_KEY, SeedRun, Web, create_namespace, create_user, platform, seed_runs};
 use goterra_core::Sensitive;
 use goterra_ui::session::{SESSION_COOKIE, Session, SessionCodec};
 use reqwest::StatusCode;
@@ -646,4 +646,68 @@ async fn the_wizard_checks_confirms_and_starts_a_run_without_showing_secrets() {
     let cancel = web.submit(&run_page, &format!("{run_page}/cancel"), &[]).await;
     assert_eq!(cancel.status, StatusCode::SEE_OTHER, "{}", cancel.body);
     web.get(&run_page).await.assert_contains("canceled");
+}
+
+/// The runs list's status filter is applied by the API, before paging: a filter finds runs
+/// older than the first page of all runs, and the pager pages the filtered runs.
+#[tokio::test]
+async fn the_runs_status_filter_pages_the_filtered_runs() {
+    let server = platform(false).await;
+    let ns = create_namespace(&server, "busy").await;
+    let mut runs: Vec<SeedRun> = (0..3)
+        .map(|i| SeedRun {
+            name: format!("broken-{i}"),
+            uid: "admin".into(),
+            status: "deploy_failure",
+            created_at: 1_000 + i,
+        })
+        .collect();
+    runs.extend((0..26).map(|i| SeedRun {
+        name: format!("fine-{i}"),
+        uid: "admin".into(),
+        status: if i % 2 == 0 {
+            "deploy_success"
+        } else {
+            "destroy_success"
+        },
+        created_at: 2_000 + i,
+    }));
+    runs.push(SeedRun {
+        name: "moving".into(),
+        uid: "admin".into(),
+        status: "deploy_in_progress",
+        created_at: 3_000,
+    });
+    seed_runs(&server, &ns, &runs).await;
+    let mut web = Web::new(&server);
+    web.sign_in("", ADMIN_KEY).await;
+    let rows = |page: &common::Page| page.body.matches("<tr data-status=").count();
+
+    // The newest 25 runs hold no failure: the filter still finds all three.
+    let failed = web.get("/app/run?status=failed").await;
+    assert_eq!(failed.status, StatusCode::OK);
+    assert_eq!(rows(&failed), 3, "{}", failed.body);
+    failed.assert_contains(">broken-0<");
+    assert!(!failed.body.contains(">fine-"));
+    assert!(!failed.body.contains("rel=\"next\""));
+
+    // 26 succeeded runs: a full first page with a link to the second, which has the last one.
+    let ok = web.get("/app/run?status=ok").await;
+    assert_eq!(rows(&ok), 25);
+    ok.assert_contains("href=\"/app/run?page=1&amp;status=ok\" rel=\"next\"");
+    let second = web.get("/app/run?page=1&status=ok").await;
+    assert_eq!(rows(&second), 1);
+    second.assert_contains(">fine-0<");
+
+    let active = web.get("/app/run?status=active").await;
+    assert_eq!(rows(&active), 1);
+    active.assert_contains(">moving<");
+    assert_eq!(rows(&web.get("/app/run?status=canceled").await), 0);
+    let in_namespace = web.get(&format!("/app/ns/{ns}/run?all=1&status=failed")).await;
+    assert_eq!(rows(&in_namespace), 3);
+    assert_eq!(rows(&web.get("/app/run").await), 25);
+
+    let unknown = web.get("/app/run?status=bogus").await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    unknown.assert_contains("unknown status filter");
 }
