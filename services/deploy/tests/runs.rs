@@ -999,10 +999,10 @@ async fn run_lists_filter_by_status_before_paging(engine: Engine) {
         }
     };
     let ns = env.ns.clone();
-    assert_eq!(ids("alice", "/deploy/run?status=canceled".into()).await, [b.clone()]);
+    assert_eq!(ids("alice", "/deploy/run?status=canceled".into()).await, [b.as_str()]);
     assert_eq!(
         ids("alice", "/deploy/run?status=deploy_pending,deploy_success".into()).await,
-        [c.clone(), a.clone()]
+        [c.as_str(), a.as_str()]
     );
     // Paging counts the filtered runs only.
     assert_eq!(
@@ -1011,7 +1011,7 @@ async fn run_lists_filter_by_status_before_paging(engine: Engine) {
             "/deploy/run?status=deploy_pending,deploy_success&limit=1".into()
         )
         .await,
-        [c.clone()]
+        [c.as_str()]
     );
     assert_eq!(
         ids(
@@ -1019,24 +1019,24 @@ async fn run_lists_filter_by_status_before_paging(engine: Engine) {
             "/deploy/run?status=deploy_pending,deploy_success&skip=1&limit=1".into()
         )
         .await,
-        [a.clone()]
+        [a.as_str()]
     );
     // With `all`, the owner's view of the namespace, still filtered (bob's run included).
     assert_eq!(
         ids("alice", "/deploy/run?all=1&status=canceled".into()).await,
-        [d.clone(), b.clone()]
+        [d.as_str(), b.as_str()]
     );
     assert_eq!(
         ids("alice", "/deploy/run?all=1&status=deploy_success".into()).await,
-        [c.clone()]
+        [c.as_str()]
     );
     assert_eq!(
         ids("alice", format!("/deploy/ns/{ns}/run?all=1&status=canceled")).await,
-        [d.clone(), b.clone()]
+        [d.as_str(), b.as_str()]
     );
     assert_eq!(
         ids("alice", format!("/deploy/ns/{ns}/run?status=canceled")).await,
-        [b.clone()]
+        [b.as_str()]
     );
     assert_eq!(
         ids("bob", "/deploy/run?status=deploy_success".into()).await,
@@ -1045,7 +1045,7 @@ async fn run_lists_filter_by_status_before_paging(engine: Engine) {
     // Spaces and repeats are forgiven; empty means any status.
     assert_eq!(
         ids("alice", "/deploy/run?status=%20canceled%20,canceled,".into()).await,
-        [b.clone()]
+        [b.as_str()]
     );
     assert_eq!(ids("alice", "/deploy/run?status=".into()).await.len(), 3);
     // An unknown status is refused, naming it and the known ones.
