@@ -100,6 +100,14 @@ async fn auth_routes_log_in_renew_and_manage_users() {
         )
         .await
         .unwrap();
+    // The change revokes alice's older tokens (within about a second, see docs/security.md):
+    // she logs in again with the new password.
+    let relogin = Client::new(&server.url)
+        .unwrap()
+        .login(&uid, &Sensitive::new("alice-password-2".to_string()))
+        .await
+        .unwrap();
+    let alice = Client::new(&server.url).unwrap().with_token(&relogin.token);
 
     // A plain user may not list users: the server's message comes back with the status.
     match alice.users(None, None).await {
