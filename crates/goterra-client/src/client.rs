@@ -12,7 +12,7 @@ use crate::deploy::{
 use crate::error::{ClientError, ClientResult};
 use crate::ids::{ApplicationId, DeploymentId, EndpointId, NamespaceId, RunId, Uid};
 use crate::run_agent::{AgentStatus, RunResources};
-use crate::runs::{Run, RunCreated, RunList, RunLog, RunRequest, TerraformPreview};
+use crate::runs::{Run, RunCreated, RunList, RunLog, RunRequest, RunStatus, TerraformPreview};
 use crate::sensitive::Sensitive;
 use crate::store::{DeploymentData, DeploymentToken, KeyValue};
 use futures_util::StreamExt;
@@ -185,6 +185,11 @@ impl Client {
         if status.is_success() {
             return Ok(response);
         }
+        let retry_after_secs = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().parse::<u64>().ok());
         let text = response.text().await.unwrap_or_default();
         let message = serde_json::from_str::<ErrorBody>(&text)
             .map(|body| body.message)
@@ -198,6 +203,11 @@ impl Client {
             });
         if status == reqwest::StatusCode::UNAUTHORIZED {
             Err(ClientError::Unauthorized { message })
+        } else if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            Err(ClientError::TooManyRequests {
+                message,
+                retry_after_secs,
+            })
         } else {
             Err(ClientError::Server {
                 status: status.as_u16(),
@@ -525,6 +535,19 @@ impl Client {
         skip: Option<i64>,
         limit: Option<i64>,
     ) -> ClientResult<Vec<Run>> {
+        self.runs_in_status(ns, all, &[], skip, limit).await
+    }
+
+    /// [`Self::runs`], only those in one of `statuses` (empty: any status); `skip` and
+    /// `limit` page the filtered list (`?status=a,b`).
+    pub async fn runs_in_status(
+        &self,
+        ns: Option<&NamespaceId>,
+        all: bool,
+        statuses: &[RunStatus],
+        skip: Option<i64>,
+        limit: Option<i64>,
+    ) -> ClientResult<Vec<Run>> {
         let url = match ns {
             Some(ns) => self.url(&["deploy", "ns", ns.as_str(), "run"]),
             None => self.url(&["deploy", "run"]),
@@ -532,6 +555,10 @@ impl Client {
         let mut query = page(skip, limit);
         if all {
             query.push(("all", "1".to_string()));
+        }
+        if !statuses.is_empty() {
+            let names: Vec<&str> = statuses.iter().map(|status| status.as_str()).collect();
+            query.push(("status", names.join(",")));
         }
         Ok(self.get::<RunList>(Self::with_query(url, &query)).await?.runs)
     }

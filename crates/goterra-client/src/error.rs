@@ -8,6 +8,13 @@ pub enum ClientError {
     /// The server answered with an error status (other than 401) and its `message`.
     #[error("{message} (HTTP {status})")]
     Server { status: u16, message: String },
+    /// 429: too many attempts (failed logins); `retry_after_secs` is the server's
+    /// `Retry-After`, when it sent one in seconds.
+    #[error("{message} (HTTP 429{})", retry_after_secs.map(|secs| format!(", retry in {secs} s")).unwrap_or_default())]
+    TooManyRequests {
+        message: String,
+        retry_after_secs: Option<u64>,
+    },
     /// 401: no credential, or a wrong or expired one.
     #[error("unauthorized: {message}")]
     Unauthorized { message: String },
@@ -28,6 +35,7 @@ impl ClientError {
         match self {
             Self::Server { status, .. } => Some(*status),
             Self::Unauthorized { .. } => Some(401),
+            Self::TooManyRequests { .. } => Some(429),
             _ => None,
         }
     }

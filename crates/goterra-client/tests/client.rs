@@ -100,6 +100,14 @@ async fn auth_routes_log_in_renew_and_manage_users() {
         )
         .await
         .unwrap();
+    // The change revokes alice's older tokens (within about a second, see docs/security.md):
+    // she logs in again with the new password.
+    let relogin = Client::new(&server.url)
+        .unwrap()
+        .login(&uid, &Sensitive::new("alice-password-2".to_string()))
+        .await
+        .unwrap();
+    let alice = Client::new(&server.url).unwrap().with_token(&relogin.token);
 
     // A plain user may not list users: the server's message comes back with the status.
     match alice.users(None, None).await {
@@ -322,6 +330,23 @@ async fn runs_are_created_listed_followed_and_destroyed() {
             .iter()
             .any(|r| r.id == run.as_str())
     );
+    // The status filter: every status finds the new run, a status it cannot have yet does not.
+    let every = admin
+        .runs_in_status(Some(&ns), false, &goterra_client::runs::RunStatus::ALL, None, None)
+        .await
+        .unwrap();
+    assert!(every.iter().any(|r| r.id == run.as_str()));
+    let destroyed = admin
+        .runs_in_status(
+            None,
+            true,
+            &[goterra_client::runs::RunStatus::DestroySuccess],
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(destroyed.iter().all(|r| r.id != run.as_str()));
 
     // Following the log ends with the run's status once its action is over (the agent runs
     // Terraform when the machine has it, and fails the run when it does not).

@@ -234,19 +234,24 @@ fn error_response(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-fn is_json(response: &Response) -> bool {
-    response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/json") || value.contains("+json"))
+/// Whether an error answer is one the framework made (no body type, or plain text such as an
+/// extractor's rejection), as opposed to a document a handler chose to answer with: JSON, or
+/// the web UI's HTML error and login pages, which must reach the browser as they are.
+fn is_framework_text(response: &Response) -> bool {
+    match response.headers().get(header::CONTENT_TYPE) {
+        None => true,
+        Some(value) => value
+            .to_str()
+            .is_ok_and(|value| value.trim_start().to_ascii_lowercase().starts_with("text/plain")),
+    }
 }
 
-/// An error answer without a JSON body gets one: its text when it has a short one, else the
-/// status's reason (with the allowed methods for 405).
+/// An error answer the framework made gets a JSON body: its text when it has a short one,
+/// else the status's reason (with the allowed methods for 405). Answers a handler typed
+/// itself (JSON, HTML pages) are left alone.
 async fn json_errors(response: Response) -> Response {
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) || is_json(&response) {
+    if !(status.is_client_error() || status.is_server_error()) || !is_framework_text(&response) {
         return response;
     }
     let (mut parts, body) = response.into_parts();
@@ -301,6 +306,47 @@ mod tests {
         assert!(check_json_text(&Bytes::from_static(br#"{"script":"line\nline\t"}"#)).is_ok());
         // Not JSON: the handler decides.
         assert!(check_json_text(&Bytes::from_static(b"{not json")).is_ok());
+    }
+
+    async fn rewritten(content_type: Option<&'static str>, body: &'static str) -> (String, String) {
+        let mut response = (StatusCode::UNAUTHORIZED, body).into_response();
+        match content_type {
+            Some(value) => {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
+            }
+            None => {
+                response.headers_mut().remove(header::CONTENT_TYPE);
+            }
+        }
+        let response = json_errors(response).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let content_type = response.headers()[header::CONTENT_TYPE].to_str().unwrap().to_string();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (content_type, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn framework_errors_become_json_and_pages_stay_pages() {
+        let (kind, body) = rewritten(Some("text/plain; charset=utf-8"), "Failed to parse the request body").await;
+        assert_eq!(kind, "application/json");
+        assert_eq!(body, r#"{"message":"Failed to parse the request body"}"#);
+        let (kind, body) = rewritten(None, "").await;
+        assert_eq!(kind, "application/json");
+        assert_eq!(body, r#"{"message":"unauthorized"}"#);
+        // A page far longer than the rewritten texts (the UI's login page after a bad
+        // password) keeps its type and every byte.
+        let page: &'static str =
+            Box::leak(format!("<!DOCTYPE html><p class=\"error\">Wrong</p>{}", " ".repeat(4096)).into_boxed_str());
+        let (kind, body) = rewritten(Some("text/html; charset=utf-8"), page).await;
+        assert_eq!(kind, "text/html; charset=utf-8");
+        assert_eq!(body, page);
+        let (kind, body) = rewritten(Some("application/json"), r#"{"message":"no"}"#).await;
+        assert_eq!(
+            (kind.as_str(), body.as_str()),
+            ("application/json", r#"{"message":"no"}"#)
+        );
     }
 
     #[test]

@@ -961,7 +961,112 @@ async fn the_preview_shows_files_without_secrets(engine: Engine) {
     env.server.stop().await;
 }
 
+/// `?status=` filters both run lists before paging; several statuses are comma-separated; an
+/// unknown one is a 400 that names it and changes nothing.
+async fn run_lists_filter_by_status_before_paging(engine: Engine) {
+    let env = Env::start(engine).await;
+    let (a, b, c) = (
+        env.start_run("alice").await,
+        env.start_run("alice").await,
+        env.start_run("alice").await,
+    );
+    let d = env.start_run("bob").await;
+    for (id, status, created) in [
+        (&a, "deploy_pending", 100),
+        (&b, "canceled", 200),
+        (&c, "deploy_success", 300),
+        (&d, "canceled", 400),
+    ] {
+        sqlx::query("UPDATE deploy_runs SET status = $1, created_at = $2 WHERE id = $3")
+            .bind(status)
+            .bind(created as i64)
+            .bind(id.as_str())
+            .execute(env.server.platform.db.pool())
+            .await
+            .unwrap();
+    }
+    let ids = |uid: &'static str, path: String| {
+        let env = &env;
+        async move {
+            let (status, body) = env.call(Method::GET, &path, uid, None).await;
+            assert_eq!(status, 200, "{path}: {body}");
+            body["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|run| run["id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    let ns = env.ns.clone();
+    assert_eq!(ids("alice", "/deploy/run?status=canceled".into()).await, [b.as_str()]);
+    assert_eq!(
+        ids("alice", "/deploy/run?status=deploy_pending,deploy_success".into()).await,
+        [c.as_str(), a.as_str()]
+    );
+    // Paging counts the filtered runs only.
+    assert_eq!(
+        ids(
+            "alice",
+            "/deploy/run?status=deploy_pending,deploy_success&limit=1".into()
+        )
+        .await,
+        [c.as_str()]
+    );
+    assert_eq!(
+        ids(
+            "alice",
+            "/deploy/run?status=deploy_pending,deploy_success&skip=1&limit=1".into()
+        )
+        .await,
+        [a.as_str()]
+    );
+    // With `all`, the owner's view of the namespace, still filtered (bob's run included).
+    assert_eq!(
+        ids("alice", "/deploy/run?all=1&status=canceled".into()).await,
+        [d.as_str(), b.as_str()]
+    );
+    assert_eq!(
+        ids("alice", "/deploy/run?all=1&status=deploy_success".into()).await,
+        [c.as_str()]
+    );
+    assert_eq!(
+        ids("alice", format!("/deploy/ns/{ns}/run?all=1&status=canceled")).await,
+        [d.as_str(), b.as_str()]
+    );
+    assert_eq!(
+        ids("alice", format!("/deploy/ns/{ns}/run?status=canceled")).await,
+        [b.as_str()]
+    );
+    assert_eq!(
+        ids("bob", "/deploy/run?status=deploy_success".into()).await,
+        Vec::<String>::new()
+    );
+    // Spaces and repeats are forgiven; empty means any status.
+    assert_eq!(
+        ids("alice", "/deploy/run?status=%20canceled%20,canceled,".into()).await,
+        [b.as_str()]
+    );
+    assert_eq!(ids("alice", "/deploy/run?status=".into()).await.len(), 3);
+    // An unknown status is refused, naming it and the known ones.
+    for path in [
+        "/deploy/run?status=bogus".to_string(),
+        "/deploy/run?status=canceled,bogus".to_string(),
+        format!("/deploy/ns/{ns}/run?status=bogus"),
+        "/deploy/run?status=1%20%3D%201%20OR%20status".to_string(),
+    ] {
+        let (status, body) = env.call(Method::GET, &path, "alice", None).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.starts_with("status: unknown run status"), "{message}");
+        assert!(message.contains("deploy_pending"), "{message}");
+    }
+    assert_eq!(env.count("SELECT COUNT(*) FROM deploy_runs").await, 4);
+    env.server.stop().await;
+}
+
 engines::engine_tests!(
+    run_lists_filter_by_status_before_paging,
     creation_checks_refuse_bad_requests_and_store_nothing,
     a_run_goes_through_its_statuses_with_the_agent_routes,
     a_destroy_whose_store_deployment_cannot_be_deleted_ends_with_a_note,

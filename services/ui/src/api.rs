@@ -6,6 +6,7 @@
 
 use crate::model::*;
 use crate::session::Session;
+use goterra_client::runs::RunStatus;
 use goterra_client::{ApplicationId, Client, ClientError, DeploymentId, LogEvent, NamespaceId, RunId, Uid};
 use goterra_core::Sensitive;
 use serde_json::Value;
@@ -22,6 +23,12 @@ pub enum ApiFailure {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// 429: too many attempts (failed logins); wait `retry_after_secs` when known.
+    #[error("{message}")]
+    Throttled {
+        message: String,
+        retry_after_secs: Option<u64>,
+    },
     /// Another 4xx: the API's message is for the user (bad input, conflict...).
     #[error("{message}")]
     Rejected { status: u16, message: String },
@@ -34,6 +41,13 @@ impl From<ClientError> for ApiFailure {
     fn from(err: ClientError) -> Self {
         match err {
             ClientError::Unauthorized { .. } => Self::Unauthorized,
+            ClientError::TooManyRequests {
+                message,
+                retry_after_secs,
+            } => Self::Throttled {
+                message,
+                retry_after_secs,
+            },
             ClientError::Server { status: 403, message } => Self::Forbidden(message),
             ClientError::Server { status: 404, message } => Self::NotFound(message),
             ClientError::Server { status, message } if (400..500).contains(&status) => {
@@ -274,15 +288,26 @@ impl UserApi {
             .into_string())
     }
 
-    /// The caller's runs (`all`: plus those of the namespaces they own; admins: all).
-    pub async fn my_runs(&self, all: bool, skip: u64, limit: u64) -> ApiResult<Vec<Run>> {
+    /// The caller's runs (`all`: plus those of the namespaces they own; admins: all) in one
+    /// of `statuses` (empty: any), one page of them.
+    pub async fn my_runs(&self, all: bool, statuses: &[RunStatus], skip: u64, limit: u64) -> ApiResult<Vec<Run>> {
         let (skip, limit) = (i64::try_from(skip).ok(), i64::try_from(limit).ok());
-        Ok(self.client.runs(None, all, skip, limit).await?)
+        Ok(self.client.runs_in_status(None, all, statuses, skip, limit).await?)
     }
 
-    pub async fn namespace_runs(&self, ns: &str, all: bool, skip: u64, limit: u64) -> ApiResult<Vec<Run>> {
+    pub async fn namespace_runs(
+        &self,
+        ns: &str,
+        all: bool,
+        statuses: &[RunStatus],
+        skip: u64,
+        limit: u64,
+    ) -> ApiResult<Vec<Run>> {
         let (skip, limit) = (i64::try_from(skip).ok(), i64::try_from(limit).ok());
-        Ok(self.client.runs(Some(&id(ns)?), all, skip, limit).await?)
+        Ok(self
+            .client
+            .runs_in_status(Some(&id(ns)?), all, statuses, skip, limit)
+            .await?)
     }
 
     pub async fn run(&self, ns: &str, run: &str) -> ApiResult<Run> {

@@ -36,8 +36,26 @@ impl From<ApiFailure> for PageError {
                 status: StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
                 message,
             },
+            ApiFailure::Throttled {
+                message,
+                retry_after_secs,
+            } => Self::Rejected {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                message: format!("{message} (you can try again {})", retry_time(retry_after_secs)),
+            },
             ApiFailure::Unavailable => Self::Unavailable,
         }
+    }
+}
+
+/// How long to wait before trying again, for a message: "in 3 seconds", "in 2 min 5 s";
+/// "later" when the API did not say.
+pub fn retry_time(retry_after_secs: Option<u64>) -> String {
+    match retry_after_secs {
+        Some(1) => "in 1 second".to_string(),
+        Some(secs) if secs < 60 => format!("in {secs} seconds"),
+        Some(secs) => format!("in {}", layout::duration(secs as f64)),
+        None => "later".to_string(),
     }
 }
 

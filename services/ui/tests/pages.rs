@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{ADMIN_KEY, Web, create_user, platform};
+use common::{ADMIN_KEY, SeedRun, Web, create_namespace, create_user, platform, seed_runs};
 use goterra_core::Sensitive;
 use goterra_ui::session::{SESSION_COOKIE, Session, SessionCodec};
 use reqwest::StatusCode;
@@ -58,6 +58,105 @@ async fn a_bad_password_shows_an_error_and_a_good_one_signs_in_and_out() {
     assert!(!web.cookies.contains_key(SESSION_COOKIE));
     web.get("/app/login").await.assert_contains("You are signed out.");
     assert_eq!(web.get("/app/ns").await.location.as_deref(), Some("/app/login"));
+}
+
+/// The login page's error survives the services' edge rules: its 401 reaches the browser as
+/// the HTML page with the message, not rewritten into a JSON error body.
+#[tokio::test]
+async fn a_refused_login_is_the_login_page_with_its_message() {
+    let server = platform(false).await;
+    create_user(&server, "alice", ALICE_PASSWORD).await;
+    let mut web = Web::new(&server);
+    let refused = web.sign_in("alice", "wrong-password").await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        refused.content_type.starts_with("text/html"),
+        "{}",
+        refused.content_type
+    );
+    refused.assert_contains("<p class=\"error\"");
+    refused.assert_contains("Wrong user id or password.");
+    refused.assert_contains("name=\"csrf\"");
+    let unknown_key = web.sign_in("", "not-a-valid-key").await;
+    assert_eq!(unknown_key.status, StatusCode::UNAUTHORIZED);
+    assert!(unknown_key.content_type.starts_with("text/html"));
+    unknown_key.assert_contains("This API key is not valid.");
+    // Other error pages stay pages too.
+    web.sign_in("alice", ALICE_PASSWORD).await;
+    let missing = web.get("/app/ns/000000000000000000000000").await;
+    assert!(missing.status.is_client_error(), "{}", missing.status);
+    assert!(
+        missing.content_type.starts_with("text/html"),
+        "{}",
+        missing.content_type
+    );
+}
+
+/// Repeated failures are throttled by auth (429 with `Retry-After`); the login page says so,
+/// with the time to wait, and keeps the status.
+#[tokio::test]
+async fn a_throttled_login_says_when_to_try_again() {
+    let server = platform(false).await;
+    create_user(&server, "alice", ALICE_PASSWORD).await;
+    let mut web = Web::new(&server);
+    for _ in 0..goterra_auth::throttle::FREE_FAILURES_PER_UID {
+        let refused = web.sign_in("alice", "wrong-password").await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+    }
+    let throttled = web.sign_in("alice", "wrong-password").await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS, "{}", throttled.body);
+    assert!(throttled.content_type.starts_with("text/html"));
+    throttled.assert_contains("<p class=\"error\"");
+    throttled.assert_contains("Too many failed sign-ins for this user or from this address: try again in 1 second.");
+    assert_eq!(throttled.retry_after.as_deref(), Some("1"));
+    // While blocked, even the right password waits (and is not checked).
+    let blocked = web.sign_in("alice", ALICE_PASSWORD).await;
+    assert_eq!(blocked.status, StatusCode::TOO_MANY_REQUESTS, "{}", blocked.body);
+    blocked.assert_contains("try again in 1 second");
+    assert!(!web.cookies.contains_key(SESSION_COOKIE));
+    // Once the block is over, the right password signs in.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let signed_in = web.sign_in("alice", ALICE_PASSWORD).await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER, "{}", signed_in.body);
+}
+
+/// A new API key or password revokes the user's older tokens (the session's too): the UI
+/// signs the user in again with the new credential, so the next page still works.
+#[tokio::test]
+async fn changing_ones_credentials_keeps_the_session() {
+    let server = platform(false).await;
+    create_user(&server, "alice", ALICE_PASSWORD).await;
+    let mut web = Web::new(&server);
+    web.sign_in("alice", ALICE_PASSWORD).await;
+    let old_cookie = web.cookies[SESSION_COOKIE].clone();
+    let key = web.submit("/app/profile", "/app/profile/apikey", &[]).await;
+    assert_eq!(key.status, StatusCode::OK, "{}", key.body);
+    key.assert_contains("shown this once");
+    assert_ne!(web.cookies[SESSION_COOKIE], old_cookie, "a new session");
+    let changed = web
+        .submit(
+            "/app/profile",
+            "/app/profile/password",
+            &[
+                ("current", ALICE_PASSWORD),
+                ("new", "alice-password-2"),
+                ("again", "alice-password-2"),
+            ],
+        )
+        .await;
+    assert_eq!(changed.location.as_deref(), Some("/app/profile"), "{}", changed.body);
+    // Past the revocation's propagation (events are applied within about a second).
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let profile = web.get("/app/profile").await;
+    assert_eq!(profile.status, StatusCode::OK, "{:?}", profile.location);
+    profile.assert_contains("Password changed.");
+    // The session from before the changes is revoked.
+    let mut stale = Web::new(&server);
+    stale.cookies.insert(SESSION_COOKIE.into(), old_cookie);
+    assert_eq!(
+        stale.get("/app/profile").await.location.as_deref(),
+        Some("/app/login?expired=1")
+    );
 }
 
 #[tokio::test]
@@ -547,4 +646,68 @@ async fn the_wizard_checks_confirms_and_starts_a_run_without_showing_secrets() {
     let cancel = web.submit(&run_page, &format!("{run_page}/cancel"), &[]).await;
     assert_eq!(cancel.status, StatusCode::SEE_OTHER, "{}", cancel.body);
     web.get(&run_page).await.assert_contains("canceled");
+}
+
+/// The runs list's status filter is applied by the API, before paging: a filter finds runs
+/// older than the first page of all runs, and the pager pages the filtered runs.
+#[tokio::test]
+async fn the_runs_status_filter_pages_the_filtered_runs() {
+    let server = platform(false).await;
+    let ns = create_namespace(&server, "busy").await;
+    let mut runs: Vec<SeedRun> = (0..3)
+        .map(|i| SeedRun {
+            name: format!("broken-{i}"),
+            uid: "admin".into(),
+            status: "deploy_failure",
+            created_at: 1_000 + i,
+        })
+        .collect();
+    runs.extend((0..26).map(|i| SeedRun {
+        name: format!("fine-{i}"),
+        uid: "admin".into(),
+        status: if i % 2 == 0 {
+            "deploy_success"
+        } else {
+            "destroy_success"
+        },
+        created_at: 2_000 + i,
+    }));
+    runs.push(SeedRun {
+        name: "moving".into(),
+        uid: "admin".into(),
+        status: "deploy_in_progress",
+        created_at: 3_000,
+    });
+    seed_runs(&server, &ns, &runs).await;
+    let mut web = Web::new(&server);
+    web.sign_in("", ADMIN_KEY).await;
+    let rows = |page: &common::Page| page.body.matches("<tr data-status=").count();
+
+    // The newest 25 runs hold no failure: the filter still finds all three.
+    let failed = web.get("/app/run?status=failed").await;
+    assert_eq!(failed.status, StatusCode::OK);
+    assert_eq!(rows(&failed), 3, "{}", failed.body);
+    failed.assert_contains(">broken-0<");
+    assert!(!failed.body.contains(">fine-"));
+    assert!(!failed.body.contains("rel=\"next\""));
+
+    // 26 succeeded runs: a full first page with a link to the second, which has the last one.
+    let ok = web.get("/app/run?status=ok").await;
+    assert_eq!(rows(&ok), 25);
+    ok.assert_contains("href=\"/app/run?page=1&amp;status=ok\" rel=\"next\"");
+    let second = web.get("/app/run?page=1&status=ok").await;
+    assert_eq!(rows(&second), 1);
+    second.assert_contains(">fine-0<");
+
+    let active = web.get("/app/run?status=active").await;
+    assert_eq!(rows(&active), 1);
+    active.assert_contains(">moving<");
+    assert_eq!(rows(&web.get("/app/run?status=canceled").await), 0);
+    let in_namespace = web.get(&format!("/app/ns/{ns}/run?all=1&status=failed")).await;
+    assert_eq!(rows(&in_namespace), 3);
+    assert_eq!(rows(&web.get("/app/run").await), 25);
+
+    let unknown = web.get("/app/run?status=bogus").await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    unknown.assert_contains("unknown status filter");
 }

@@ -52,7 +52,9 @@ impl From<ClientError> for CliError {
             ClientError::Unauthorized { .. } => Self::Auth(err.to_string()),
             ClientError::Unreachable { .. } => Self::Unreachable(err.to_string()),
             ClientError::InvalidUrl { .. } => Self::Usage(err.to_string()),
-            ClientError::Server { .. } | ClientError::Decode { .. } => Self::Failed(err.to_string()),
+            ClientError::Server { .. } | ClientError::TooManyRequests { .. } | ClientError::Decode { .. } => {
+                Self::Failed(err.to_string())
+            }
         }
     }
 }

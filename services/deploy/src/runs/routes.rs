@@ -25,7 +25,7 @@ use utoipa::IntoParams;
 /// Most log lines one `GET .../log` returns.
 const LOG_PAGE: i64 = 5000;
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, IntoParams)]
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RunListQuery {
     /// Items to skip (default 0).
@@ -34,6 +34,12 @@ pub struct RunListQuery {
     pub limit: Option<i64>,
     /// `1`: every run the caller may see (namespace owners: their namespaces' runs; admins: all).
     pub all: Option<u8>,
+    /// Only runs in these statuses, comma-separated (`deploy_pending`, `deploy_in_progress`,
+    /// `deploy_success`, `deploy_failure`, `destroy_pending`, `destroy_in_progress`,
+    /// `destroy_success`, `destroy_failure`, `canceled`); empty or absent: every status.
+    /// Paging applies to the filtered list.
+    #[param(example = "deploy_success,deploy_failure")]
+    pub status: Option<String>,
 }
 
 impl RunListQuery {
@@ -44,6 +50,25 @@ impl RunListQuery {
         }
         .bounds()?;
         Ok(Page::new(bounds))
+    }
+
+    /// The statuses asked for (none: every status); an unknown one is a 400 naming it.
+    fn statuses(&self) -> Result<Vec<RunStatus>, ApiError> {
+        let mut statuses: Vec<RunStatus> = Vec::new();
+        let names = self.status.as_deref().unwrap_or_default().split(',').map(str::trim);
+        for name in names.filter(|name| !name.is_empty()) {
+            let status: RunStatus = name.parse().map_err(|_| {
+                let known: Vec<&str> = RunStatus::ALL.iter().map(|status| status.as_str()).collect();
+                ApiError::bad_request(format!(
+                    "status: unknown run status {name:?} (one or several of {}, comma-separated)",
+                    known.join(", ")
+                ))
+            })?;
+            if !statuses.contains(&status) {
+                statuses.push(status);
+            }
+        }
+        Ok(statuses)
     }
 }
 
@@ -254,7 +279,7 @@ pub async fn list_namespace(
     Path(namespace_id): Path<String>,
     ApiQuery(query): ApiQuery<RunListQuery>,
 ) -> Result<Json<RunList>, ApiError> {
-    let page = query.page()?;
+    let (page, statuses) = (query.page()?, query.statuses()?);
     let namespace = access::require_member(&state, &namespace_id, &user).await?;
     let everything = query.all == Some(1) && namespace.can_manage(&user);
     let (uid, namespace_id) = (access::uid_of(&user), access::namespace_id(&namespace.id));
@@ -266,7 +291,7 @@ pub async fn list_namespace(
             namespace: &namespace_id,
         }
     };
-    let runs = state.run_repo().list(filter, page).await?;
+    let runs = state.run_repo().list_in_status(filter, &statuses, page).await?;
     Ok(Json(RunList {
         runs: runs.into_iter().map(view).collect(),
     }))
@@ -282,14 +307,14 @@ pub async fn list_mine(
     AuthUser(user): AuthUser,
     ApiQuery(query): ApiQuery<RunListQuery>,
 ) -> Result<Json<RunList>, ApiError> {
-    let page = query.page()?;
+    let (page, statuses) = (query.page()?, query.statuses()?);
     let uid = access::uid_of(&user);
     let filter = match query.all == Some(1) {
         true if user.is_admin() => RunFilter::Every,
         true => RunFilter::OwnedByOrInNamespacesOwnedBy(&uid),
         false => RunFilter::OwnedBy(&uid),
     };
-    let runs = state.run_repo().list(filter, page).await?;
+    let runs = state.run_repo().list_in_status(filter, &statuses, page).await?;
     Ok(Json(RunList {
         runs: runs.into_iter().map(view).collect(),
     }))

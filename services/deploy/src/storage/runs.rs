@@ -200,7 +200,17 @@ impl<'a> RunRepo<'a> {
 
     /// A page of runs, newest first.
     pub async fn list(&self, filter: RunFilter<'_>, page: Page) -> StorageResult<Vec<RunRecord>> {
-        let (condition, binds): (&str, Vec<&str>) = match filter {
+        self.list_in_status(filter, &[], page).await
+    }
+
+    /// A page of the runs in one of `statuses` (empty: any status), newest first.
+    pub async fn list_in_status(
+        &self,
+        filter: RunFilter<'_>,
+        statuses: &[RunStatus],
+        page: Page,
+    ) -> StorageResult<Vec<RunRecord>> {
+        let (condition, mut binds): (&str, Vec<&str>) = match filter {
             RunFilter::Every => ("1 = 1", vec![]),
             RunFilter::OwnedBy(uid) => ("uid = $1", vec![uid.as_str()]),
             RunFilter::InNamespace(namespace) => ("namespace_id = $1", vec![namespace.as_str()]),
@@ -213,8 +223,16 @@ impl<'a> RunRepo<'a> {
                 vec![uid.as_str(), uid.as_str()],
             ),
         };
+        let status_condition = if statuses.is_empty() {
+            String::new()
+        } else {
+            let condition = format!(" AND status IN ({})", placeholders(binds.len() + 1, statuses.len()));
+            binds.extend(statuses.iter().map(|status| status.as_str()));
+            condition
+        };
         let sql = format!(
-            "SELECT {COLUMNS} FROM deploy_runs WHERE {condition} ORDER BY created_at DESC, id DESC LIMIT ${} OFFSET ${}",
+            "SELECT {COLUMNS} FROM deploy_runs WHERE ({condition}){status_condition} \
+             ORDER BY created_at DESC, id DESC LIMIT ${} OFFSET ${}",
             binds.len() + 1,
             binds.len() + 2
         );

@@ -2,7 +2,7 @@
 
 use crate::Ui;
 use crate::api::ApiFailure;
-use crate::error::PageError;
+use crate::error::{PageError, retry_time};
 use crate::layout::{self, Chrome, Section, url};
 use crate::session::{NoSession, Posted, Session};
 use axum::extract::{Query, State};
@@ -149,6 +149,17 @@ async fn login(State(ui): State<Ui>, headers: HeaderMap, Form(form): Form<LoginF
                 None,
                 Some(message),
             ))
+        }
+        Err(ApiFailure::Throttled { retry_after_secs, .. }) => {
+            let message = format!(
+                "Too many failed sign-ins for this user or from this address: try again {}.",
+                retry_time(retry_after_secs)
+            );
+            let mut response = login_form(&ui, &headers, StatusCode::TOO_MANY_REQUESTS, &uid, None, Some(&message));
+            if let Some(secs) = retry_after_secs {
+                response.headers_mut().insert(header::RETRY_AFTER, secs.into());
+            }
+            Ok(response)
         }
         Err(ApiFailure::Rejected { message, .. }) => Ok(login_form(
             &ui,

@@ -121,7 +121,7 @@ async fn dashboard(
         api.catalogue::<Recipe>(&id),
         api.catalogue::<Template>(&id),
         api.catalogue::<Application>(&id),
-        api.namespace_runs(&id, true, 0, 10),
+        api.namespace_runs(&id, true, &[], 0, 10),
         api.namespace_usage(&id),
     );
     let ns = ns?;

@@ -10,7 +10,7 @@ use crate::model::{UpdateUserRequest, User};
 use crate::session::{Posted, Session};
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
 use goterra_core::Sensitive;
@@ -166,14 +166,19 @@ async fn password(
         Err((StatusCode::BAD_REQUEST, "The two new passwords differ.".to_string()))
     } else {
         let current = Sensitive::new(form.current);
-        let new = Sensitive::new(form.new);
+        let new = Sensitive::new(form.new.clone());
         match api.change_password(&session.uid, current, new).await {
             Ok(()) => Ok(()),
             Err(failure) => Err(refusal(failure)?),
         }
     };
     match result {
-        Ok(()) => Ok(done(&ui, "/profile", "Password changed.")),
+        Ok(()) => {
+            // The change revoked every older token, this session's too: sign in again with
+            // the new password so that the user stays signed in here.
+            let renewed = ui.api.login(&session.uid, Sensitive::new(form.new)).await;
+            Ok(renew_session(&ui, renewed, "/profile", "Password changed."))
+        }
         Err((status, message)) => {
             let user = api.me().await?;
             let notes = Notes {
@@ -190,12 +195,45 @@ struct Empty {}
 
 async fn new_key(State(ui): State<Ui>, headers: HeaderMap, posted: Posted<Empty>) -> Result<Response, PageError> {
     let session = posted.session;
-    let api = ui.api.as_user(&session);
-    let key = api.new_api_key(&session.uid).await?;
-    let user = api.me().await?;
+    let key = ui.api.as_user(&session).new_api_key(&session.uid).await?;
+    // The new key revoked every older token, this session's too: the key itself signs the
+    // user in again, and the page is drawn with the new session.
+    let answer = ui.api.login_with_key(key.clone()).await?;
+    let renewed = Session::new(Sensitive::new(answer.token), answer.user.uid, answer.user.admin);
+    let user = ui.api.as_user(&renewed).me().await?;
     let notes = Notes {
         new_key: Some(key.expose()),
         ..Notes::default()
     };
-    Ok(page(&ui, &headers, &session, StatusCode::OK, &user, &notes))
+    let mut response = page(&ui, &headers, &renewed, StatusCode::OK, &user, &notes);
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, ui.sessions.start(&renewed));
+    Ok(response)
+}
+
+/// After a change that revoked the user's tokens: the new session from `renewed` and a
+/// redirect to `path` with `message`; when signing in again failed, the login page says why.
+fn renew_session(
+    ui: &Ui,
+    renewed: Result<crate::model::LoginAnswer, ApiFailure>,
+    path: &str,
+    message: &str,
+) -> Response {
+    match renewed {
+        Ok(answer) => {
+            let session = Session::new(Sensitive::new(answer.token), answer.user.uid, answer.user.admin);
+            let mut response = done(ui, path, message);
+            response
+                .headers_mut()
+                .append(header::SET_COOKIE, ui.sessions.start(&session));
+            response
+        }
+        Err(failure) => {
+            tracing::warn!(%failure, "signing in again after a credential change failed");
+            let mut response = done(ui, "/login", &format!("{message} Sign in again."));
+            response.headers_mut().append(header::SET_COOKIE, ui.sessions.end());
+            response
+        }
+    }
 }

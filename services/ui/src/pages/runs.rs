@@ -17,6 +17,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use goterra_client::LogEvent;
+use goterra_client::runs::RunStatus;
 use maud::{Markup, html};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -798,21 +799,40 @@ struct ListQuery {
     fragment: Option<u8>,
 }
 
-/// The statuses the filter offers.
-const FILTERS: [(&str, &str); 4] = [
-    ("", "Any status"),
-    ("active", "In flight"),
-    ("failed", "Failed"),
-    ("ok", "Succeeded"),
+/// The status filters the list offers: value, label, the run statuses it asks the API for.
+const FILTERS: [(&str, &str, &[RunStatus]); 5] = [
+    ("", "Any status", &[]),
+    (
+        "active",
+        "In flight",
+        &[
+            RunStatus::DeployPending,
+            RunStatus::DeployInProgress,
+            RunStatus::DestroyPending,
+            RunStatus::DestroyInProgress,
+        ],
+    ),
+    (
+        "failed",
+        "Failed",
+        &[RunStatus::DeployFailure, RunStatus::DestroyFailure],
+    ),
+    (
+        "ok",
+        "Succeeded",
+        &[RunStatus::DeploySuccess, RunStatus::DestroySuccess],
+    ),
+    ("canceled", "Canceled", &[RunStatus::Canceled]),
 ];
 
-fn keep(run: &Run, filter: &str) -> bool {
-    match filter {
-        "active" => !is_terminal(&run.status),
-        "failed" => layout::status_class(&run.status) == "failed",
-        "ok" => layout::status_class(&run.status) == "ok",
-        _ => true,
-    }
+/// The statuses of the list's filter (filtered by the API, so paging stays right).
+fn filter_statuses(query: &ListQuery) -> Result<&'static [RunStatus], PageError> {
+    let filter = query.status.as_deref().unwrap_or_default();
+    FILTERS
+        .iter()
+        .find(|(value, _, _)| *value == filter)
+        .map(|(_, _, statuses)| *statuses)
+        .ok_or_else(|| PageError::BadRequest(format!("unknown status filter {filter:?}")))
 }
 
 async fn my_runs(
@@ -826,7 +846,7 @@ async fn my_runs(
     let runs = ui
         .api
         .as_user(&session)
-        .my_runs(all, page * PAGE_SIZE, PAGE_SIZE)
+        .my_runs(all, filter_statuses(&query)?, page * PAGE_SIZE, PAGE_SIZE)
         .await?;
     list_page(&ui, &headers, &session, "/run", "Runs", runs, &query)
 }
@@ -843,7 +863,7 @@ async fn namespace_runs(
     let runs = ui
         .api
         .as_user(&session)
-        .namespace_runs(&ns, all, page * PAGE_SIZE, PAGE_SIZE)
+        .namespace_runs(&ns, all, filter_statuses(&query)?, page * PAGE_SIZE, PAGE_SIZE)
         .await?;
     list_page(
         &ui,
@@ -869,7 +889,6 @@ fn list_page(
     let filter = query.status.clone().unwrap_or_default();
     let page = query.page.unwrap_or(0);
     let full_page = u64::try_from(runs.len()).unwrap_or(0) == PAGE_SIZE;
-    let shown: Vec<Run> = runs.into_iter().filter(|run| keep(run, &filter)).collect();
     let link = |all: bool, page: u64| {
         let mut link = format!("{path}?page={page}");
         if all {
@@ -880,12 +899,10 @@ fn list_page(
         }
         url(&link)
     };
-    let moving = shown
-        .iter()
-        .any(|run| !is_terminal(&run.status) || run.action.is_some());
+    let moving = runs.iter().any(|run| !is_terminal(&run.status) || run.action.is_some());
     let refresh = moving.then(|| format!("{}&fragment=1", link(all, page)));
     let table = html! {
-        div id="runs" data-refresh=[refresh] { (run_table(&shown, true)) }
+        div id="runs" data-refresh=[refresh] { (run_table(&runs, true)) }
     };
     if query.fragment == Some(1) {
         let mut response = table.into_response();
@@ -904,7 +921,7 @@ fn list_page(
             @if all { input type="hidden" name="all" value="1"; }
             label for="status" { "Status" }
             select id="status" name="status" {
-                @for (value, label) in FILTERS { option value=(value) selected[value == filter] { (label) } }
+                @for (value, label, _) in FILTERS { option value=(value) selected[value == filter] { (label) } }
             }
             button type="submit" { "Filter" }
         }
