@@ -12,6 +12,7 @@ pub mod identity;
 pub mod namespaces;
 pub mod ops;
 pub mod sensitive;
+pub mod sso;
 pub mod token;
 
 pub use auth::{
