@@ -538,7 +538,8 @@ impl Config {
     /// The original's variables: a client id turns its provider on. Settings of `oidc.google` /
     /// `oidc.aai` in the file are kept, and what they leave unset is the built-in provider's.
     fn apply_oidc_env(&mut self, env: &impl Fn(&str) -> Option<String>) {
-        let builtins: [(&str, &str, fn(String, Option<Sensitive<String>>) -> OidcProviderConfig); 2] = [
+        type Builtin = fn(String, Option<Sensitive<String>>) -> OidcProviderConfig;
+        let builtins: [(&str, &str, Builtin); 2] = [
             (sso::GOOGLE, "GOOGLE_OAUTH2", OidcProviderConfig::google),
             (sso::AAI, "AAI_OAUTH2", OidcProviderConfig::aai),
         ];

@@ -141,11 +141,10 @@ pub fn verify(token: &str, keys: &[Jwk], expected: &Expected<'_>) -> Result<Veri
 /// symmetric (`oct`) entry of a JWKS can never verify anything.
 fn pick_key<'a>(keys: &'a [Jwk], kid: Option<&str>, alg: Algorithm) -> Result<&'a Jwk, VerifyError> {
     let usable = |jwk: &&Jwk| {
-        let family_fits = match (&jwk.algorithm, alg) {
-            (AlgorithmParameters::RSA(_), Algorithm::RS256) => true,
-            (AlgorithmParameters::EllipticCurve(_), Algorithm::ES256) => true,
-            _ => false,
-        };
+        let family_fits = matches!(
+            (&jwk.algorithm, alg),
+            (AlgorithmParameters::RSA(_), Algorithm::RS256) | (AlgorithmParameters::EllipticCurve(_), Algorithm::ES256)
+        );
         let for_signing = !matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption));
         family_fits && for_signing
     };
