@@ -148,7 +148,10 @@ async fn a_user_signs_in_with_an_identity_provider_from_the_browser() {
         .await
         .unwrap();
     assert_eq!(config["oidc_google"], false);
-    assert_eq!(config["oidc"][0], serde_json::json!({"name": "lab", "display_name": "Lab ID"}));
+    assert_eq!(
+        config["oidc"][0],
+        serde_json::json!({"name": "lab", "display_name": "Lab ID"})
+    );
 
     let driver = Driver::start(&chromedriver).await;
     let profile = tempfile::tempdir().unwrap();
@@ -185,16 +188,43 @@ async fn a_user_signs_in_with_an_identity_provider_from_the_browser() {
     assert!(profile_text.contains("Account kind: lab"), "{profile_text}");
 
     // Link a Partner ID identity from the profile; Partner ID then signs olga in.
-    client.find(Locator::Css("button#link-partner")).await.unwrap().click().await.unwrap();
+    client
+        .find(Locator::Css("button#link-partner"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     sign_in_at_provider(&client, "olga-at-partner").await;
-    wait_for_url(&client, "the profile after linking", |url| url.ends_with("/app/profile")).await;
-    let profile_text = client.find(Locator::Css("#identities")).await.unwrap().text().await.unwrap();
+    wait_for_url(&client, "the profile after linking", |url| {
+        url.ends_with("/app/profile")
+    })
+    .await;
+    let profile_text = client
+        .find(Locator::Css("#identities"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(profile_text.contains("olga-at-partner"), "{profile_text}");
 
     // Sign out, then in again with Partner ID.
-    client.find(Locator::Css("form[action='/app/logout'] button")).await.unwrap().click().await.unwrap();
+    client
+        .find(Locator::Css("form[action='/app/logout'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for_url(&client, "the login page", |url| url.contains("/app/login")).await;
-    client.find(Locator::Css("a#sso-partner")).await.unwrap().click().await.unwrap();
+    client
+        .find(Locator::Css("a#sso-partner"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     sign_in_at_provider(&client, "olga-at-partner").await;
     wait_for_url(&client, "the UI after signing in again", |url| url.ends_with("/app/ns")).await;
 

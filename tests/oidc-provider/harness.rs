@@ -17,7 +17,11 @@ pub fn provider_dir() -> PathBuf {
         if candidate.join("provider.mjs").is_file() {
             return candidate;
         }
-        assert!(dir.pop(), "tests/oidc-provider not found above {}", env!("CARGO_MANIFEST_DIR"));
+        assert!(
+            dir.pop(),
+            "tests/oidc-provider not found above {}",
+            env!("CARGO_MANIFEST_DIR")
+        );
     }
 }
 
@@ -76,7 +80,11 @@ pub async fn sign_in(authorize_url: &str, login: &str) -> String {
     let mut next = start;
     let mut submitted = false;
     for _ in 0..10 {
-        let cookie_header = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+        let cookie_header = cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
         let is_form = next.path().starts_with("/interaction/") && !submitted;
         let request = if is_form {
             submitted = true;
@@ -85,7 +93,11 @@ pub async fn sign_in(authorize_url: &str, login: &str) -> String {
         } else {
             http.get(next.clone())
         };
-        let response = request.header("Cookie", cookie_header).send().await.expect("provider answers");
+        let response = request
+            .header("Cookie", cookie_header)
+            .send()
+            .await
+            .expect("provider answers");
         for value in response.headers().get_all("set-cookie") {
             let pair = value.to_str().unwrap_or_default().split(';').next().unwrap_or_default();
             if let Some((name, value)) = pair.split_once('=') {
@@ -106,7 +118,10 @@ pub async fn sign_in(authorize_url: &str, login: &str) -> String {
             submitted = false;
         } else {
             let text = response.text().await.unwrap_or_default();
-            panic!("the provider answered {status} at {next}: {}", text.chars().take(500).collect::<String>());
+            panic!(
+                "the provider answered {status} at {next}: {}",
+                text.chars().take(500).collect::<String>()
+            );
         }
     }
     panic!("too many redirects at the provider");

@@ -981,7 +981,11 @@ mod tests {
         let google = &config.oidc["google"];
         assert_eq!(google.client_id, "google-id");
         assert_eq!(google.allowed_email_domains, ["example.org"]);
-        assert_eq!(google.issuer, crate::sso::GOOGLE_ISSUER, "unset keys of google are the built-in ones");
+        assert_eq!(
+            google.issuer,
+            crate::sso::GOOGLE_ISSUER,
+            "unset keys of google are the built-in ones"
+        );
         assert_eq!(google.uid_claim(), "email");
         let lab = &config.oidc["lab"];
         assert_eq!(lab.display_name("lab"), "Our lab");

@@ -116,7 +116,12 @@ impl OidcProviderConfig {
     pub fn scope(&self) -> String {
         let mut scopes = vec!["openid"];
         match &self.scopes {
-            Some(asked) => scopes.extend(asked.iter().map(String::as_str).filter(|s| *s != "openid" && !s.is_empty())),
+            Some(asked) => scopes.extend(
+                asked
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|s| *s != "openid" && !s.is_empty()),
+            ),
             None => scopes.extend(["email", "profile"]),
         }
         scopes.join(" ")

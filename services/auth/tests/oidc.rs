@@ -47,13 +47,14 @@ impl Sso {
                 "mail".into(),
                 provider(&issuer, "mail", |p| p.uid_claim = Some("email".into())),
             );
-            config.oidc.insert(
-                "invite".into(),
-                provider(&issuer, "invite", |p| p.create_users = false),
-            );
+            config
+                .oidc
+                .insert("invite".into(), provider(&issuer, "invite", |p| p.create_users = false));
             config.oidc.insert(
                 "corp".into(),
-                provider(&issuer, "corp", |p| p.allowed_email_domains = vec!["corp.example.com".into()]),
+                provider(&issuer, "corp", |p| {
+                    p.allowed_email_domains = vec!["corp.example.com".into()]
+                }),
             );
             // Off: no client id.
             config.oidc.insert("off".into(), provider(&issuer, "", |_| {}));
@@ -120,7 +121,14 @@ impl Sso {
         self.callback(&callback, Some(&cookie), None).await
     }
 
-    async fn call(&self, method: &str, path: &str, key: Option<&str>, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut request = self
             .http
             .request(method.parse().unwrap(), format!("{}{path}", self.server.url));
@@ -152,7 +160,9 @@ impl Sso {
 
     async fn register(&self, uid: &str, email: &str) {
         let body = json!({"uid": uid, "password": "local-password", "email": email});
-        let (status, answer) = self.call("POST", "/auth/register", Some(ADMIN_KEY), None, Some(body)).await;
+        let (status, answer) = self
+            .call("POST", "/auth/register", Some(ADMIN_KEY), None, Some(body))
+            .await;
         assert_eq!(status, StatusCode::OK, "{answer}");
     }
 
@@ -186,7 +196,10 @@ async fn first_login_creates_the_user_and_later_ones_reuse_it() {
         let authorize = url::Url::parse(&location).unwrap();
         let params: std::collections::HashMap<_, _> = authorize.query_pairs().into_owned().collect();
         assert_eq!(params["code_challenge_method"], "S256");
-        assert_eq!(params["redirect_uri"], format!("{}/auth/oidc/lab/callback", sso.server.url));
+        assert_eq!(
+            params["redirect_uri"],
+            format!("{}/auth/oidc/lab/callback", sso.server.url)
+        );
         assert!(params["state"].len() >= 32 && params["nonce"].len() >= 32);
         let callback = sign_in(&location, "alice").await;
         let (status, answer) = sso.callback(&callback, Some(&cookie), None).await;
@@ -199,7 +212,10 @@ async fn first_login_creates_the_user_and_later_ones_reuse_it() {
         assert_eq!((me["kind"].as_str(), me["admin"].as_bool()), (Some("lab"), Some(false)));
         assert_eq!(me["email"], "alice@example.org");
         let event = events.recv().await.unwrap();
-        assert_eq!((event.action.as_str(), event.uid.as_str(), event.data.as_str()), ("user_create", "alice", "lab"));
+        assert_eq!(
+            (event.action.as_str(), event.uid.as_str(), event.data.as_str()),
+            ("user_create", "alice", "lab")
+        );
 
         // The same callback again (same code, same cookie): the provider refuses the used code.
         let (status, answer) = sso.callback(&callback, Some(&cookie), None).await;
@@ -218,7 +234,9 @@ async fn first_login_creates_the_user_and_later_ones_reuse_it() {
         assert!(events.try_recv().is_err(), "no second user_create");
         // Accounts of a provider have no password.
         assert_eq!(sso.password_login("alice").await.0, StatusCode::UNAUTHORIZED);
-        let (status, identities) = sso.call("GET", "/auth/user/alice/identities", None, Some(token), None).await;
+        let (status, identities) = sso
+            .call("GET", "/auth/user/alice/identities", None, Some(token), None)
+            .await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(identities["identities"][0]["provider"], "lab");
         assert_eq!(identities["identities"][0]["subject"], "alice");
@@ -279,7 +297,15 @@ async fn local_accounts_with_the_same_uid_or_email_are_not_taken_over() {
         let (status, login) = sso.password_login(uid).await;
         assert_eq!(status, StatusCode::OK, "{uid} keeps its password: {login}");
         assert_eq!(login["user"]["kind"], "", "{uid} is still local");
-        let (_, identities) = sso.call("GET", &format!("/auth/user/{uid}/identities"), Some(ADMIN_KEY), None, None).await;
+        let (_, identities) = sso
+            .call(
+                "GET",
+                &format!("/auth/user/{uid}/identities"),
+                Some(ADMIN_KEY),
+                None,
+                None,
+            )
+            .await;
         assert_eq!(identities["identities"], json!([]), "{uid} got no identity");
     }
 }
@@ -315,7 +341,13 @@ async fn users_link_identities_and_admins_unlink_them() {
     let token = login["token"].as_str().unwrap().to_string();
     // Only for one's own account.
     let (status, _) = sso
-        .call("POST", "/auth/user/admin/identities", None, Some(&token), Some(json!({"provider": "invite"})))
+        .call(
+            "POST",
+            "/auth/user/admin/identities",
+            None,
+            Some(&token),
+            Some(json!({"provider": "invite"})),
+        )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let response = sso
@@ -328,7 +360,10 @@ async fn users_link_identities_and_admins_unlink_them() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let cookie = flow_cookie(&response);
-    let location = response.json::<Value>().await.unwrap()["location"].as_str().unwrap().to_string();
+    let location = response.json::<Value>().await.unwrap()["location"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let callback = sign_in(&location, "gina-at-idp").await;
     // The callback of a linking flow needs the token of the user who started it.
     let (status, _) = sso.callback(&callback, Some(&cookie), None).await;
@@ -343,7 +378,10 @@ async fn users_link_identities_and_admins_unlink_them() {
         .await
         .unwrap();
     let cookie = flow_cookie(&response);
-    let location = response.json::<Value>().await.unwrap()["location"].as_str().unwrap().to_string();
+    let location = response.json::<Value>().await.unwrap()["location"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let callback = sign_in(&location, "gina-at-idp").await;
     let (status, answer) = sso.callback(&callback, Some(&cookie), Some(&token)).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
@@ -353,9 +391,19 @@ async fn users_link_identities_and_admins_unlink_them() {
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["uid"], "gina");
     // Users cannot unlink; admins can.
-    let (status, _) = sso.call("DELETE", "/auth/user/gina/identities/invite", None, Some(&token), None).await;
+    let (status, _) = sso
+        .call("DELETE", "/auth/user/gina/identities/invite", None, Some(&token), None)
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = sso.call("DELETE", "/auth/user/gina/identities/invite", Some(ADMIN_KEY), None, None).await;
+    let (status, _) = sso
+        .call(
+            "DELETE",
+            "/auth/user/gina/identities/invite",
+            Some(ADMIN_KEY),
+            None,
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = sso.sign_in("invite", "gina-at-idp").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -370,7 +418,9 @@ async fn unknown_providers_are_404_and_unreachable_ones_503_without_harm() {
             "down".into(),
             provider(&format!("http://127.0.0.1:{dead_port}"), "down", |_| {}),
         );
-        config.oidc.insert("off".into(), provider("https://id.example.org", "", |_| {}));
+        config
+            .oidc
+            .insert("off".into(), provider("https://id.example.org", "", |_| {}));
     })
     .await
     .expect("an unreachable provider does not stop auth from starting");
@@ -378,7 +428,11 @@ async fn unknown_providers_are_404_and_unreachable_ones_503_without_harm() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    for path in ["/auth/oidc/nope", "/auth/oidc/off", "/auth/oidc/nope/callback?state=a&code=b"] {
+    for path in [
+        "/auth/oidc/nope",
+        "/auth/oidc/off",
+        "/auth/oidc/nope/callback?state=a&code=b",
+    ] {
         let response = http.get(format!("{}{path}", server.url)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
     }

@@ -87,7 +87,9 @@ impl FlowCodec {
             keys.push(fernet::Fernet::new(&key).ok_or_else(|| anyhow::anyhow!("cannot derive the sign-in flow key"))?);
         }
         if keys.is_empty() {
-            anyhow::bail!("no token secret configured (set GOT_SECRET): single sign-on encrypts its flow cookie with it");
+            anyhow::bail!(
+                "no token secret configured (set GOT_SECRET): single sign-on encrypts its flow cookie with it"
+            );
         }
         Ok(Self { keys, secure })
     }

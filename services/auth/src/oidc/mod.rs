@@ -152,7 +152,14 @@ pub async fn callback(
     ApiQuery(query): ApiQuery<CallbackQuery>,
 ) -> ApiResult<Response> {
     let clear = [(header::SET_COOKIE, state.sso.flows.end())];
-    let result = finish(&state, &provider, &headers, caller.as_ref().map(|c| c.uid.as_str()), query).await;
+    let result = finish(
+        &state,
+        &provider,
+        &headers,
+        caller.as_ref().map(|c| c.uid.as_str()),
+        query,
+    )
+    .await;
     // Whatever happened, this browser's flow is over.
     Ok(match result {
         Ok(answer) => (clear, [(header::CACHE_CONTROL, "no-store")], Json(answer)).into_response(),
@@ -169,8 +176,14 @@ async fn finish(
 ) -> ApiResult<OidcLoginAnswer> {
     let provider = state.sso.provider(provider)?.clone();
     if let Some(error) = query.error.filter(|e| !e.is_empty()) {
-        let code: String = error.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect();
-        return Err(ApiError::unauthorized(format!("the identity provider did not sign you in ({code})")));
+        let code: String = error
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(64)
+            .collect();
+        return Err(ApiError::unauthorized(format!(
+            "the identity provider did not sign you in ({code})"
+        )));
     }
     let flow = state
         .sso
@@ -227,7 +240,11 @@ fn admit(provider: &Provider, token: &VerifiedToken) -> ApiResult<()> {
             )));
         }
     }
-    if let Some(claim) = settings.groups_claim.as_deref().filter(|_| !settings.allowed_groups.is_empty()) {
+    if let Some(claim) = settings
+        .groups_claim
+        .as_deref()
+        .filter(|_| !settings.allowed_groups.is_empty())
+    {
         let groups = token.claim_values(claim);
         if !groups.iter().any(|group| settings.allowed_groups.contains(group)) {
             return Err(ApiError::forbidden(format!(
@@ -320,18 +337,15 @@ fn new_uid(provider: &Provider, token: &VerifiedToken) -> ApiResult<String> {
             .ok_or_else(|| ApiError::forbidden(format!("the ID token has no {claim} claim for the user id")))?
     };
     validate_uid(&uid).map_err(|_| {
-        ApiError::forbidden("this identity's user id is not usable here (letters, digits, '.', '_', '@', '-'; at most 64)")
+        ApiError::forbidden(
+            "this identity's user id is not usable here (letters, digits, '.', '_', '@', '-'; at most 64)",
+        )
     })?;
     Ok(uid)
 }
 
 /// Links the identity to `uid`, the signed-in user who started the flow (and who called).
-async fn link(
-    state: &AuthState,
-    provider: &Provider,
-    token: &VerifiedToken,
-    uid: &str,
-) -> ApiResult<UserRecord> {
+async fn link(state: &AuthState, provider: &Provider, token: &VerifiedToken, uid: &str) -> ApiResult<UserRecord> {
     let user = state
         .users
         .by_uid(uid)

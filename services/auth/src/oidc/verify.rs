@@ -104,11 +104,17 @@ pub fn verify(token: &str, keys: &[Jwk], expected: &Expected<'_>) -> Result<Veri
         }
     })?;
     let claims = data.claims;
-    let issued_at = claims.get("iat").and_then(Value::as_u64).ok_or(VerifyError::Invalid("issue time (iat)"))?;
+    let issued_at = claims
+        .get("iat")
+        .and_then(Value::as_u64)
+        .ok_or(VerifyError::Invalid("issue time (iat)"))?;
     if issued_at > expected.now.saturating_add(LEEWAY_SECS) {
         return Err(VerifyError::Invalid("issue time (iat)"));
     }
-    let expires = claims.get("exp").and_then(Value::as_u64).ok_or(VerifyError::Invalid("expiry (exp)"))?;
+    let expires = claims
+        .get("exp")
+        .and_then(Value::as_u64)
+        .ok_or(VerifyError::Invalid("expiry (exp)"))?;
     if expires.saturating_add(LEEWAY_SECS) < expected.now {
         return Err(VerifyError::Invalid("expiry (exp)"));
     }
@@ -129,7 +135,11 @@ pub fn verify(token: &str, keys: &[Jwk], expected: &Expected<'_>) -> Result<Veri
         .filter(|sub| !sub.is_empty() && sub.len() <= 255)
         .ok_or(VerifyError::Invalid("subject (sub)"))?
         .to_string();
-    let issuer = claims.get("iss").and_then(Value::as_str).unwrap_or_default().to_string();
+    let issuer = claims
+        .get("iss")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     Ok(VerifiedToken {
         subject,
         issuer,
@@ -253,36 +263,63 @@ mod tests {
     #[test]
     fn another_audience_issuer_or_nonce_is_refused() {
         let rsa = keys("rsa-a");
-        let aud = sign(Algorithm::RS256, "rsa-a", &with(|c| {
-            c.insert("aud".into(), json!("someone-else"));
-        }));
+        let aud = sign(
+            Algorithm::RS256,
+            "rsa-a",
+            &with(|c| {
+                c.insert("aud".into(), json!("someone-else"));
+            }),
+        );
         assert_eq!(check(&aud, &rsa).unwrap_err(), VerifyError::Invalid("audience (aud)"));
-        let iss = sign(Algorithm::RS256, "rsa-a", &with(|c| {
-            c.insert("iss".into(), json!("https://evil.example.org"));
-        }));
+        let iss = sign(
+            Algorithm::RS256,
+            "rsa-a",
+            &with(|c| {
+                c.insert("iss".into(), json!("https://evil.example.org"));
+            }),
+        );
         assert_eq!(check(&iss, &rsa).unwrap_err(), VerifyError::Invalid("issuer (iss)"));
-        let nonce = sign(Algorithm::RS256, "rsa-a", &with(|c| {
-            c.insert("nonce".into(), json!("replayed"));
-        }));
+        let nonce = sign(
+            Algorithm::RS256,
+            "rsa-a",
+            &with(|c| {
+                c.insert("nonce".into(), json!("replayed"));
+            }),
+        );
         assert_eq!(check(&nonce, &rsa).unwrap_err(), VerifyError::Invalid("nonce"));
-        let no_nonce = sign(Algorithm::RS256, "rsa-a", &with(|c| {
-            c.remove("nonce");
-        }));
+        let no_nonce = sign(
+            Algorithm::RS256,
+            "rsa-a",
+            &with(|c| {
+                c.remove("nonce");
+            }),
+        );
         assert_eq!(check(&no_nonce, &rsa).unwrap_err(), VerifyError::Invalid("nonce"));
-        let azp = sign(Algorithm::RS256, "rsa-a", &with(|c| {
-            c.insert("aud".into(), json!([CLIENT, "other"]));
-        }));
-        assert_eq!(check(&azp, &rsa).unwrap_err(), VerifyError::Invalid("authorized party (azp)"));
+        let azp = sign(
+            Algorithm::RS256,
+            "rsa-a",
+            &with(|c| {
+                c.insert("aud".into(), json!([CLIENT, "other"]));
+            }),
+        );
+        assert_eq!(
+            check(&azp, &rsa).unwrap_err(),
+            VerifyError::Invalid("authorized party (azp)")
+        );
     }
 
     #[test]
     fn expired_and_future_tokens_are_refused() {
         let rsa = keys("rsa-a");
         let real_now = now();
-        let expired = sign(Algorithm::RS256, "rsa-a", &with(|c| {
-            c.insert("iat".into(), json!(real_now - 3600));
-            c.insert("exp".into(), json!(real_now - 600));
-        }));
+        let expired = sign(
+            Algorithm::RS256,
+            "rsa-a",
+            &with(|c| {
+                c.insert("iat".into(), json!(real_now - 3600));
+                c.insert("exp".into(), json!(real_now - 600));
+            }),
+        );
         let issuers = [ISSUER.to_string()];
         let expected = Expected {
             issuers: &issuers,
@@ -290,18 +327,32 @@ mod tests {
             nonce: "n-123",
             now: real_now,
         };
-        assert_eq!(verify(&expired, &rsa, &expected).unwrap_err(), VerifyError::Invalid("expiry (exp)"));
+        assert_eq!(
+            verify(&expired, &rsa, &expected).unwrap_err(),
+            VerifyError::Invalid("expiry (exp)")
+        );
         // Within the leeway it still passes.
-        let just_expired = sign(Algorithm::RS256, "rsa-a", &with(|c| {
-            c.insert("iat".into(), json!(real_now - 600));
-            c.insert("exp".into(), json!(real_now - 5));
-        }));
+        let just_expired = sign(
+            Algorithm::RS256,
+            "rsa-a",
+            &with(|c| {
+                c.insert("iat".into(), json!(real_now - 600));
+                c.insert("exp".into(), json!(real_now - 5));
+            }),
+        );
         assert!(verify(&just_expired, &rsa, &expected).is_ok());
-        let future = sign(Algorithm::RS256, "rsa-a", &with(|c| {
-            c.insert("iat".into(), json!(now() + 3600));
-            c.insert("exp".into(), json!(now() + 7200));
-        }));
-        assert_eq!(check(&future, &rsa).unwrap_err(), VerifyError::Invalid("issue time (iat)"));
+        let future = sign(
+            Algorithm::RS256,
+            "rsa-a",
+            &with(|c| {
+                c.insert("iat".into(), json!(now() + 3600));
+                c.insert("exp".into(), json!(now() + 7200));
+            }),
+        );
+        assert_eq!(
+            check(&future, &rsa).unwrap_err(),
+            VerifyError::Invalid("issue time (iat)")
+        );
     }
 
     #[test]
@@ -311,12 +362,18 @@ mod tests {
         header.kid = Some("rsa-a".into());
         let key = EncodingKey::from_rsa_pem(include_bytes!("testdata/rsa_b.pem")).unwrap();
         let forged = jsonwebtoken::encode(&header, &claims(), &key).unwrap();
-        assert_eq!(check(&forged, &keys("rsa-a")).unwrap_err(), VerifyError::Invalid("signature"));
+        assert_eq!(
+            check(&forged, &keys("rsa-a")).unwrap_err(),
+            VerifyError::Invalid("signature")
+        );
         // Signed by key b under its own kid: not a published key.
         let unknown = sign(Algorithm::RS256, "rsa-b", &claims());
         assert_eq!(check(&unknown, &keys("rsa-a")).unwrap_err(), VerifyError::UnknownKey);
         // An RS256 header on an EC key set finds no key either.
-        assert_eq!(check(&sign(Algorithm::RS256, "rsa-a", &claims()), &keys("ec")).unwrap_err(), VerifyError::UnknownKey);
+        assert_eq!(
+            check(&sign(Algorithm::RS256, "rsa-a", &claims()), &keys("ec")).unwrap_err(),
+            VerifyError::UnknownKey
+        );
     }
 
     #[test]
@@ -330,22 +387,40 @@ mod tests {
         let hs = jsonwebtoken::encode(&header, &claims(), &EncodingKey::from_secret(b"public-key-bytes")).unwrap();
         assert_eq!(check(&hs, &keys("rsa-a")).unwrap_err(), VerifyError::Algorithm);
         // A symmetric key published in the JWKS never verifies anything.
-        let oct: Vec<Jwk> = parse_jwks(&json!({"keys": [{"kty": "oct", "kid": "rsa-a", "k": b64(b"public-key-bytes")}]}));
-        assert_eq!(check(&sign(Algorithm::RS256, "rsa-a", &claims()), &oct).unwrap_err(), VerifyError::UnknownKey);
+        let oct: Vec<Jwk> =
+            parse_jwks(&json!({"keys": [{"kty": "oct", "kid": "rsa-a", "k": b64(b"public-key-bytes")}]}));
+        assert_eq!(
+            check(&sign(Algorithm::RS256, "rsa-a", &claims()), &oct).unwrap_err(),
+            VerifyError::UnknownKey
+        );
     }
 
     #[test]
     fn unverified_emails_are_not_used() {
         let rsa = keys("rsa-a");
-        let token = check(&sign(Algorithm::RS256, "rsa-a", &with(|c| {
-            c.insert("email_verified".into(), json!(false));
-        })), &rsa)
+        let token = check(
+            &sign(
+                Algorithm::RS256,
+                "rsa-a",
+                &with(|c| {
+                    c.insert("email_verified".into(), json!(false));
+                }),
+            ),
+            &rsa,
+        )
         .unwrap();
         assert_eq!(token.verified_email(), None);
-        let token = check(&sign(Algorithm::RS256, "rsa-a", &with(|c| {
-            c.insert("email_verified".into(), json!("true"));
-            c.insert("groups".into(), json!(["a", "b"]));
-        })), &rsa)
+        let token = check(
+            &sign(
+                Algorithm::RS256,
+                "rsa-a",
+                &with(|c| {
+                    c.insert("email_verified".into(), json!("true"));
+                    c.insert("groups".into(), json!(["a", "b"]));
+                }),
+            ),
+            &rsa,
+        )
         .unwrap();
         assert_eq!(token.verified_email(), Some("ada@example.org"));
         assert_eq!(token.claim_values("groups"), ["a", "b"]);

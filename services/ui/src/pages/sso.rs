@@ -47,8 +47,10 @@ pub fn login_buttons(ui: &Ui) -> Markup {
 
 fn end_flow(ui: &Ui) -> HeaderValue {
     let secure = if ui.settings.secure_cookies { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!("{FLOW_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}"))
-        .unwrap_or_else(|_| HeaderValue::from_static("goterra_oidc=; Path=/; Max-Age=0"))
+    HeaderValue::from_str(&format!(
+        "{FLOW_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("goterra_oidc=; Path=/; Max-Age=0"))
 }
 
 async fn callback(
@@ -155,7 +157,10 @@ struct ProviderForm {
 /// Sends the browser to the provider, carrying auth's flow cookie.
 async fn link(State(ui): State<Ui>, posted: Posted<ProviderForm>) -> Result<Response, PageError> {
     let api = ui.api.as_user(&posted.session);
-    match api.start_identity_link(&posted.session.uid, &posted.form.provider).await {
+    match api
+        .start_identity_link(&posted.session.uid, &posted.form.provider)
+        .await
+    {
         Ok((location, flow_cookie)) => {
             let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response();
             if let Some(value) = flow_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
