@@ -127,3 +127,58 @@ crate::redacted_debug!(ApiKeyAnswer {} hides { apikey });
 pub struct MessageAnswer {
     pub message: String,
 }
+
+/// The answer of an OpenID Connect login (`GET /auth/oidc/{provider}/callback`), as the
+/// original's without its `apikey`.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OidcLoginAnswer {
+    pub token: String,
+    pub uid: String,
+}
+crate::redacted_debug!(OidcLoginAnswer { uid } hides { token });
+
+/// Which callback the provider returns the browser to: auth's own (`api`, a JSON answer) or
+/// the web UI's (`app`, which starts a UI session).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum OidcReturn {
+    #[default]
+    Api,
+    App,
+}
+
+/// Starts linking an identity of `provider` to the caller's account.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LinkIdentityRequest {
+    pub provider: String,
+    #[serde(default)]
+    pub via: OidcReturn,
+}
+
+/// Where to send the browser to prove the identity; the answer also sets the flow cookie.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LinkIdentityAnswer {
+    pub location: String,
+}
+
+/// An identity-provider account linked to a user.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IdentityView {
+    pub provider: String,
+    /// The provider's `sub`.
+    pub subject: String,
+    pub email: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IdentitiesAnswer {
+    pub identities: Vec<IdentityView>,
+}

@@ -1,8 +1,9 @@
 //! [`Client`]: one method per public route, typed requests and answers, one error type.
 
 use crate::auth::{
-    ApiKeyAnswer, ApiKeyLoginAnswer, LoginAnswer, LoginRequest, MessageAnswer, PasswordRequest, RegisterAnswer,
-    RegisterRequest, TokenAnswer, UpdateUserRequest, UserAnswer, UserView, UsersAnswer,
+    ApiKeyAnswer, ApiKeyLoginAnswer, IdentitiesAnswer, IdentityView, LinkIdentityAnswer, LinkIdentityRequest,
+    LoginAnswer, LoginRequest, MessageAnswer, OidcLoginAnswer, PasswordRequest, RegisterAnswer, RegisterRequest,
+    TokenAnswer, UpdateUserRequest, UserAnswer, UserView, UsersAnswer,
 };
 use crate::common::{ErrorBody, Health, Message};
 use crate::deploy::{
@@ -349,6 +350,61 @@ impl Client {
     /// `DELETE /auth/user/{uid}`.
     pub async fn delete_user(&self, uid: &Uid) -> ClientResult<MessageAnswer> {
         self.delete(self.url(&["auth", "user", uid.as_str()])).await
+    }
+
+    /// `GET /auth/oidc/{provider}/callback` on behalf of a browser (the web UI relays the
+    /// provider's redirect): `query` as the provider sent it, `flow_cookie` the browser's
+    /// `Cookie` header carrying the flow. With a token credential, a linking flow links.
+    pub async fn oidc_callback(
+        &self,
+        provider: &str,
+        query: &[(String, String)],
+        flow_cookie: &str,
+    ) -> ClientResult<OidcLoginAnswer> {
+        let mut url = self.url(&["auth", "oidc", provider, "callback"]);
+        url.query_pairs_mut().extend_pairs(query);
+        let request = self
+            .request(Method::GET, &url)
+            .timeout(CALL_TIMEOUT)
+            .header(reqwest::header::COOKIE, flow_cookie);
+        let response = self.send(Method::GET, &url, request).await?;
+        Self::decode(&url, response).await
+    }
+
+    /// `POST /auth/user/{uid}/identities`: where to send the browser to link an identity, and
+    /// the flow cookie (`Set-Cookie` value) the browser must carry back.
+    pub async fn start_identity_link(
+        &self,
+        uid: &Uid,
+        request: &LinkIdentityRequest,
+    ) -> ClientResult<(LinkIdentityAnswer, Option<String>)> {
+        let url = self.url(&["auth", "user", uid.as_str(), "identities"]);
+        let body = serde_json::to_value(request).map_err(|err| ClientError::Decode {
+            url: url.to_string(),
+            detail: err.to_string(),
+        })?;
+        let builder = self.request(Method::POST, &url).timeout(CALL_TIMEOUT).json(&body);
+        let response = self.send(Method::POST, &url, builder).await?;
+        let cookie = response
+            .headers()
+            .get(reqwest::header::SET_COOKIE)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string);
+        Ok((Self::decode(&url, response).await?, cookie))
+    }
+
+    /// `GET /auth/user/{uid}/identities`.
+    pub async fn identities(&self, uid: &Uid) -> ClientResult<Vec<IdentityView>> {
+        Ok(self
+            .get::<IdentitiesAnswer>(self.url(&["auth", "user", uid.as_str(), "identities"]))
+            .await?
+            .identities)
+    }
+
+    /// `DELETE /auth/user/{uid}/identities/{provider}` (admins).
+    pub async fn unlink_identity(&self, uid: &Uid, provider: &str) -> ClientResult<MessageAnswer> {
+        self.delete(self.url(&["auth", "user", uid.as_str(), "identities", provider]))
+            .await
     }
 
     // ---- namespaces ----

@@ -6,8 +6,10 @@
 //! and the key; unknown keys are reported as warnings.
 
 use crate::sensitive::Sensitive;
+use crate::sso::{self, OidcProviderConfig};
 use anyhow::{Context, anyhow, bail};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -62,6 +64,9 @@ pub struct Config {
     pub acct: serde_yaml::Value,
     /// Connection limits of the HTTP server.
     pub http: HttpConfig,
+    /// OpenID Connect providers for single sign-on, by name (`oidc.<name>.*`; `google` and
+    /// `aai` also from the original's `GOOGLE_OAUTH2_*` / `AAI_OAUTH2_*` variables).
+    pub oidc: BTreeMap<String, OidcProviderConfig>,
 }
 
 /// Limits of the run life cycle (`run.*`, `GOT_RUN_*`), all in seconds and at least 1.
@@ -295,6 +300,7 @@ impl Default for Config {
             agent: AgentConfig::default(),
             acct: serde_yaml::Value::Null,
             http: HttpConfig::default(),
+            oidc: BTreeMap::new(),
         }
     }
 }
@@ -543,11 +549,49 @@ impl Config {
         if let Some(v) = get("GOT_HTTP_HEADER_TIMEOUT") {
             self.http.header_timeout_secs = parse_env("GOT_HTTP_HEADER_TIMEOUT", &v)?;
         }
+        self.apply_oidc_env(env);
         Ok(())
+    }
+
+    /// The original's variables: a client id turns its provider on. Settings of `oidc.google` /
+    /// `oidc.aai` in the file are kept, and what they leave unset is the built-in provider's.
+    fn apply_oidc_env(&mut self, env: &impl Fn(&str) -> Option<String>) {
+        type Builtin = fn(String, Option<Sensitive<String>>) -> OidcProviderConfig;
+        let builtins: [(&str, &str, Builtin); 2] = [
+            (sso::GOOGLE, "GOOGLE_OAUTH2", OidcProviderConfig::google),
+            (sso::AAI, "AAI_OAUTH2", OidcProviderConfig::aai),
+        ];
+        for (name, prefix, builtin) in builtins {
+            let client_id = sso::env_value(env(&format!("{prefix}_CLIENT_ID")));
+            let secret = sso::env_value(env(&format!("{prefix}_CLIENT_SECRET"))).map(Sensitive::new);
+            let from_file = self.oidc.remove(name);
+            let provider = match (from_file, client_id) {
+                (Some(mut file), Some(client_id)) => {
+                    file.client_id = client_id;
+                    file.client_secret = secret.or(file.client_secret);
+                    file.with_defaults_of(builtin(String::new(), None))
+                }
+                (Some(file), None) => file.with_defaults_of(builtin(String::new(), None)),
+                (None, Some(client_id)) => builtin(client_id, secret),
+                (None, None) => continue,
+            };
+            self.oidc.insert(name.to_string(), provider);
+        }
+    }
+
+    /// The providers that are on, by name.
+    pub fn oidc_providers(&self) -> impl Iterator<Item = (&str, &OidcProviderConfig)> {
+        self.oidc
+            .iter()
+            .filter(|(_, provider)| provider.is_enabled())
+            .map(|(name, provider)| (name.as_str(), provider))
     }
 
     fn validate(&self) -> anyhow::Result<()> {
         self.listen_addr()?;
+        for (name, provider) in &self.oidc {
+            provider.validate(name)?;
+        }
         for secret in &self.fernet {
             if secret.expose().len() < 16 {
                 bail!("fernet / GOT_SECRET: each secret must be at least 16 characters long");
@@ -751,6 +795,7 @@ fn strip_unknown(value: serde_yaml::Value, warnings: &mut Vec<String>) -> serde_
         "run",
         "agent",
         "acct",
+        "oidc",
     ];
     let serde_yaml::Value::Mapping(top) = value else {
         return value;
@@ -950,5 +995,40 @@ mod tests {
         }
         let err = load(None, &[("GOT_RUN_PENDING_TIMEOUT", "soon")], Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("GOT_RUN_PENDING_TIMEOUT"));
+    }
+
+    #[test]
+    fn oidc_providers_from_the_file_and_the_original_variables() {
+        let yaml = "oidc:\n  lab:\n    issuer: https://id.example.org\n    client_id: goterra\n    client_secret: s3cret-value\n    display_name: Our lab\n    create_users: false\n  google:\n    allowed_email_domains: [example.org]\n";
+        let env = [
+            ("GOOGLE_OAUTH2_CLIENT_ID", "google-id"),
+            ("GOOGLE_OAUTH2_CLIENT_SECRET", "google-secret"),
+            ("AAI_OAUTH2_CLIENT_ID", "\"\""),
+        ];
+        let (config, _) = load(Some(yaml), &env, Overrides::default()).unwrap();
+        let names: Vec<&str> = config.oidc_providers().map(|(name, _)| name).collect();
+        assert_eq!(names, ["google", "lab"], "aai with a quoted-empty id is off");
+        let google = &config.oidc["google"];
+        assert_eq!(google.client_id, "google-id");
+        assert_eq!(google.allowed_email_domains, ["example.org"]);
+        assert_eq!(
+            google.issuer,
+            crate::sso::GOOGLE_ISSUER,
+            "unset keys of google are the built-in ones"
+        );
+        assert_eq!(google.uid_claim(), "email");
+        let lab = &config.oidc["lab"];
+        assert_eq!(lab.display_name("lab"), "Our lab");
+        assert!(!lab.create_users);
+        assert!(!format!("{config:?}").contains("s3cret-value"));
+
+        let (config, _) = load(None, &[("AAI_OAUTH2_CLIENT_ID", "aai-id")], Overrides::default()).unwrap();
+        let aai = &config.oidc["aai"];
+        assert_eq!(aai.issuer, crate::sso::AAI_ISSUER);
+        assert_eq!(aai.uid_claim(), "sub");
+        assert_eq!(config.oidc_providers().count(), 1);
+
+        let bad = "oidc:\n  lab:\n    client_id: x\n    issuer: ftp://nowhere\n";
+        assert!(load(Some(bad), &[], Overrides::default()).is_err());
     }
 }

@@ -13,6 +13,7 @@ pub mod lifecycle;
 pub mod namespaces;
 pub mod ops;
 pub mod sensitive;
+pub mod sso;
 pub mod token;
 
 pub use auth::{

@@ -2,7 +2,9 @@
 
 pub mod bootstrap;
 pub mod credentials;
+pub mod identities;
 pub mod model;
+pub mod oidc;
 pub mod openapi;
 pub mod routes;
 pub mod throttle;
@@ -10,7 +12,7 @@ pub mod users;
 
 use async_trait::async_trait;
 use axum::Router;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use goterra_core::revocation::UserStatus;
 use goterra_core::{ApiError, ApiKeyResolver, Identity, Platform, Sensitive, ServiceSpec};
 use goterra_db::{Db, Migration};
@@ -60,10 +62,14 @@ impl ApiKeyResolver for DbApiKeys {
 pub async fn router(platform: Platform) -> anyhow::Result<Router> {
     let users = Users::new(platform.db.clone());
     bootstrap::ensure_admin(&users, &platform.config).await?;
+    // Providers are only contacted when someone signs in: an unreachable one never stops auth.
+    let sso = Arc::new(oidc::Sso::from_config(&platform.config)?);
     let state = AuthState {
         users,
+        identities: identities::Identities::new(platform.db.clone()),
         platform,
         throttle: Arc::new(throttle::LoginThrottle::default()),
+        sso,
     };
     Ok(Router::new()
         .route("/auth", get(goterra_core::http::health))
@@ -83,5 +89,12 @@ pub async fn router(platform: Platform) -> anyhow::Result<Router> {
         )
         .route("/auth/user/{id}/password", put(routes::change_password))
         .route("/auth/user/{id}/apikey", post(routes::regenerate_api_key))
+        .route("/auth/oidc/{provider}", get(oidc::start))
+        .route("/auth/oidc/{provider}/callback", get(oidc::callback))
+        .route(
+            "/auth/user/{id}/identities",
+            get(oidc::list_identities).post(oidc::start_link),
+        )
+        .route("/auth/user/{id}/identities/{provider}", delete(oidc::unlink))
         .with_state(state))
 }

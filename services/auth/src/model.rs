@@ -4,7 +4,8 @@
 use crate::users::UserRecord;
 
 pub use goterra_client::auth::{
-    ApiKeyAnswer, ApiKeyLoginAnswer, LoginAnswer, LoginRequest, MessageAnswer, PasswordRequest, RegisterAnswer,
+    ApiKeyAnswer, ApiKeyLoginAnswer, IdentitiesAnswer, IdentityView, LinkIdentityAnswer, LinkIdentityRequest,
+    LoginAnswer, LoginRequest, MessageAnswer, OidcLoginAnswer, OidcReturn, PasswordRequest, RegisterAnswer,
     RegisterRequest, TokenAnswer, UpdateUserRequest, UserAnswer, UserView, UsersAnswer,
 };
 

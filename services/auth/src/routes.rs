@@ -18,8 +18,10 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct AuthState {
     pub users: Users,
+    pub identities: crate::identities::Identities,
     pub platform: Platform,
     pub throttle: Arc<LoginThrottle>,
+    pub sso: Arc<crate::oidc::Sso>,
 }
 
 impl FromRef<AuthState> for Arc<Authenticator> {
@@ -36,7 +38,7 @@ fn db_error(err: sqlx::Error) -> ApiError {
 
 impl AuthState {
     /// The caller's record as stored now: tokens may be older than a deletion or a demotion.
-    async fn current(&self, caller: &Identity) -> ApiResult<UserRecord> {
+    pub(crate) async fn current(&self, caller: &Identity) -> ApiResult<UserRecord> {
         self.users
             .by_uid(&caller.uid)
             .await
@@ -45,7 +47,7 @@ impl AuthState {
     }
 
     /// The target of a `/auth/user/{id}` route, for its owner or an admin.
-    async fn target_for(&self, caller: &Identity, uid: &str) -> ApiResult<(UserRecord, UserRecord)> {
+    pub(crate) async fn target_for(&self, caller: &Identity, uid: &str) -> ApiResult<(UserRecord, UserRecord)> {
         let me = self.current(caller).await?;
         if !me.admin && me.uid != uid {
             return Err(ApiError::forbidden("admin or user only"));
@@ -61,14 +63,14 @@ impl AuthState {
 
     /// A token stamped after the user's last revocation, so that a login in the same second
     /// as a password change is not itself revoked (a second ahead is within the clock skew).
-    fn token_for(&self, user: &UserRecord) -> String {
+    pub(crate) fn token_for(&self, user: &UserRecord) -> String {
         let issued_at = unix_now().max(user.tokens_not_before.saturating_add(1));
         self.platform
             .tokens
             .issue_at(&Claims::for_user(&user.identity()), issued_at)
     }
 
-    async fn publish(&self, action: &str, uid: &str, data: String) {
+    pub(crate) async fn publish(&self, action: &str, uid: &str, data: String) {
         self.platform.events.publish(Event::new(action, uid, data)).await;
     }
 }
@@ -385,6 +387,8 @@ pub async fn delete_user(
     if !state.users.delete(&uid).await.map_err(db_error)? {
         return Err(ApiError::not_found("no user found"));
     }
+    // A later user of the same uid must not inherit the identities.
+    state.identities.unlink_all(&target.id).await.map_err(db_error)?;
     tracing::info!(uid = %uid, by = %me.uid, "user deleted");
     state.publish("user_delete", &uid, String::new()).await;
     Ok(Json(MessageAnswer {

@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[goterra_db::Migration] = &[
         postgres: TOKENS_NOT_BEFORE,
         sqlite: TOKENS_NOT_BEFORE,
     },
+    crate::identities::MIGRATION,
 ];
 
 /// Tokens of a user issued at or before this unix second are revoked on every service.
@@ -170,6 +171,14 @@ impl Users {
     pub async fn by_uid(&self, uid: &str) -> Result<Option<UserRecord>, sqlx::Error> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM auth_users WHERE uid = $1"))
             .bind(uid)
+            .fetch_optional(self.db.pool())
+            .await?;
+        row.as_ref().map(UserRecord::from_row).transpose()
+    }
+
+    pub async fn by_id(&self, id: &str) -> Result<Option<UserRecord>, sqlx::Error> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM auth_users WHERE id = $1"))
+            .bind(id)
             .fetch_optional(self.db.pool())
             .await?;
         row.as_ref().map(UserRecord::from_row).transpose()

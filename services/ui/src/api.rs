@@ -117,8 +117,45 @@ impl Api {
     }
 }
 
+impl Api {
+    /// Relays an identity provider's redirect to auth's callback with the browser's flow
+    /// cookie; with the signed-in user's session, a linking flow links to that user.
+    pub async fn oidc_callback(
+        &self,
+        provider: &str,
+        query: &[(String, String)],
+        flow_cookie: &str,
+        session: Option<&Session>,
+    ) -> ApiResult<goterra_client::auth::OidcLoginAnswer> {
+        let client = match session {
+            Some(session) => self.client.clone().with_token(session.token()),
+            None => self.client.clone(),
+        };
+        Ok(client.oidc_callback(provider, query, flow_cookie).await?)
+    }
+}
+
 impl UserApi {
     // --- auth -----------------------------------------------------------------------------
+
+    pub async fn identities(&self, uid: &str) -> ApiResult<Vec<goterra_client::auth::IdentityView>> {
+        Ok(self.client.identities(&id(uid)?).await?)
+    }
+
+    /// Starts linking an identity: the provider URL and the flow cookie for the browser.
+    pub async fn start_identity_link(&self, uid: &str, provider: &str) -> ApiResult<(String, Option<String>)> {
+        let request = goterra_client::auth::LinkIdentityRequest {
+            provider: provider.to_string(),
+            via: goterra_client::auth::OidcReturn::App,
+        };
+        let (answer, cookie) = self.client.start_identity_link(&id(uid)?, &request).await?;
+        Ok((answer.location, cookie))
+    }
+
+    pub async fn unlink_identity(&self, uid: &str, provider: &str) -> ApiResult<()> {
+        self.client.unlink_identity(&id(uid)?, provider).await?;
+        Ok(())
+    }
 
     pub async fn me(&self) -> ApiResult<User> {
         Ok(self.client.me().await?)

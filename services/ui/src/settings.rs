@@ -13,6 +13,15 @@ pub struct Settings {
     /// Cookies get `Secure` when the public URL is https.
     pub secure_cookies: bool,
     pub allow_user_create_ns: bool,
+    /// The single sign-on providers that are on, for the login buttons.
+    pub sso_providers: Vec<SsoProvider>,
+}
+
+/// A login button: `/auth/oidc/{name}`.
+#[derive(Clone, Debug, Serialize)]
+pub struct SsoProvider {
+    pub name: String,
+    pub display_name: String,
 }
 
 impl Settings {
@@ -28,7 +37,18 @@ impl Settings {
             api_base,
             public_url,
             allow_user_create_ns: config.acl.allow_user_create_ns,
+            sso_providers: config
+                .oidc_providers()
+                .map(|(name, provider)| SsoProvider {
+                    name: name.to_string(),
+                    display_name: provider.display_name(name).to_string(),
+                })
+                .collect(),
         }
+    }
+
+    fn has_provider(&self, name: &str) -> bool {
+        self.sso_providers.iter().any(|provider| provider.name == name)
     }
 
     /// `GET /app/config`, with the original's keys.
@@ -36,10 +56,9 @@ impl Settings {
         PublicConfig {
             url: self.public_url.clone(),
             acl_user_createns: self.allow_user_create_ns,
-            // The auth service has no identity-provider login (yet): no OIDC button may lead
-            // to a route that does not exist.
-            oidc_google: false,
-            oidc_aai: false,
+            oidc_google: self.has_provider(goterra_core::sso::GOOGLE),
+            oidc_aai: self.has_provider(goterra_core::sso::AAI),
+            oidc: self.sso_providers.clone(),
         }
     }
 }
@@ -50,4 +69,6 @@ pub struct PublicConfig {
     pub acl_user_createns: bool,
     pub oidc_google: bool,
     pub oidc_aai: bool,
+    /// Every provider that is on (the original's two keys only tell about google and aai).
+    pub oidc: Vec<SsoProvider>,
 }

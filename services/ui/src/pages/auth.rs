@@ -82,6 +82,7 @@ fn login_form(
                 }
                 button type="submit" class="primary" { "Sign in" }
             }
+            (super::sso::login_buttons(ui))
         }
     };
     let mut response = (status, layout::page(&chrome, "Sign in", body)).into_response();

@@ -7,6 +7,7 @@ pub mod catalogue;
 pub mod namespaces;
 pub mod profile;
 pub mod runs;
+pub mod sso;
 pub mod usage;
 pub mod users;
 
@@ -29,6 +30,7 @@ pub fn routes() -> Router<Ui> {
         .merge(runs::routes())
         .merge(users::routes())
         .merge(profile::routes())
+        .merge(sso::routes())
         .merge(apidocs::routes())
         .merge(usage::routes())
 }

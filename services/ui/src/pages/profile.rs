@@ -29,9 +29,10 @@ struct Notes<'a> {
     profile_error: Option<&'a str>,
     password_error: Option<&'a str>,
     new_key: Option<&'a str>,
+    identities: &'a [goterra_client::auth::IdentityView],
 }
 
-fn body(session: &Session, user: &User, notes: &Notes<'_>) -> Markup {
+fn body(ui: &Ui, session: &Session, user: &User, notes: &Notes<'_>) -> Markup {
     html! {
         h1 { "Profile of " (user.uid) }
         p class="muted" { @if user.admin { "Administrator. " } "Account kind: " @if user.kind.is_empty() { "local" } @else { (user.kind) } "." }
@@ -78,6 +79,7 @@ fn body(session: &Session, user: &User, notes: &Notes<'_>) -> Markup {
                 button type="submit" { "Make a new API key" }
             }
         }
+        (super::sso::identities_card(ui, session, notes.identities))
     }
 }
 
@@ -96,13 +98,23 @@ fn page(
         Section::Profile,
         status,
         "Profile",
-        body(session, user, notes),
+        body(ui, session, user, notes),
     )
 }
 
 async fn show(State(ui): State<Ui>, headers: HeaderMap, session: Session) -> Result<Response, PageError> {
-    let user = ui.api.as_user(&session).me().await?;
-    Ok(page(&ui, &headers, &session, StatusCode::OK, &user, &Notes::default()))
+    let api = ui.api.as_user(&session);
+    let user = api.me().await?;
+    let identities = if ui.settings.sso_providers.is_empty() {
+        Vec::new()
+    } else {
+        api.identities(&session.uid).await?
+    };
+    let notes = Notes {
+        identities: &identities,
+        ..Notes::default()
+    };
+    Ok(page(&ui, &headers, &session, StatusCode::OK, &user, &notes))
 }
 
 /// A refusal the user can fix, as a status and a message for the form.
