@@ -91,7 +91,7 @@ async fn callback(
             let message = match failure {
                 ApiFailure::Unauthorized => "The identity provider's answer was refused.".to_string(),
                 ApiFailure::Forbidden(message) | ApiFailure::NotFound(message) => message,
-                ApiFailure::Rejected { message, .. } => message,
+                ApiFailure::Rejected { message, .. } | ApiFailure::Throttled { message, .. } => message,
                 ApiFailure::Unavailable => String::new(),
             };
             super::done(&ui, "/login", &format!("Single sign-on failed: {message}"))
