@@ -65,7 +65,10 @@ async fn every_service_is_ready_and_counted(engine: Engine) {
             let line = format!("goterra_deploy_runs{{status=\"{status}\"}} 0");
             assert!(text.lines().any(|l| l == line), "runs by status ({line}):\n{text}");
         }
-        assert!(text.lines().any(|l| l == "goterra_deploy_queue_jobs 0"), "queue depth:\n{text}");
+        assert!(
+            text.lines().any(|l| l == "goterra_deploy_queue_jobs 0"),
+            "queue depth:\n{text}"
+        );
         assert!(text.contains("goterra_store_waiters"), "store waiters:\n{text}");
         assert!(
             text.contains("goterra_agent_terraform_processes"),

@@ -39,7 +39,10 @@ async fn postgres_outage_gets_fast_503_then_recovers() {
     .await
     .unwrap();
     let token = server.token_for("admin", true);
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
     let list = || {
         client
             .get(format!("{}/deploy/ns", server.url))
@@ -56,7 +59,10 @@ async fn postgres_outage_gets_fast_503_then_recovers() {
     let body: serde_json::Value = response.json().await.unwrap();
     let message = body["message"].as_str().unwrap();
     assert!(message.contains("database is unavailable"), "{message}");
-    assert!(!message.contains("127.0.0.1") && !message.contains("postgres"), "{message}");
+    assert!(
+        !message.contains("127.0.0.1") && !message.contains("postgres"),
+        "{message}"
+    );
     // Bounded by the pool's acquire timeout (3 s), not by the client's 30 s: no hang.
     assert!(waited < Duration::from_secs(10), "the request hung {waited:?}");
     // Readiness says the same to the proxy in front.
@@ -71,7 +77,10 @@ async fn postgres_outage_gets_fast_503_then_recovers() {
             break;
         }
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "only 503 while recovering");
-        assert!(Instant::now() < deadline, "deploy did not recover after the database came back");
+        assert!(
+            Instant::now() < deadline,
+            "deploy did not recover after the database came back"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let ready = client.get(format!("{}/deploy/ready", server.url)).send().await.unwrap();

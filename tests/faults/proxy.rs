@@ -75,7 +75,9 @@ fn listen(addr: SocketAddr) -> TcpListener {
 }
 
 async fn forward(mut client: TcpStream, target: SocketAddr, mut up: watch::Receiver<bool>) {
-    let Ok(mut server) = TcpStream::connect(target).await else { return };
+    let Ok(mut server) = TcpStream::connect(target).await else {
+        return;
+    };
     tokio::select! {
         _ = copy_bidirectional(&mut client, &mut server) => {}
         _ = up.wait_for(|up| !*up) => {}

@@ -12,8 +12,8 @@ use futures_util::StreamExt;
 use goterra_core::Sensitive;
 use goterra_core::events::Event;
 use lapin::options::{
-    BasicAckOptions, BasicNackOptions, BasicRejectOptions,
-    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+    BasicAckOptions, BasicNackOptions, BasicRejectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ExchangeKind};

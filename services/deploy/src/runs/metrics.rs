@@ -33,6 +33,9 @@ async fn record(db: &Db, queue: &dyn RunQueue) {
     }
     match queue.depth().await {
         Ok(depth) => metrics::gauge!(QUEUE_JOBS).set(depth as f64),
-        Err(err) => tracing::warn!(error = format!("{err:#}"), "cannot read the queue depth for the metrics"),
+        Err(err) => tracing::warn!(
+            error = format!("{err:#}"),
+            "cannot read the queue depth for the metrics"
+        ),
     }
 }
