@@ -7,7 +7,11 @@ use crate::sensitive::{Sensitive, sensitive_serde};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Input name → its label. The shapes below spell such maps out rather than use these aliases:
+/// utoipa names a schema after the alias's target (`BTreeMap`), so two aliases would share one
+/// (wrong) schema in the OpenAPI documents.
 pub type Labels = BTreeMap<String, String>;
+/// Input name → suggested values.
 pub type Defaults = BTreeMap<String, Vec<String>>;
 
 /// A namespace: a team and its catalogue. Note `_id`, not `id`, as in the original.
@@ -46,14 +50,14 @@ pub struct Recipe {
     /// Last change (unix seconds), set by the server.
     pub ts: i64,
     pub prev: String,
-    pub inputs: Labels,
+    pub inputs: BTreeMap<String, String>,
     pub tags: Vec<String>,
     pub remote: String,
     pub rversion: String,
     pub version: String,
     /// A frozen recipe refuses changes and deletion until an admin unfreezes it.
     pub frozen: bool,
-    pub defaults: Defaults,
+    pub defaults: BTreeMap<String, Vec<String>>,
 }
 
 /// One Terraform file per endpoint kind, and the variables that receive recipe id lists.
@@ -72,14 +76,14 @@ pub struct Template {
     /// Unused VM model description, kept for compatibility.
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub model: Vec<serde_json::Value>,
-    pub inputs: Labels,
+    pub inputs: BTreeMap<String, String>,
     pub prev: String,
     pub tags: Vec<String>,
     pub remote: String,
     pub rversion: String,
     pub version: String,
     pub frozen: bool,
-    pub defaults: Defaults,
+    pub defaults: BTreeMap<String, Vec<String>>,
     /// Variables that receive a list of recipe ids (one per VM role).
     pub varrecipes: Vec<String>,
 }
@@ -108,7 +112,7 @@ pub struct Application {
     pub rversion: String,
     pub version: String,
     pub frozen: bool,
-    pub defaults: Defaults,
+    pub defaults: BTreeMap<String, Vec<String>>,
 }
 
 /// A cloud: kind, preset configuration, image map, features and the inputs users give.
@@ -123,7 +127,7 @@ pub struct Endpoint {
     pub namespace: String,
     /// Capability flags, given to Terraform as `feature_<name>`.
     pub features: BTreeMap<String, String>,
-    pub inputs: Labels,
+    pub inputs: BTreeMap<String, String>,
     /// Preset Terraform variables.
     pub config: BTreeMap<String, String>,
     /// Base image name → cloud image id.
@@ -131,7 +135,7 @@ pub struct Endpoint {
     pub public: bool,
     pub ts: i64,
     pub remote: String,
-    pub defaults: Defaults,
+    pub defaults: BTreeMap<String, Vec<String>>,
 }
 
 /// `PUT .../endpoint/{endpoint}/secret` body.
@@ -162,7 +166,7 @@ pub struct SecretStatus {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct EndpointDefaults {
-    pub defaults: Defaults,
+    pub defaults: BTreeMap<String, Vec<String>>,
 }
 
 /// Everything a user may have to give to run an application (`/inputs`).
@@ -170,17 +174,17 @@ pub struct EndpointDefaults {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InputsSummary {
     /// Template inputs.
-    pub template: Labels,
+    pub template: BTreeMap<String, String>,
     /// Inputs of the application's recipes, ancestors included (a child overrides its parent).
-    pub recipes: Labels,
+    pub recipes: BTreeMap<String, String>,
     /// Endpoint id → its inputs, for every endpoint usable from the application's namespace.
-    pub endpoints: BTreeMap<String, Labels>,
+    pub endpoints: BTreeMap<String, BTreeMap<String, String>>,
     /// Endpoint id → endpoint name.
     pub endpointnames: BTreeMap<String, String>,
     /// Endpoint id → suggested values: the endpoint's, overridden by the caller's own.
-    pub endpointdefaults: BTreeMap<String, Defaults>,
+    pub endpointdefaults: BTreeMap<String, BTreeMap<String, Vec<String>>>,
     /// Suggested values: recipes', overridden by the template's, overridden by the application's.
-    pub defaults: Defaults,
+    pub defaults: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Clone, Serialize, Deserialize)]

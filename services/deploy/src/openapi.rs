@@ -226,16 +226,16 @@ fn add_kind<K: Kind + ToSchema>(doc: &mut utoipa::openapi::OpenApi, tag: &str) {
 }
 
 /// The document as checked in under `openapi/deploy.json`.
-pub fn document() -> utoipa::openapi::OpenApi {
+pub fn document() -> serde_json::Value {
     let mut doc = DeployApi::openapi();
     doc.info.version = goterra_core::http::VERSION.to_string();
     add_kind::<Recipe>(&mut doc, "recipes");
     add_kind::<Template>(&mut doc, "templates");
     add_kind::<Application>(&mut doc, "applications");
     add_kind::<Endpoint>(&mut doc, "endpoints");
-    doc
+    goterra_core::http::finish_document(doc, Some("/deploy"))
 }
 
-pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
+pub async fn serve() -> Json<serde_json::Value> {
     Json(document())
 }

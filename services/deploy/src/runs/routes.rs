@@ -100,8 +100,10 @@ pub fn view(run: RunRecord) -> Run {
 }
 
 /// Starts a run: checks, store deployment, boot scripts, stored `deploy_pending`, queued.
-#[utoipa::path(post, path = "/deploy/ns/{id}/run/{application}", operation_id = "create_run", tag = "runs",
-    params(("id" = String, Path), ("application" = String, Path)), request_body = RunRequest,
+/// The path is `/deploy/ns/{id}/run/{run}` in the document, as for `GET` and `DELETE` of a run
+/// (OpenAPI allows one template per path); here its last segment names the application.
+#[utoipa::path(post, path = "/deploy/ns/{id}/run/{run}", operation_id = "create_run", tag = "runs",
+    params(("id" = String, Path), ("run" = String, Path, description = "The application to run (its id)")), request_body = RunRequest,
     security(("token" = []), ("apikey" = [])),
     responses((status = 201, body = RunCreated), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
