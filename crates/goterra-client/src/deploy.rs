@@ -21,6 +21,8 @@ pub type Defaults = BTreeMap<String, Vec<String>>;
 pub struct Namespace {
     #[serde(rename = "_id")]
     pub id: String,
+    /// 1 to 128 characters once trimmed, not only spaces.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"))]
     pub name: String,
     /// Users who manage the namespace (always at least one).
     pub owners: Vec<String>,
@@ -37,6 +39,8 @@ pub struct Namespace {
 pub struct Recipe {
     /// Set by the server.
     pub id: String,
+    /// 1 to 128 characters once trimmed, not only spaces.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"))]
     pub name: String,
     pub description: String,
     pub script: String,
@@ -69,6 +73,8 @@ pub struct Template {
     pub namespace: String,
     pub ts: i64,
     pub public: bool,
+    /// 1 to 128 characters once trimmed, not only spaces.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"))]
     pub name: String,
     pub description: String,
     /// Endpoint kind (`openstack`, `local`...) → Terraform (HCL) file.
@@ -94,6 +100,8 @@ pub struct Template {
 #[serde(default)]
 pub struct Application {
     pub id: String,
+    /// 1 to 128 characters once trimmed, not only spaces.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"))]
     pub name: String,
     pub description: String,
     pub public: bool,
@@ -121,6 +129,8 @@ pub struct Application {
 #[serde(default)]
 pub struct Endpoint {
     pub id: String,
+    /// 1 to 128 characters once trimmed, not only spaces.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"))]
     pub name: String,
     /// Selects the template file (`template.data[kind]`).
     pub kind: String,
@@ -143,9 +153,11 @@ pub struct Endpoint {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SecretRequest {
     /// Cloud user name.
+    /// 1 to 128 characters once trimmed, not only spaces.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"))]
     pub name: String,
-    /// Cloud password: stored encrypted, never returned.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    /// Cloud password (1 to 4096 characters): stored encrypted, never returned.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, min_length = 1, max_length = 4096))]
     #[serde(with = "sensitive_serde")]
     pub password: Sensitive<String>,
 }
@@ -222,6 +234,9 @@ pub struct NamespaceRef {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct NewNamespace {
+    /// 1 to 128 characters once trimmed, not only spaces.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"))]
     pub name: String,
 }
 
@@ -230,6 +245,8 @@ pub struct NewNamespace {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct NamespacePatch {
+    /// 1 to 128 characters once trimmed, not only spaces.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

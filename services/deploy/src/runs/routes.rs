@@ -29,10 +29,13 @@ const LOG_PAGE: i64 = 5000;
 #[into_params(parameter_in = Query)]
 pub struct RunListQuery {
     /// Items to skip (default 0).
+    #[param(minimum = 0)]
     pub skip: Option<i64>,
     /// Items to return, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// `1`: every run the caller may see (namespace owners: their namespaces' runs; admins: all).
+    #[param(maximum = 255)]
     pub all: Option<u8>,
 }
 
@@ -53,6 +56,7 @@ pub struct LogQuery {
     /// First line to return (0-based, default 0).
     pub from: Option<i64>,
     /// `1`: stream the log as server-sent events until the action in flight ends.
+    #[param(maximum = 255)]
     pub follow: Option<u8>,
 }
 
