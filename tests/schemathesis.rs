@@ -46,9 +46,15 @@ async fn up(data_dir: &Path, database_url: Option<&str>) -> SpawnedServer {
     if let Some(url) = database_url {
         env.push(("GOT_DATABASE_URL", url));
     }
-    SpawnedServer::start(GOTERRA, &["up", "--listen", &listen, "--data-dir", data], &env, port, "/auth")
-        .await
-        .unwrap()
+    SpawnedServer::start(
+        GOTERRA,
+        &["up", "--listen", &listen, "--data-dir", data],
+        &env,
+        port,
+        "/auth",
+    )
+    .await
+    .unwrap()
 }
 
 /// The configuration and hooks of the run (tests/schemathesis/).
@@ -99,7 +105,10 @@ fn run_schemathesis(tool: &Path, base: &str, token: &str, reports: &Path, engine
         let stderr = String::from_utf8_lossy(&output.stderr);
         eprintln!("== schemathesis {service} on {engine:?}: {}", summary(&stdout));
         if !output.status.success() {
-            failures.push(format!("{service} on {engine:?} ({}):\n{stdout}\n{stderr}", output.status));
+            failures.push(format!(
+                "{service} on {engine:?} ({}):\n{stdout}\n{stderr}",
+                output.status
+            ));
         }
     }
     failures
@@ -141,12 +150,14 @@ async fn every_openapi_document_matches_its_server_on_both_engines() {
         let token = admin_token(&base, admin_key.trim()).await;
         let tool = tool.clone();
         let reports_dir = reports.path().to_path_buf();
-        let found =
-            tokio::task::spawn_blocking(move || run_schemathesis(&tool, &base, &token, &reports_dir, engine))
-        .await
-        .unwrap();
+        let found = tokio::task::spawn_blocking(move || run_schemathesis(&tool, &base, &token, &reports_dir, engine))
+            .await
+            .unwrap();
         failures.extend(found);
-        assert!(server.terminate().unwrap().success(), "goterra up stops cleanly after the run");
+        assert!(
+            server.terminate().unwrap().success(),
+            "goterra up stops cleanly after the run"
+        );
     }
     assert!(
         failures.is_empty(),

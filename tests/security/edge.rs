@@ -204,8 +204,18 @@ async fn newline_and_tab_only_in_multiline_fields_on_both_engines() {
 
         let recipe = json!({"name": "boot", "description": "Two\nlines\tand a tab", "script": "#!/bin/sh\n\techo hi\r\n", "base": ["debian"]});
         let accepted: Vec<(&str, String, Cred, Value)> = vec![
-            ("POST", format!("{base}/deploy/ns/{ns}/recipe"), Cred::Key(ADMIN_KEY), recipe),
-            ("PUT", dep.clone(), Cred::Key(&key), json!({"key": "cert", "value": "-----BEGIN-----\nabc\n"})),
+            (
+                "POST",
+                format!("{base}/deploy/ns/{ns}/recipe"),
+                Cred::Key(ADMIN_KEY),
+                recipe,
+            ),
+            (
+                "PUT",
+                dep.clone(),
+                Cred::Key(&key),
+                json!({"key": "cert", "value": "-----BEGIN-----\nabc\n"}),
+            ),
             (
                 "PUT",
                 format!("{base}/auth/user/alice"),
@@ -219,17 +229,42 @@ async fn newline_and_tab_only_in_multiline_fields_on_both_engines() {
         }
 
         let refused: Vec<(&str, String, Cred, Option<Value>)> = vec![
-            ("POST", format!("{base}/deploy/ns"), Cred::Key(ADMIN_KEY), Some(json!({"name": "two\nlines"}))),
-            ("PUT", format!("{base}/deploy/ns/{ns}"), Cred::Key(ADMIN_KEY), Some(json!({"name": "tab\there"}))),
+            (
+                "POST",
+                format!("{base}/deploy/ns"),
+                Cred::Key(ADMIN_KEY),
+                Some(json!({"name": "two\nlines"})),
+            ),
+            (
+                "PUT",
+                format!("{base}/deploy/ns/{ns}"),
+                Cred::Key(ADMIN_KEY),
+                Some(json!({"name": "tab\there"})),
+            ),
             (
                 "POST",
                 format!("{base}/deploy/ns/{ns}/recipe"),
                 Cred::Key(ADMIN_KEY),
                 Some(json!({"name": "bad\nname", "script": "echo", "base": ["debian"]})),
             ),
-            ("PUT", format!("{base}/auth/user/alice"), Cred::Key(&key), Some(json!({"email": "a@b.org\nBcc: x"}))),
-            ("PUT", dep.clone(), Cred::Key(&key), Some(json!({"key": "two\nlines", "value": "v"}))),
-            ("POST", format!("{base}/auth/login"), Cred::None, Some(json!({"uid": "alice\n", "password": "x"}))),
+            (
+                "PUT",
+                format!("{base}/auth/user/alice"),
+                Cred::Key(&key),
+                Some(json!({"email": "a@b.org\nBcc: x"})),
+            ),
+            (
+                "PUT",
+                dep.clone(),
+                Cred::Key(&key),
+                Some(json!({"key": "two\nlines", "value": "v"})),
+            ),
+            (
+                "POST",
+                format!("{base}/auth/login"),
+                Cred::None,
+                Some(json!({"uid": "alice\n", "password": "x"})),
+            ),
             ("GET", format!("{base}/deploy/ns/a%0Ab"), Cred::Key(&key), None),
             ("GET", format!("{base}/deploy/ns?skip=1%09"), Cred::Key(&key), None),
         ];
@@ -245,13 +280,20 @@ async fn newline_and_tab_only_in_multiline_fields_on_both_engines() {
             .await;
         assert_eq!(namespaces["ns"].as_array().unwrap().len(), 1, "{namespaces}");
         assert_eq!(namespaces["ns"][0]["name"], "lab");
-        let (_, me) = client.call("GET", &format!("{base}/auth/me"), Cred::Key(&key), None).await;
+        let (_, me) = client
+            .call("GET", &format!("{base}/auth/me"), Cred::Key(&key), None)
+            .await;
         assert_eq!(me["pub_key"], "ssh-ed25519 AAAA a@b\nssh-ed25519 BBBB c@d");
         assert_eq!(me["email"], "alice@example.org");
         let (_, value) = client.call("GET", &format!("{dep}/cert"), Cred::Key(&key), None).await;
         assert_eq!(value["value"], "-----BEGIN-----\nabc\n");
         let (_, recipes) = client
-            .call("GET", &format!("{base}/deploy/ns/{ns}/recipe"), Cred::Key(ADMIN_KEY), None)
+            .call(
+                "GET",
+                &format!("{base}/deploy/ns/{ns}/recipe"),
+                Cred::Key(ADMIN_KEY),
+                None,
+            )
             .await;
         assert_eq!(recipes["recipes"].as_array().unwrap().len(), 1, "{recipes}");
         assert_eq!(recipes["recipes"][0]["script"], "#!/bin/sh\n\techo hi\r\n");

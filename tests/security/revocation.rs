@@ -384,7 +384,10 @@ async fn split_processes_without_rabbitmq_revoke_through_redis_events() {
         if counts.first().is_some_and(|(_, count)| *count >= 2) {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the services did not subscribe to {channel}: {counts:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the services did not subscribe to {channel}: {counts:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -460,14 +463,21 @@ async fn a_deleted_owners_store_tokens_are_revoked() {
         })
         .await;
         let (status, answer) = put("joined").await;
-        assert_eq!(status, StatusCode::OK, "{engine:?}: a password change leaves VM tokens: {answer}");
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{engine:?}: a password change leaves VM tokens: {answer}"
+        );
 
         let (status, _) = client
             .call("DELETE", &format!("{base}/auth/user/alice"), Cred::Key(ADMIN_KEY), None)
             .await;
         assert_eq!(status, StatusCode::OK);
         eventually(EVENT_DEADLINE, StatusCode::UNAUTHORIZED, || put("after-delete")).await;
-        for (method, url) in [("GET", format!("{deployment}/status")), ("POST", format!("{deployment}/token"))] {
+        for (method, url) in [
+            ("GET", format!("{deployment}/status")),
+            ("POST", format!("{deployment}/token")),
+        ] {
             let (status, answer) = client.call(method, &url, Cred::Token(&vm_token), None).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{engine:?} {method} {url}: {answer}");
         }

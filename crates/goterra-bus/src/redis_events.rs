@@ -82,7 +82,10 @@ impl EventBus for RedisEventBus {
 async fn publish_loop(client: redis::Client, channel: String, origin: String, mut events: mpsc::Receiver<Event>) {
     let mut connection: Option<redis::aio::MultiplexedConnection> = None;
     while let Some(event) = events.recv().await {
-        let Ok(payload) = serde_json::to_string(&Message { origin: origin.clone(), event }) else {
+        let Ok(payload) = serde_json::to_string(&Message {
+            origin: origin.clone(),
+            event,
+        }) else {
             continue;
         };
         // Two attempts (the second on a fresh connection), then the event is dropped with a

@@ -41,7 +41,10 @@ pub struct RegisterRequest {
     pub email: String,
     #[serde(default)]
     /// One SSH public key line of at most 16 KiB (a trailing newline is fine).
-    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\x00-\x08\x0a-\x1f\x7f-\x9f]{0,16384}[\r\n]*$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[^\x00-\x08\x0a-\x1f\x7f-\x9f]{0,16384}[\r\n]*$")
+    )]
     pub pub_key: String,
     /// Admins only. At most 32 characters.
     #[cfg_attr(feature = "openapi", schema(max_length = 32))]
@@ -63,7 +66,10 @@ pub struct UpdateUserRequest {
     #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\s\x00-\x1f\x7f-\x9f]{0,254}$"))]
     pub email: Option<String>,
     /// One SSH public key line of at most 16 KiB (a trailing newline is fine).
-    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\x00-\x08\x0a-\x1f\x7f-\x9f]{0,16384}[\r\n]*$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[^\x00-\x08\x0a-\x1f\x7f-\x9f]{0,16384}[\r\n]*$")
+    )]
     pub pub_key: Option<String>,
     /// Admins only.
     pub admin: Option<bool>,

@@ -22,7 +22,12 @@ pub struct Namespace {
     #[serde(rename = "_id")]
     pub id: String,
     /// 1 to 128 characters once trimmed, not only spaces.
-    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"
+        )
+    )]
     pub name: String,
     /// Users who manage the namespace (always at least one).
     pub owners: Vec<String>,
@@ -40,7 +45,12 @@ pub struct Recipe {
     /// Set by the server.
     pub id: String,
     /// 1 to 128 characters once trimmed, not only spaces.
-    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"
+        )
+    )]
     pub name: String,
     pub description: String,
     pub script: String,
@@ -74,7 +84,12 @@ pub struct Template {
     pub ts: i64,
     pub public: bool,
     /// 1 to 128 characters once trimmed, not only spaces.
-    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"
+        )
+    )]
     pub name: String,
     pub description: String,
     /// Endpoint kind (`openstack`, `local`...) → Terraform (HCL) file.
@@ -101,7 +116,12 @@ pub struct Template {
 pub struct Application {
     pub id: String,
     /// 1 to 128 characters once trimmed, not only spaces.
-    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"
+        )
+    )]
     pub name: String,
     pub description: String,
     pub public: bool,
@@ -130,7 +150,12 @@ pub struct Application {
 pub struct Endpoint {
     pub id: String,
     /// 1 to 128 characters once trimmed, not only spaces.
-    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"
+        )
+    )]
     pub name: String,
     /// Selects the template file (`template.data[kind]`).
     pub kind: String,
@@ -154,7 +179,12 @@ pub struct Endpoint {
 pub struct SecretRequest {
     /// Cloud user name.
     /// 1 to 128 characters once trimmed, not only spaces.
-    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"
+        )
+    )]
     pub name: String,
     /// Cloud password (1 to 4096 characters): stored encrypted, never returned.
     #[cfg_attr(feature = "openapi", schema(value_type = String, min_length = 1, max_length = 4096))]
@@ -236,7 +266,12 @@ pub struct NamespaceRef {
 pub struct NewNamespace {
     /// 1 to 128 characters once trimmed, not only spaces.
     #[cfg_attr(feature = "openapi", schema(required = true))]
-    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"
+        )
+    )]
     pub name: String,
 }
 
@@ -246,7 +281,12 @@ pub struct NewNamespace {
 #[serde(default)]
 pub struct NamespacePatch {
     /// 1 to 128 characters once trimmed, not only spaces.
-    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"
+        )
+    )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

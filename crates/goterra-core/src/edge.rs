@@ -44,7 +44,14 @@ const VERBATIM_BODY_PREFIXES: &[&str] = &["/deploy/agent/"];
 /// - `pub_key`: a user's SSH public keys, one per line as in `authorized_keys`;
 /// - `password`, `current_password`: passwords and endpoint secrets (a cloud credential file
 ///   may be multi-line); they are hashed or encrypted, never shown.
-pub const MULTILINE_FIELDS: &[&str] = &["script", "description", "value", "pub_key", "password", "current_password"];
+pub const MULTILINE_FIELDS: &[&str] = &[
+    "script",
+    "description",
+    "value",
+    "pub_key",
+    "password",
+    "current_password",
+];
 /// JSON maps whose values are multi-line text: `data` (a template's Terraform bodies, per
 /// cloud kind) and `secretinputs` (a run's secret inputs, e.g. a key file).
 pub const MULTILINE_MAPS: &[&str] = &["data", "secretinputs"];
@@ -449,7 +456,12 @@ fn mark_schema(schema: &mut serde_json::Value, rule: Text, refs: &mut Vec<(Strin
         return;
     }
     for combinator in ["oneOf", "anyOf", "allOf"] {
-        for sub in object.get_mut(combinator).and_then(Value::as_array_mut).into_iter().flatten() {
+        for sub in object
+            .get_mut(combinator)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
             mark_schema(sub, rule, refs);
         }
     }
@@ -573,7 +585,15 @@ mod tests {
         for path in ["/auth", "/deploy/ready", "/store/metrics", "/app"] {
             assert!(is_health_path(path), "{path}");
         }
-        for path in ["/", "", "/auth/me", "/deploy/ns", "//ready", "/store/x/ready", "/auth/ready/x"] {
+        for path in [
+            "/",
+            "",
+            "/auth/me",
+            "/deploy/ns",
+            "//ready",
+            "/store/x/ready",
+            "/auth/ready/x",
+        ] {
             assert!(!is_health_path(path), "{path}");
         }
     }

@@ -304,7 +304,9 @@ pub fn finish_document(mut doc: utoipa::openapi::OpenApi, health: Option<&str>) 
                     .description("The service is up")
                     .content(
                         "application/json",
-                        ContentBuilder::new().schema(Some(Ref::from_schema_name("Health"))).build(),
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("Health")))
+                            .build(),
                     )
                     .build(),
             )
@@ -331,7 +333,9 @@ fn add_edge_responses(openapi: &mut utoipa::openapi::OpenApi) {
             .description(description)
             .content(
                 "application/json",
-                ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
             )
             .build()
     };

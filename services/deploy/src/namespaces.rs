@@ -49,7 +49,10 @@ pub struct NamespaceListQuery {
 #[serde(default)]
 pub struct NewNamespace {
     /// 1 to 128 characters once trimmed, not only spaces.
-    #[schema(required = true, pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$")]
+    #[schema(
+        required = true,
+        pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
 }
 
@@ -58,7 +61,10 @@ pub struct NewNamespace {
 #[serde(default)]
 pub struct NamespacePatch {
     /// 1 to 128 characters once trimmed, not only spaces.
-    #[schema(nullable = false, pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$")]
+    #[schema(
+        nullable = false,
+        pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
     /// 1 to 256 uids (each 1 to 128 characters once trimmed); the namespace keeps at least one.
     #[schema(nullable = false, min_items = 1, max_items = 256, inline, value_type = Vec<UserId>)]
@@ -73,7 +79,9 @@ pub struct NamespacePatch {
 /// A uid in a namespace's owners or members, for the OpenAPI document: 1 to 128 characters
 /// once trimmed, not only spaces.
 #[derive(ToSchema)]
-#[schema(pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$")]
+#[schema(
+    pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"
+)]
 #[allow(dead_code)]
 struct UserId(String);
 

@@ -88,7 +88,9 @@ fn query_param(name: &str, description: &str, minimum: i64, maximum: i64) -> uto
         .schema(Some(
             ObjectBuilder::new()
                 .schema_type(Type::Integer)
-                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Int64)))
+                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                    utoipa::openapi::KnownFormat::Int64,
+                )))
                 .minimum(Some(minimum))
                 .maximum(Some(maximum)),
         ))

@@ -64,13 +64,19 @@ fn one_or_many_key_values(doc: &mut utoipa::openapi::OpenApi) {
     let Some(put) = item.put.as_mut() else { return };
     let schema = OneOfBuilder::new()
         .item(Ref::from_schema_name("KeyValue"))
-        .item(ArrayBuilder::new().items(Ref::from_schema_name("KeyValue")).min_items(Some(1)))
+        .item(
+            ArrayBuilder::new()
+                .items(Ref::from_schema_name("KeyValue"))
+                .min_items(Some(1)),
+        )
         .build();
     put.request_body = Some(
         RequestBodyBuilder::new()
             .content(
                 "application/json",
-                ContentBuilder::new().schema(Some(utoipa::openapi::Schema::OneOf(schema))).build(),
+                ContentBuilder::new()
+                    .schema(Some(utoipa::openapi::Schema::OneOf(schema)))
+                    .build(),
             )
             .required(Some(Required::True))
             .build(),
