@@ -210,7 +210,7 @@ fn check_json_text(bytes: &Bytes) -> Result<(), ApiError> {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
         return Ok(());
     };
-    match first_bad_string(&value, Text::OneLine, &mut String::new()) {
+    match first_bad_string(&value, Text::Single, &mut String::new()) {
         Some(field) => Err(refused(if field.is_empty() { "body" } else { &field })),
         None => Ok(()),
     }
@@ -219,29 +219,29 @@ fn check_json_text(bytes: &Bytes) -> Result<(), ApiError> {
 /// What the strings under a JSON value may hold.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Text {
-    OneLine,
-    MultiLine,
+    Single,
+    Multi,
     /// A map whose values are multi-line (its keys are one line).
-    MapOfMultiLine,
+    MultiMap,
 }
 
 impl Text {
     /// The rule for the value of field `key` of an object under this rule.
     fn of_field(self, key: &str) -> Text {
         let named = |names: &[&str]| names.iter().any(|name| name.eq_ignore_ascii_case(key));
-        if self == Text::MapOfMultiLine || named(MULTILINE_FIELDS) {
-            Text::MultiLine
+        if self == Text::MultiMap || named(MULTILINE_FIELDS) {
+            Text::Multi
         } else if named(MULTILINE_MAPS) {
-            Text::MapOfMultiLine
+            Text::MultiMap
         } else {
-            Text::OneLine
+            Text::Single
         }
     }
 
     fn allows(self, text: &str) -> bool {
         match self {
-            Text::MultiLine => text.chars().all(is_allowed_multiline_char),
-            Text::OneLine | Text::MapOfMultiLine => text.chars().all(is_allowed_char),
+            Text::Multi => text.chars().all(is_allowed_multiline_char),
+            Text::Single | Text::MultiMap => text.chars().all(is_allowed_char),
         }
     }
 }
@@ -263,7 +263,7 @@ fn first_bad_string(value: &serde_json::Value, rule: Text, path: &mut String) ->
                 path.push('.');
             }
             // Keys are one line; a bad key is reported without its characters.
-            let bad_key = !Text::OneLine.allows(key);
+            let bad_key = !Text::Single.allows(key);
             path.push_str(if bad_key { "<key>" } else { key });
             let found = if bad_key {
                 Some(path.clone())
@@ -389,7 +389,7 @@ pub fn document_the_text_rule(doc: &mut serde_json::Value) {
                 {
                     for media in content.values_mut() {
                         if let Some(schema) = media.get_mut("schema") {
-                            mark_schema(schema, Text::OneLine, &mut refs);
+                            mark_schema(schema, Text::Single, &mut refs);
                         }
                     }
                 }
@@ -439,7 +439,7 @@ fn mark_parameters(parameters: &mut serde_json::Value, refs: &mut Vec<(String, T
         if let Some(schema) = parameter.get_mut("schema")
             && !is_authorization
         {
-            mark_schema(schema, Text::OneLine, refs);
+            mark_schema(schema, Text::Single, refs);
         }
     }
 }
@@ -471,7 +471,7 @@ fn mark_schema(schema: &mut serde_json::Value, rule: Text, refs: &mut Vec<(Strin
         _ => false,
     };
     if has_type(object, "string") && !object.contains_key("pattern") && !object.contains_key("enum") {
-        let pattern = if rule == Text::MultiLine {
+        let pattern = if rule == Text::Multi {
             MULTI_LINE_PATTERN
         } else {
             ONE_LINE_PATTERN
@@ -488,15 +488,15 @@ fn mark_schema(schema: &mut serde_json::Value, rule: Text, refs: &mut Vec<(Strin
     }
     if has_type(object, "object") || object.contains_key("properties") {
         match object.get_mut("propertyNames") {
-            Some(names) => mark_schema(names, Text::OneLine, refs),
+            Some(names) => mark_schema(names, Text::Single, refs),
             None => {
                 object.insert("propertyNames".into(), json!({"pattern": ONE_LINE_PATTERN}));
             }
         }
-        let values = if rule == Text::MapOfMultiLine {
-            Text::MultiLine
+        let values = if rule == Text::MultiMap {
+            Text::Multi
         } else {
-            Text::OneLine
+            Text::Single
         };
         match object.get_mut("additionalProperties") {
             Some(Value::Bool(false)) => {}
