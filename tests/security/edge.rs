@@ -220,7 +220,7 @@ async fn newline_and_tab_only_in_multiline_fields_on_both_engines() {
                 "PUT",
                 format!("{base}/auth/user/alice"),
                 Cred::Key(&key),
-                json!({"pub_key": "ssh-ed25519 AAAA a@b\nssh-ed25519 BBBB c@d"}),
+                json!({"pub_key": "ssh-ed25519 AAAA a@b\n"}),
             ),
         ];
         for (method, url, cred, body) in accepted {
@@ -283,7 +283,7 @@ async fn newline_and_tab_only_in_multiline_fields_on_both_engines() {
         let (_, me) = client
             .call("GET", &format!("{base}/auth/me"), Cred::Key(&key), None)
             .await;
-        assert_eq!(me["pub_key"], "ssh-ed25519 AAAA a@b\nssh-ed25519 BBBB c@d");
+        assert_eq!(me["pub_key"], "ssh-ed25519 AAAA a@b\n");
         assert_eq!(me["email"], "alice@example.org");
         let (_, value) = client.call("GET", &format!("{dep}/cert"), Cred::Key(&key), None).await;
         assert_eq!(value["value"], "-----BEGIN-----\nabc\n");
