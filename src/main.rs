@@ -88,7 +88,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 config,
                 Topology::AllInOne,
                 &all_services(),
-                goterra_bus::rabbit_event_bus,
+                goterra_bus::platform_event_bus,
                 demo.then(|| -> Prepare {
                     Box::new(|platform, router| -> PrepareFuture { Box::pin(load_demo(platform, router)) })
                 }),
@@ -101,7 +101,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 config,
                 Topology::Standalone,
                 &[service.spec()],
-                goterra_bus::rabbit_event_bus,
+                goterra_bus::platform_event_bus,
             )
             .await
         }

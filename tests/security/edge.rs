@@ -177,6 +177,130 @@ async fn raw_get(addr: &str, path: &str) -> String {
     answer
 }
 
+/// Newline and tab are multi-line text: allowed in scripts, descriptions, Terraform template
+/// bodies, store values and SSH public keys, refused with 400 in one-line fields (names, ids,
+/// emails, store keys, input values), the path and the query — the same on both engines.
+#[tokio::test]
+async fn newline_and_tab_only_in_multiline_fields_on_both_engines() {
+    for engine in ENGINES {
+        let server = platform(engine, |_| {}).await;
+        let base = server.url.clone();
+        let client = Client::default();
+        let key = client.register(&base, "alice", false).await;
+        let (status, answer) = client
+            .call(
+                "POST",
+                &format!("{base}/deploy/ns"),
+                Cred::Key(ADMIN_KEY),
+                Some(json!({"name": "lab"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        let ns = answer["ns"].as_str().unwrap().to_string();
+        let (_, created) = client
+            .call("POST", &format!("{base}/store"), Cred::Key(&key), None)
+            .await;
+        let dep = format!("{base}/store/{}", created["id"].as_str().unwrap());
+
+        let recipe = json!({"name": "boot", "description": "Two\nlines\tand a tab", "script": "#!/bin/sh\n\techo hi\r\n", "base": ["debian"]});
+        let accepted: Vec<(&str, String, Cred, Value)> = vec![
+            (
+                "POST",
+                format!("{base}/deploy/ns/{ns}/recipe"),
+                Cred::Key(ADMIN_KEY),
+                recipe,
+            ),
+            (
+                "PUT",
+                dep.clone(),
+                Cred::Key(&key),
+                json!({"key": "cert", "value": "-----BEGIN-----\nabc\n"}),
+            ),
+            (
+                "PUT",
+                format!("{base}/auth/user/alice"),
+                Cred::Key(&key),
+                json!({"pub_key": "ssh-ed25519 AAAA a@b\n"}),
+            ),
+        ];
+        for (method, url, cred, body) in accepted {
+            let (status, answer) = client.call(method, &url, cred, Some(body)).await;
+            assert!(status.is_success(), "{engine:?} {method} {url}: {status} {answer}");
+        }
+
+        let refused: Vec<(&str, String, Cred, Option<Value>)> = vec![
+            (
+                "POST",
+                format!("{base}/deploy/ns"),
+                Cred::Key(ADMIN_KEY),
+                Some(json!({"name": "two\nlines"})),
+            ),
+            (
+                "PUT",
+                format!("{base}/deploy/ns/{ns}"),
+                Cred::Key(ADMIN_KEY),
+                Some(json!({"name": "tab\there"})),
+            ),
+            (
+                "POST",
+                format!("{base}/deploy/ns/{ns}/recipe"),
+                Cred::Key(ADMIN_KEY),
+                Some(json!({"name": "bad\nname", "script": "echo", "base": ["debian"]})),
+            ),
+            (
+                "PUT",
+                format!("{base}/auth/user/alice"),
+                Cred::Key(&key),
+                Some(json!({"email": "a@b.org\nBcc: x"})),
+            ),
+            (
+                "PUT",
+                dep.clone(),
+                Cred::Key(&key),
+                Some(json!({"key": "two\nlines", "value": "v"})),
+            ),
+            (
+                "POST",
+                format!("{base}/auth/login"),
+                Cred::None,
+                Some(json!({"uid": "alice\n", "password": "x"})),
+            ),
+            ("GET", format!("{base}/deploy/ns/a%0Ab"), Cred::Key(&key), None),
+            ("GET", format!("{base}/deploy/ns?skip=1%09"), Cred::Key(&key), None),
+        ];
+        for (method, url, cred, body) in refused {
+            let (status, answer) = client.call(method, &url, cred, body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{engine:?} {method} {url}: {answer}");
+            assert!(message_of(&answer).contains("control characters"), "{answer}");
+        }
+
+        // What was refused left nothing behind; what was accepted reads back as written.
+        let (_, namespaces) = client
+            .call("GET", &format!("{base}/deploy/ns"), Cred::Key(ADMIN_KEY), None)
+            .await;
+        assert_eq!(namespaces["ns"].as_array().unwrap().len(), 1, "{namespaces}");
+        assert_eq!(namespaces["ns"][0]["name"], "lab");
+        let (_, me) = client
+            .call("GET", &format!("{base}/auth/me"), Cred::Key(&key), None)
+            .await;
+        assert_eq!(me["pub_key"], "ssh-ed25519 AAAA a@b\n");
+        assert_eq!(me["email"], "alice@example.org");
+        let (_, value) = client.call("GET", &format!("{dep}/cert"), Cred::Key(&key), None).await;
+        assert_eq!(value["value"], "-----BEGIN-----\nabc\n");
+        let (_, recipes) = client
+            .call(
+                "GET",
+                &format!("{base}/deploy/ns/{ns}/recipe"),
+                Cred::Key(ADMIN_KEY),
+                None,
+            )
+            .await;
+        assert_eq!(recipes["recipes"].as_array().unwrap().len(), 1, "{recipes}");
+        assert_eq!(recipes["recipes"][0]["script"], "#!/bin/sh\n\techo hi\r\n");
+        server.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn connections_are_capped_with_room_kept_for_health_checks() {
     let server = platform(goterra_db::Engine::Sqlite, |config| {
@@ -191,8 +315,11 @@ async fn connections_are_capped_with_room_kept_for_health_checks() {
     for _ in 0..6 {
         silent.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
     }
-    let health = raw_get(&addr, "/auth").await;
-    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    // Health, readiness and metrics are what load balancers and monitors ask under load.
+    for path in ["/auth", "/auth/ready", "/deploy/metrics"] {
+        let answer = raw_get(&addr, path).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{path}: {answer}");
+    }
     let other = raw_get(&addr, "/auth/me").await;
     assert!(other.starts_with("HTTP/1.1 503"), "{other}");
     assert!(other.contains("\"message\""), "{other}");

@@ -1,12 +1,12 @@
 //! Finding 1: revocation reaches every service. A demoted admin loses admin powers, a deleted
 //! user's tokens stop working, a password change or an API-key replacement revokes older
-//! tokens — in `goterra up`, split across processes with RabbitMQ events, and (bounded) when
-//! an event is lost.
+//! tokens — in `goterra up`, split across processes with RabbitMQ events or with Redis
+//! pub/sub events, and (bounded) when an event is lost.
 
 use crate::support::{ADMIN_KEY, Client, Cred, Process, eventually};
 use goterra_bus::RabbitEventBus;
 use goterra_core::events::{Event, EventBus, InProcessEventBus};
-use goterra_core::testing::TestServer;
+use goterra_core::testing::{SpawnedServer, TestServer, free_port};
 use goterra_db::testing::{ENGINES, TestDb};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -320,4 +320,173 @@ async fn a_lost_event_is_made_good_by_the_periodic_recheck() {
         client.call("GET", &url, Cred::Token(&bob), None)
     })
     .await;
+}
+
+const GOTERRA: &str = env!("CARGO_BIN_EXE_goterra");
+
+fn redis_url() -> String {
+    std::env::var("GOT_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// `goterra serve <service>` as a real process, on Redis and without RabbitMQ.
+async fn serve(service: &str, database_url: &str, prefix: &str, data_dir: &std::path::Path) -> SpawnedServer {
+    let port = free_port().unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let data_dir = data_dir.join(service);
+    let data_dir = data_dir.to_str().unwrap();
+    let redis = redis_url();
+    SpawnedServer::start(
+        GOTERRA,
+        &["serve", service, "--listen", &listen, "--data-dir", data_dir],
+        &[
+            ("GOT_LOG", "warn"),
+            ("GOT_SECRET", goterra_core::testing::TEST_SECRET),
+            ("GOT_ADMIN_APIKEY", ADMIN_KEY),
+            ("GOT_DATABASE_URL", database_url),
+            ("GOT_REDIS_URL", &redis),
+            ("GOT_REDIS_PREFIX", prefix),
+            // No broker, and no way to ask auth: only an event can revoke on deploy.
+            ("GOT_AMQP", ""),
+            ("GOT_PROXY", ""),
+            ("GOT_PROXY_AUTH", ""),
+        ],
+        port,
+        &format!("/{service}"),
+    )
+    .await
+    .unwrap()
+}
+
+/// Finding 1 without RabbitMQ: split processes sharing Redis hear auth's events through Redis
+/// pub/sub. Deploy here cannot reach auth at all (neither for events' follow-up questions nor
+/// for the periodic re-check), so the deleted user's token can only be refused because the
+/// `user_delete` event arrived through Redis.
+#[tokio::test]
+async fn split_processes_without_rabbitmq_revoke_through_redis_events() {
+    let db = TestDb::new(goterra_db::Engine::Postgres).await.unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let prefix = format!("test-revocation-{}", goterra_core::new_id());
+    let auth = serve("auth", &db.url, &prefix, data.path()).await;
+    let deploy = serve("deploy", &db.url, &prefix, data.path()).await;
+
+    // Both processes subscribed to the event channel before anything happens.
+    let redis = redis::Client::open(redis_url()).unwrap();
+    let mut connection = redis.get_multiplexed_async_connection().await.unwrap();
+    let channel = format!("{prefix}:gotevent");
+    let deadline = std::time::Instant::now() + EVENT_DEADLINE;
+    loop {
+        let counts: Vec<(String, i64)> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&channel)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        if counts.first().is_some_and(|(_, count)| *count >= 2) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the services did not subscribe to {channel}: {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let client = Client::default();
+    client.register(&auth.url, "bob", true).await;
+    let bob = client.token(&auth.url, "bob").await;
+    let namespaces = format!("{}/deploy/ns", deploy.url);
+    let (status, answer) = client.call("GET", &namespaces, Cred::Token(&bob), None).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+
+    let (status, _) = client
+        .call(
+            "DELETE",
+            &format!("{}/auth/user/bob", auth.url),
+            Cred::Key(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    eventually(EVENT_DEADLINE, StatusCode::UNAUTHORIZED, || {
+        client.call("GET", &namespaces, Cred::Token(&bob), None)
+    })
+    .await;
+    assert!(deploy.terminate().unwrap().success());
+    assert!(auth.terminate().unwrap().success());
+}
+
+/// Finding 1, store side: the tokens the store mints for a deployment (held by its VMs) stop
+/// with their owner's account. A password change of the owner leaves them alone (the VMs did
+/// not log in); a deletion refuses them, through the event and, if it is lost, the re-check.
+#[tokio::test]
+async fn a_deleted_owners_store_tokens_are_revoked() {
+    for engine in ENGINES {
+        let server = TestServer::start_with(
+            engine,
+            &[goterra_auth::spec(), goterra_deploy::spec(), goterra_store::spec()],
+            |config| config.admin_apikey = Some(goterra_core::Sensitive::new(ADMIN_KEY.into())),
+        )
+        .await
+        .unwrap();
+        let base = server.url.clone();
+        let client = Client::default();
+        let alice_key = client.register(&base, "alice", false).await;
+        let (status, created) = client
+            .call("POST", &format!("{base}/store"), Cred::Key(&alice_key), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{created}");
+        let vm_token = created["token"].as_str().unwrap().to_string();
+        let deployment = format!("{base}/store/{}", created["id"].as_str().unwrap());
+        let put = |value: &'static str| {
+            client.call(
+                "PUT",
+                &deployment,
+                Cred::Token(&vm_token),
+                Some(json!({"key": "status", "value": value})),
+            )
+        };
+        assert_eq!(put("booting").await.0, StatusCode::OK);
+
+        let alice = client.token(&base, "alice").await;
+        let (status, answer) = client
+            .call(
+                "PUT",
+                &format!("{base}/auth/user/alice/password"),
+                Cred::Token(&alice),
+                Some(json!({"password": "alice-new-password-2", "current_password": "alice-password-1"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let namespaces = format!("{base}/deploy/ns");
+        eventually(EVENT_DEADLINE, StatusCode::UNAUTHORIZED, || {
+            client.call("GET", &namespaces, Cred::Token(&alice), None)
+        })
+        .await;
+        let (status, answer) = put("joined").await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{engine:?}: a password change leaves VM tokens: {answer}"
+        );
+
+        let (status, _) = client
+            .call("DELETE", &format!("{base}/auth/user/alice"), Cred::Key(ADMIN_KEY), None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        eventually(EVENT_DEADLINE, StatusCode::UNAUTHORIZED, || put("after-delete")).await;
+        for (method, url) in [
+            ("GET", format!("{deployment}/status")),
+            ("POST", format!("{deployment}/token")),
+        ] {
+            let (status, answer) = client.call(method, &url, Cred::Token(&vm_token), None).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{engine:?} {method} {url}: {answer}");
+        }
+        // The deployment itself is intact for an admin.
+        let (status, answer) = client
+            .call("GET", &format!("{deployment}/status"), Cred::Key(ADMIN_KEY), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["value"], "joined");
+        server.stop().await;
+    }
 }

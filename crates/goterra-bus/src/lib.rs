@@ -1,5 +1,5 @@
 //! Message transport between Goterra services: the run queue that hands run jobs from deploy
-//! to agents, and the RabbitMQ implementation of the platform event bus.
+//! to agents, and the platform event bus between processes (RabbitMQ, or Redis pub/sub).
 //!
 //! Two [`RunQueue`] implementations pass the same test suite: [`EmbeddedQueue`] (a durable
 //! table in the platform database, used by `goterra up`) and [`RabbitQueue`] (RabbitMQ, used
@@ -11,6 +11,7 @@ mod event_queue;
 mod events;
 mod queue;
 mod rabbit;
+mod redis_events;
 
 pub use amqp::Backoff;
 pub use embedded::{EmbeddedQueue, EmbeddedQueueOptions, MIGRATIONS};
@@ -18,6 +19,7 @@ pub use event_queue::{EventHandler, RabbitEventQueue};
 pub use events::{DEFAULT_EVENT_EXCHANGE, RabbitEventBus};
 pub use queue::{JobConsumer, QueuedJob, RunQueue};
 pub use rabbit::RabbitQueue;
+pub use redis_events::RedisEventBus;
 
 use goterra_core::Platform;
 use goterra_core::events::EventBus;
@@ -40,12 +42,20 @@ pub fn platform_run_queue(platform: &Platform) -> Arc<dyn RunQueue> {
     }
 }
 
-/// The RabbitMQ event bus on `gotevent` when `GOT_AMQP` is set (for the process that builds
-/// the platform); `None` means the in-process bus is enough. Must be called within a tokio
-/// runtime.
-pub fn rabbit_event_bus(config: &goterra_core::Config) -> Option<Arc<dyn EventBus>> {
-    config
-        .amqp
-        .as_ref()
-        .map(|url| Arc::new(RabbitEventBus::start(url.clone(), DEFAULT_EVENT_EXCHANGE)) as Arc<dyn EventBus>)
+/// The event bus that links the processes of a platform (for the process that builds it):
+/// RabbitMQ's `gotevent` exchange when `GOT_AMQP` is set, else Redis pub/sub when
+/// `GOT_REDIS_URL` is (so that revocations reach every service of a split deployment without
+/// RabbitMQ); `None` means the in-process bus is enough. Must be called within a tokio runtime.
+pub fn platform_event_bus(config: &goterra_core::Config) -> Option<Arc<dyn EventBus>> {
+    if let Some(url) = &config.amqp {
+        return Some(Arc::new(RabbitEventBus::start(url.clone(), DEFAULT_EVENT_EXCHANGE)));
+    }
+    let url = config.redis_url()?;
+    match RedisEventBus::start(url, &config.redis.prefix) {
+        Ok(bus) => Some(Arc::new(bus)),
+        Err(err) => {
+            tracing::error!(error = %err, "no event bus between processes: revocations rely on the periodic re-check");
+            None
+        }
+    }
 }

@@ -29,13 +29,25 @@ crate::redacted_debug!(LoginRequest { uid } hides { password });
 #[derive(Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterRequest {
+    /// 1 to 64 letters, digits, `.`, `_`, `@`, `-`, starting with a letter or digit.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"))]
     pub uid: String,
+    /// 8 to 1024 characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 1024))]
     pub password: String,
     #[serde(default)]
+    /// At most 254 characters, no spaces.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\s\x00-\x1f\x7f-\x9f]{0,254}$"))]
     pub email: String,
     #[serde(default)]
+    /// One SSH public key line of at most 16 KiB (a trailing newline is fine).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[^\x00-\x08\x0a-\x1f\x7f-\x9f]{0,16384}[\r\n]*$")
+    )]
     pub pub_key: String,
-    /// Admins only.
+    /// Admins only. At most 32 characters.
+    #[cfg_attr(feature = "openapi", schema(max_length = 32))]
     pub kind: Option<String>,
     /// Admins only.
     pub admin: Option<bool>,
@@ -50,20 +62,30 @@ crate::redacted_debug!(RegisterRequest { uid, email, pub_key, kind, admin, super
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UpdateUserRequest {
+    /// At most 254 characters, no spaces.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\s\x00-\x1f\x7f-\x9f]{0,254}$"))]
     pub email: Option<String>,
+    /// One SSH public key line of at most 16 KiB (a trailing newline is fine).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[^\x00-\x08\x0a-\x1f\x7f-\x9f]{0,16384}[\r\n]*$")
+    )]
     pub pub_key: Option<String>,
     /// Admins only.
     pub admin: Option<bool>,
     /// Admins only.
     #[serde(rename = "super")]
     pub super_user: Option<bool>,
-    /// Admins only.
+    /// Admins only. At most 32 characters.
+    #[cfg_attr(feature = "openapi", schema(max_length = 32))]
     pub kind: Option<String>,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PasswordRequest {
+    /// 8 to 1024 characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 1024))]
     pub password: String,
     /// Required when users change their own password.
     pub current_password: Option<String>,

@@ -7,7 +7,11 @@ use crate::sensitive::{Sensitive, sensitive_serde};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Input name → its label. The shapes below spell such maps out rather than use these aliases:
+/// utoipa names a schema after the alias's target (`BTreeMap`), so two aliases would share one
+/// (wrong) schema in the OpenAPI documents.
 pub type Labels = BTreeMap<String, String>;
+/// Input name → suggested values.
 pub type Defaults = BTreeMap<String, Vec<String>>;
 
 /// A namespace: a team and its catalogue. Note `_id`, not `id`, as in the original.
@@ -17,6 +21,13 @@ pub type Defaults = BTreeMap<String, Vec<String>>;
 pub struct Namespace {
     #[serde(rename = "_id")]
     pub id: String,
+    /// 1 to 128 characters once trimmed, not only spaces.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"
+        )
+    )]
     pub name: String,
     /// Users who manage the namespace (always at least one).
     pub owners: Vec<String>,
@@ -33,6 +44,13 @@ pub struct Namespace {
 pub struct Recipe {
     /// Set by the server.
     pub id: String,
+    /// 1 to 128 characters once trimmed, not only spaces.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"
+        )
+    )]
     pub name: String,
     pub description: String,
     pub script: String,
@@ -46,14 +64,14 @@ pub struct Recipe {
     /// Last change (unix seconds), set by the server.
     pub ts: i64,
     pub prev: String,
-    pub inputs: Labels,
+    pub inputs: BTreeMap<String, String>,
     pub tags: Vec<String>,
     pub remote: String,
     pub rversion: String,
     pub version: String,
     /// A frozen recipe refuses changes and deletion until an admin unfreezes it.
     pub frozen: bool,
-    pub defaults: Defaults,
+    pub defaults: BTreeMap<String, Vec<String>>,
 }
 
 /// One Terraform file per endpoint kind, and the variables that receive recipe id lists.
@@ -65,6 +83,13 @@ pub struct Template {
     pub namespace: String,
     pub ts: i64,
     pub public: bool,
+    /// 1 to 128 characters once trimmed, not only spaces.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"
+        )
+    )]
     pub name: String,
     pub description: String,
     /// Endpoint kind (`openstack`, `local`...) → Terraform (HCL) file.
@@ -72,14 +97,14 @@ pub struct Template {
     /// Unused VM model description, kept for compatibility.
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub model: Vec<serde_json::Value>,
-    pub inputs: Labels,
+    pub inputs: BTreeMap<String, String>,
     pub prev: String,
     pub tags: Vec<String>,
     pub remote: String,
     pub rversion: String,
     pub version: String,
     pub frozen: bool,
-    pub defaults: Defaults,
+    pub defaults: BTreeMap<String, Vec<String>>,
     /// Variables that receive a list of recipe ids (one per VM role).
     pub varrecipes: Vec<String>,
 }
@@ -90,6 +115,13 @@ pub struct Template {
 #[serde(default)]
 pub struct Application {
     pub id: String,
+    /// 1 to 128 characters once trimmed, not only spaces.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"
+        )
+    )]
     pub name: String,
     pub description: String,
     pub public: bool,
@@ -108,7 +140,7 @@ pub struct Application {
     pub rversion: String,
     pub version: String,
     pub frozen: bool,
-    pub defaults: Defaults,
+    pub defaults: BTreeMap<String, Vec<String>>,
 }
 
 /// A cloud: kind, preset configuration, image map, features and the inputs users give.
@@ -117,13 +149,20 @@ pub struct Application {
 #[serde(default)]
 pub struct Endpoint {
     pub id: String,
+    /// 1 to 128 characters once trimmed, not only spaces.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"
+        )
+    )]
     pub name: String,
     /// Selects the template file (`template.data[kind]`).
     pub kind: String,
     pub namespace: String,
     /// Capability flags, given to Terraform as `feature_<name>`.
     pub features: BTreeMap<String, String>,
-    pub inputs: Labels,
+    pub inputs: BTreeMap<String, String>,
     /// Preset Terraform variables.
     pub config: BTreeMap<String, String>,
     /// Base image name → cloud image id.
@@ -131,7 +170,7 @@ pub struct Endpoint {
     pub public: bool,
     pub ts: i64,
     pub remote: String,
-    pub defaults: Defaults,
+    pub defaults: BTreeMap<String, Vec<String>>,
 }
 
 /// `PUT .../endpoint/{endpoint}/secret` body.
@@ -139,9 +178,16 @@ pub struct Endpoint {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SecretRequest {
     /// Cloud user name.
+    /// 1 to 128 characters once trimmed, not only spaces.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"
+        )
+    )]
     pub name: String,
-    /// Cloud password: stored encrypted, never returned.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    /// Cloud password (1 to 4096 characters): stored encrypted, never returned.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, min_length = 1, max_length = 4096))]
     #[serde(with = "sensitive_serde")]
     pub password: Sensitive<String>,
 }
@@ -162,7 +208,7 @@ pub struct SecretStatus {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct EndpointDefaults {
-    pub defaults: Defaults,
+    pub defaults: BTreeMap<String, Vec<String>>,
 }
 
 /// Everything a user may have to give to run an application (`/inputs`).
@@ -170,17 +216,17 @@ pub struct EndpointDefaults {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InputsSummary {
     /// Template inputs.
-    pub template: Labels,
+    pub template: BTreeMap<String, String>,
     /// Inputs of the application's recipes, ancestors included (a child overrides its parent).
-    pub recipes: Labels,
+    pub recipes: BTreeMap<String, String>,
     /// Endpoint id → its inputs, for every endpoint usable from the application's namespace.
-    pub endpoints: BTreeMap<String, Labels>,
+    pub endpoints: BTreeMap<String, BTreeMap<String, String>>,
     /// Endpoint id → endpoint name.
     pub endpointnames: BTreeMap<String, String>,
     /// Endpoint id → suggested values: the endpoint's, overridden by the caller's own.
-    pub endpointdefaults: BTreeMap<String, Defaults>,
+    pub endpointdefaults: BTreeMap<String, BTreeMap<String, Vec<String>>>,
     /// Suggested values: recipes', overridden by the template's, overridden by the application's.
-    pub defaults: Defaults,
+    pub defaults: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -218,6 +264,14 @@ pub struct NamespaceRef {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct NewNamespace {
+    /// 1 to 128 characters once trimmed, not only spaces.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"
+        )
+    )]
     pub name: String,
 }
 
@@ -226,6 +280,13 @@ pub struct NewNamespace {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct NamespacePatch {
+    /// 1 to 128 characters once trimmed, not only spaces.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"
+        )
+    )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -30,6 +30,8 @@ pub struct DeploymentData {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyValue {
+    /// 1 to 256 of letters, digits and `_ . : @ -`.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_.:@-]{1,256}$"))]
     pub key: String,
     pub value: String,
 }

@@ -92,21 +92,35 @@ impl Authenticator {
             Presented::Token(token) => {
                 let (claims, issued_at) = self.tokens.verify_issued(token.expose()).map_err(token_refused)?;
                 match caller_from_claims(claims)? {
-                    Caller::User(identity) => Ok(Some(Caller::User(self.revocations.admit(identity, issued_at)?))),
+                    Caller::User(identity) => {
+                        // The token decides who calls, but an API key sent along (even empty)
+                        // must be valid too: a request carrying a wrong user credential is
+                        // refused, whatever else it carries.
+                        if let Some(key) = headers.get(API_KEY_HEADER) {
+                            let key = key.to_str().map(str::trim).unwrap_or_default();
+                            self.resolve_api_key(&Sensitive::new(key.to_string())).await?;
+                        }
+                        Ok(Some(Caller::User(self.revocations.admit(identity, issued_at)?)))
+                    }
                     other => Ok(Some(other)),
                 }
             }
-            Presented::ApiKey(key) => {
-                let resolver = self
-                    .api_keys
-                    .as_ref()
-                    .ok_or_else(|| ApiError::unauthorized("API keys are not accepted here, use a token"))?;
-                match resolver.resolve_api_key(&key).await? {
-                    Some(identity) => Ok(Some(Caller::User(identity))),
-                    None => Err(ApiError::unauthorized("invalid API key")),
-                }
-            }
+            Presented::ApiKey(key) => Ok(Some(Caller::User(self.resolve_api_key(&key).await?))),
         }
+    }
+
+    async fn resolve_api_key(&self, key: &Sensitive<String>) -> Result<Identity, ApiError> {
+        if key.expose().is_empty() {
+            return Err(ApiError::unauthorized("invalid API key"));
+        }
+        let resolver = self
+            .api_keys
+            .as_ref()
+            .ok_or_else(|| ApiError::unauthorized("API keys are not accepted here, use a token"))?;
+        resolver
+            .resolve_api_key(key)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("invalid API key"))
     }
 
     /// A user (never a store token), or `None` without credentials.
@@ -147,7 +161,8 @@ fn caller_from_claims(claims: Claims) -> Result<Caller, ApiError> {
 }
 
 /// A token from `Authorization: Bearer <t>`, a raw `<t>` (old clients) or the original deploy's
-/// `Bearer Bearer <t>`; otherwise an `X-API-Key`. A present token wins over an API key.
+/// `Bearer Bearer <t>`; otherwise an `X-API-Key`. A present token wins over an API key (which,
+/// sent along a user token, must still be valid).
 fn presented(headers: &HeaderMap) -> Presented {
     if let Some(value) = headers
         .get(axum::http::header::AUTHORIZATION)
@@ -161,6 +176,10 @@ fn presented(headers: &HeaderMap) -> Presented {
             return Presented::Token(Sensitive::new(token.to_string()));
         }
     }
+    presented_api_key(headers)
+}
+
+fn presented_api_key(headers: &HeaderMap) -> Presented {
     match headers.get(API_KEY_HEADER).and_then(|v| v.to_str().ok()).map(str::trim) {
         Some(key) if !key.is_empty() => Presented::ApiKey(Sensitive::new(key.to_string())),
         _ => Presented::Nothing,

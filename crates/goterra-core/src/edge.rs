@@ -1,8 +1,11 @@
 //! Rules applied at the HTTP edge of every service, before any handler runs, so that no route
 //! can forget them and both database engines see the same input:
 //! - **one text rule**: NUL and other control characters are refused with 400 in the path, the
-//!   query and every string (and key) of a JSON body; only newline, carriage return and tab
-//!   are allowed (scripts, descriptions and store values are multi-line text);
+//!   query, text headers and every string (and key) of a JSON body. Newline, carriage return
+//!   and tab are allowed only in the fields that are multi-line text by nature
+//!   ([`MULTILINE_FIELDS`]: scripts, descriptions, Terraform template bodies, store values,
+//!   SSH public keys, passwords and secret inputs); names, ids, uids, emails, kinds, tags and
+//!   the like are one line;
 //! - **request size limits** answered in the JSON error shape: a URI longer than
 //!   [`MAX_URI_BYTES`] is 414, more than [`MAX_HEADERS`] headers or [`MAX_HEADER_BYTES`] of
 //!   them is 431;
@@ -33,20 +36,49 @@ const MAX_ERROR_TEXT: usize = 1024;
 /// Routes whose bodies are machine output kept verbatim (see the module documentation).
 const VERBATIM_BODY_PREFIXES: &[&str] = &["/deploy/agent/"];
 
-/// Whether a character may appear in text received by the platform.
+/// JSON fields (by name, in any case, at any depth) whose strings are multi-line text: a
+/// field named here, or any value of a map named in [`MULTILINE_MAPS`], may hold newline,
+/// carriage return and tab.
+/// - `script`, `description`: recipes' shell scripts; descriptions of everything;
+/// - `value`: store values (what VMs exchange: certificates, join commands...);
+/// - `pub_key`: a user's SSH public keys, one per line as in `authorized_keys`;
+/// - `password`, `current_password`: passwords and endpoint secrets (a cloud credential file
+///   may be multi-line); they are hashed or encrypted, never shown.
+pub const MULTILINE_FIELDS: &[&str] = &[
+    "script",
+    "description",
+    "value",
+    "pub_key",
+    "password",
+    "current_password",
+];
+/// JSON maps whose values are multi-line text: `data` (a template's Terraform bodies, per
+/// cloud kind) and `secretinputs` (a run's secret inputs, e.g. a key file).
+pub const MULTILINE_MAPS: &[&str] = &["data", "secretinputs"];
+
+/// Whether a character may appear in one-line text received by the platform.
 pub fn is_allowed_char(c: char) -> bool {
+    !c.is_control()
+}
+
+/// Whether a character may appear in multi-line text ([`MULTILINE_FIELDS`]).
+pub fn is_allowed_multiline_char(c: char) -> bool {
     !c.is_control() || matches!(c, '\n' | '\r' | '\t')
 }
 
-/// The text rule for one value: 400 naming `field` when it holds a forbidden character.
+/// The text rule for one one-line value: 400 naming `field` when it holds a control character.
 pub fn check_text(field: &str, value: &str) -> Result<(), ApiError> {
     if value.chars().all(is_allowed_char) {
         Ok(())
     } else {
-        Err(ApiError::bad_request(format!(
-            "{field}: NUL and control characters are not allowed"
-        )))
+        Err(refused(field))
     }
+}
+
+fn refused(field: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "{field}: NUL and control characters are not allowed (newline and tab only in multi-line text such as scripts and descriptions)"
+    ))
 }
 
 /// The middleware of the edge rules (install with `axum::middleware::from_fn_with_state`
@@ -69,11 +101,11 @@ pub async fn json_error_bodies(request: Request, next: Next) -> Response {
     json_errors(next.run(request).await).await
 }
 
-/// A connection in the room kept for health checks: `GET /<service>` is answered, anything
-/// else is 503; the connection closes after the answer.
+/// A connection in the room kept for health checks: what a load balancer or a monitor asks —
+/// `GET /<service>` (health), `/<service>/ready` (readiness) and `/<service>/metrics` — is
+/// answered, anything else is 503; the connection closes after the answer.
 async fn health_only(request: Request, next: Next) -> Response {
-    let path = request.uri().path();
-    let is_health = request.method() == Method::GET && path.len() > 1 && !path[1..].contains('/');
+    let is_health = request.method() == Method::GET && is_health_path(request.uri().path());
     let mut response = if is_health {
         next.run(request).await
     } else {
@@ -91,6 +123,17 @@ async fn health_only(request: Request, next: Next) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     response
+}
+
+/// `/<service>`, `/<service>/ready` or `/<service>/metrics`.
+fn is_health_path(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    match rest.split_once('/') {
+        None => !rest.is_empty(),
+        Some((service, what)) => !service.is_empty() && matches!(what, "ready" | "metrics"),
+    }
 }
 
 async fn check_request(request: Request, body_limit: usize) -> Result<Request, Response> {
@@ -122,9 +165,12 @@ async fn check_request(request: Request, body_limit: usize) -> Result<Request, R
         }
     }
     for (name, value) in request.headers() {
-        // Header values are bytes; those that are text follow the rule (X-API-NS, ...).
-        if let Ok(text) = value.to_str() {
-            check_text(name.as_str(), text).map_err(IntoResponse::into_response)?;
+        // Header values are bytes; those that are text follow the rule (X-API-NS, ...), with
+        // HTTP's own allowance of tabs as whitespace (CR and LF cannot reach here).
+        if let Ok(text) = value.to_str()
+            && !text.chars().all(is_allowed_multiline_char)
+        {
+            return Err(refused(name.as_str()).into_response());
         }
     }
     if !may_carry_json(&request) {
@@ -164,21 +210,50 @@ fn check_json_text(bytes: &Bytes) -> Result<(), ApiError> {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
         return Ok(());
     };
-    match first_bad_string(&value, &mut String::new()) {
-        Some(field) => check_text(if field.is_empty() { "body" } else { &field }, "\0"),
+    match first_bad_string(&value, Text::Single, &mut String::new()) {
+        Some(field) => Err(refused(if field.is_empty() { "body" } else { &field })),
         None => Ok(()),
     }
 }
 
+/// What the strings under a JSON value may hold.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Text {
+    Single,
+    Multi,
+    /// A map whose values are multi-line (its keys are one line).
+    MultiMap,
+}
+
+impl Text {
+    /// The rule for the value of field `key` of an object under this rule.
+    fn of_field(self, key: &str) -> Text {
+        let named = |names: &[&str]| names.iter().any(|name| name.eq_ignore_ascii_case(key));
+        if self == Text::MultiMap || named(MULTILINE_FIELDS) {
+            Text::Multi
+        } else if named(MULTILINE_MAPS) {
+            Text::MultiMap
+        } else {
+            Text::Single
+        }
+    }
+
+    fn allows(self, text: &str) -> bool {
+        match self {
+            Text::Multi => text.chars().all(is_allowed_multiline_char),
+            Text::Single | Text::MultiMap => text.chars().all(is_allowed_char),
+        }
+    }
+}
+
 /// The dotted path of the first string or key breaking the rule.
-fn first_bad_string(value: &serde_json::Value, path: &mut String) -> Option<String> {
-    let bad = |text: &str| !text.chars().all(is_allowed_char);
+fn first_bad_string(value: &serde_json::Value, rule: Text, path: &mut String) -> Option<String> {
     match value {
-        serde_json::Value::String(text) if bad(text) => Some(path.clone()),
+        serde_json::Value::String(text) if !rule.allows(text) => Some(path.clone()),
         serde_json::Value::Array(items) => items.iter().enumerate().find_map(|(index, item)| {
             let before = path.len();
             path.push_str(&format!("[{index}]"));
-            let found = first_bad_string(item, path);
+            let found = first_bad_string(item, rule, path);
             path.truncate(before);
             found
         }),
@@ -187,12 +262,13 @@ fn first_bad_string(value: &serde_json::Value, path: &mut String) -> Option<Stri
             if !path.is_empty() {
                 path.push('.');
             }
-            // A bad key is reported without its characters.
-            path.push_str(if bad(key) { "<key>" } else { key });
-            let found = if bad(key) {
+            // Keys are one line; a bad key is reported without its characters.
+            let bad_key = !Text::Single.allows(key);
+            path.push_str(if bad_key { "<key>" } else { key });
+            let found = if bad_key {
                 Some(path.clone())
             } else {
-                first_bad_string(item, path)
+                first_bad_string(item, rule.of_field(key), path)
             };
             path.truncate(before);
             found
@@ -280,16 +356,190 @@ async fn json_errors(response: Response) -> Response {
     Response::from_parts(parts, Body::from(body))
 }
 
+/// The text rule as a JSON Schema pattern, for one-line strings.
+pub const ONE_LINE_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]*$";
+/// The text rule as a JSON Schema pattern, for multi-line strings ([`MULTILINE_FIELDS`]).
+pub const MULTI_LINE_PATTERN: &str = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$";
+/// Name of the schema added to documents for the free-form JSON the edge lets through (extra
+/// fields of a body): any JSON whose strings and keys are one line.
+pub const JSON_TEXT_SCHEMA: &str = "JsonText";
+
+/// Writes the text rule into an OpenAPI document, so that it describes what the edge accepts:
+/// every string of a request (path, query and header parameters, JSON bodies but those of the
+/// verbatim routes) gets the one-line or multi-line pattern, object keys the one-line pattern,
+/// and the extra fields a body may carry (the services ignore them, the edge checks their text)
+/// the [`JSON_TEXT_SCHEMA`]. Schemas shared with answers get the same constraints, which what
+/// the services store and return satisfies.
+pub fn document_the_text_rule(doc: &mut serde_json::Value) {
+    use serde_json::{Value, json};
+    let mut refs: Vec<(String, Text)> = Vec::new();
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        for (path, item) in paths.iter_mut() {
+            let verbatim_body = VERBATIM_BODY_PREFIXES.iter().any(|prefix| path.starts_with(prefix));
+            let Some(item) = item.as_object_mut() else { continue };
+            for (key, operation) in item.iter_mut() {
+                if key == "parameters" {
+                    mark_parameters(operation, &mut refs);
+                    continue;
+                }
+                if let Some(parameters) = operation.get_mut("parameters") {
+                    mark_parameters(parameters, &mut refs);
+                }
+                if verbatim_body {
+                    continue;
+                }
+                if let Some(content) = operation
+                    .pointer_mut("/requestBody/content")
+                    .and_then(Value::as_object_mut)
+                {
+                    for media in content.values_mut() {
+                        if let Some(schema) = media.get_mut("schema") {
+                            mark_schema(schema, Text::Single, &mut refs);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut done: Vec<String> = Vec::new();
+    while let Some((name, rule)) = refs.pop() {
+        if done.contains(&name) {
+            continue;
+        }
+        done.push(name.clone());
+        if let Some(schema) = doc.pointer_mut(&format!("/components/schemas/{name}")) {
+            mark_schema(schema, rule, &mut refs);
+        }
+    }
+    if let Some(schemas) = doc
+        .as_object_mut()
+        .map(|doc| doc.entry("components").or_insert_with(|| json!({})))
+        .and_then(Value::as_object_mut)
+        .map(|components| components.entry("schemas").or_insert_with(|| json!({})))
+        .and_then(Value::as_object_mut)
+    {
+        let itself = json!({"$ref": format!("#/components/schemas/{JSON_TEXT_SCHEMA}")});
+        schemas.insert(
+            JSON_TEXT_SCHEMA.to_string(),
+            json!({
+                "description": "Any JSON value whose strings and keys hold no control characters (the platform's text rule)",
+                "anyOf": [
+                    {"type": "string", "pattern": ONE_LINE_PATTERN},
+                    {"type": ["number", "boolean", "null"]},
+                    {"type": "array", "items": itself.clone()},
+                    {"type": "object", "propertyNames": {"pattern": ONE_LINE_PATTERN}, "additionalProperties": itself},
+                ]
+            }),
+        );
+    }
+}
+
+fn mark_parameters(parameters: &mut serde_json::Value, refs: &mut Vec<(String, Text)>) {
+    for parameter in parameters.as_array_mut().into_iter().flatten() {
+        // Credentials are verified, not read as text.
+        let is_authorization = parameter
+            .get("name")
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|name| name.eq_ignore_ascii_case("authorization"));
+        if let Some(schema) = parameter.get_mut("schema")
+            && !is_authorization
+        {
+            mark_schema(schema, Text::Single, refs);
+        }
+    }
+}
+
+/// Adds the text rule to `schema` (and what it contains) read under `rule`; component schemas
+/// it refers to are queued in `refs`.
+fn mark_schema(schema: &mut serde_json::Value, rule: Text, refs: &mut Vec<(String, Text)>) {
+    use serde_json::{Value, json};
+    let Some(object) = schema.as_object_mut() else { return };
+    if let Some(reference) = object.get("$ref").and_then(Value::as_str) {
+        if let Some(name) = reference.strip_prefix("#/components/schemas/") {
+            refs.push((name.to_string(), rule));
+        }
+        return;
+    }
+    for combinator in ["oneOf", "anyOf", "allOf"] {
+        for sub in object
+            .get_mut(combinator)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            mark_schema(sub, rule, refs);
+        }
+    }
+    let has_type = |object: &serde_json::Map<String, Value>, wanted: &str| match object.get("type") {
+        Some(Value::String(kind)) => kind == wanted,
+        Some(Value::Array(kinds)) => kinds.iter().any(|kind| kind == wanted),
+        _ => false,
+    };
+    if has_type(object, "string") && !object.contains_key("pattern") && !object.contains_key("enum") {
+        let pattern = if rule == Text::Multi {
+            MULTI_LINE_PATTERN
+        } else {
+            ONE_LINE_PATTERN
+        };
+        object.insert("pattern".into(), json!(pattern));
+    }
+    if let Some(items) = object.get_mut("items") {
+        mark_schema(items, rule, refs);
+    }
+    if let Some(properties) = object.get_mut("properties").and_then(Value::as_object_mut) {
+        for (name, property) in properties.iter_mut() {
+            mark_schema(property, rule.of_field(name), refs);
+        }
+    }
+    if has_type(object, "object") || object.contains_key("properties") {
+        match object.get_mut("propertyNames") {
+            Some(names) => mark_schema(names, Text::Single, refs),
+            None => {
+                object.insert("propertyNames".into(), json!({"pattern": ONE_LINE_PATTERN}));
+            }
+        }
+        let values = if rule == Text::MultiMap {
+            Text::Multi
+        } else {
+            Text::Single
+        };
+        match object.get_mut("additionalProperties") {
+            Some(Value::Bool(false)) => {}
+            Some(additional @ Value::Bool(true)) | Some(additional @ Value::Object(_))
+                if additional.as_object().is_none_or(|schema| schema.is_empty()) =>
+            {
+                *additional = json!({"$ref": format!("#/components/schemas/{JSON_TEXT_SCHEMA}")});
+            }
+            Some(additional) => mark_schema(additional, values, refs),
+            None => {
+                object.insert(
+                    "additionalProperties".into(),
+                    json!({"$ref": format!("#/components/schemas/{JSON_TEXT_SCHEMA}")}),
+                );
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_text_rule() {
-        for good in ["plain", "two\nlines\r\n", "tab\there", "accents é ü 中文", ""] {
+        for good in ["plain", "accents é ü 中文", ""] {
             assert!(check_text("f", good).is_ok(), "{good:?}");
         }
-        for bad in ["ad\0min", "bell\u{7}", "esc\u{1b}[0m", "del\u{7f}", "c1\u{85}"] {
+        for bad in [
+            "ad\0min",
+            "bell\u{7}",
+            "esc\u{1b}[0m",
+            "del\u{7f}",
+            "c1\u{85}",
+            "two\nlines",
+            "tab\there",
+            "cr\r",
+        ] {
             assert!(matches!(check_text("f", bad), Err(ApiError::BadRequest(_))), "{bad:?}");
         }
     }
@@ -303,7 +553,6 @@ mod tests {
         }
         let key = Bytes::from_static(br#"{"a\u0001":"x"}"#);
         assert!(check_json_text(&key).is_err());
-        assert!(check_json_text(&Bytes::from_static(br#"{"script":"line\nline\t"}"#)).is_ok());
         // Not JSON: the handler decides.
         assert!(check_json_text(&Bytes::from_static(b"{not json")).is_ok());
     }
@@ -347,6 +596,52 @@ mod tests {
             (kind.as_str(), body.as_str()),
             ("application/json", r#"{"message":"no"}"#)
         );
+    }
+
+    #[test]
+    fn newline_and_tab_only_in_multiline_fields() {
+        for good in [
+            r#"{"script":"line\nline\t","description":"a\r\nb"}"#,
+            r#"{"Key":"k","Value":"multi\nline"}"#,
+            r#"[{"key":"k","value":"a\nb"}]"#,
+            r#"{"data":{"openstack":"resource \"x\" {\n}\n"},"name":"t"}"#,
+            r#"{"secretinputs":{"key_file":"-----BEGIN-----\nabc\n"}}"#,
+            r#"{"pub_key":"ssh-ed25519 AAA a@b\nssh-rsa AAA c@d"}"#,
+        ] {
+            assert!(check_json_text(&Bytes::from(good)).is_ok(), "{good}");
+        }
+        for (bad, field) in [
+            (r#"{"name":"two\nlines"}"#, "name"),
+            (r#"{"uid":"tab\t"}"#, "uid"),
+            (r#"{"inputs":{"a":"x\ny"}}"#, "inputs.a"),
+            (r#"{"data":{"open\nstack":"x"}}"#, "data.<key>"),
+            (r#"{"data":{"k":{"nested":"a\nb"}}}"#, "data.k.nested"),
+            (r#"{"tags":["a\tb"]}"#, "tags[0]"),
+            (r#"{"script":"nul\u0000"}"#, "script"),
+        ] {
+            match check_json_text(&Bytes::from(bad)) {
+                Err(ApiError::BadRequest(message)) => assert!(message.starts_with(&format!("{field}:")), "{message}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_room_kept_for_health_checks_serves_health_readiness_and_metrics() {
+        for path in ["/auth", "/deploy/ready", "/store/metrics", "/app"] {
+            assert!(is_health_path(path), "{path}");
+        }
+        for path in [
+            "/",
+            "",
+            "/auth/me",
+            "/deploy/ns",
+            "//ready",
+            "/store/x/ready",
+            "/auth/ready/x",
+        ] {
+            assert!(!is_health_path(path), "{path}");
+        }
     }
 
     #[test]

@@ -62,8 +62,10 @@ where
 #[into_params(parameter_in = Query)]
 pub struct Pagination {
     /// Items to skip (default 0).
+    #[param(minimum = 0)]
     pub skip: Option<i64>,
     /// Items to return, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 

@@ -279,6 +279,103 @@ impl utoipa::Modify for SecuritySchemes {
     }
 }
 
+/// Completes a service's OpenAPI document once every path is in, as it is served and checked
+/// in: the health route `GET <health>` (when the service's own operations do not document it)
+/// and the edge rules (see [`crate::edge`]), so that the document describes what the server
+/// does before any handler runs:
+/// - the answers the edge may give any operation that does not describe them itself: 400 (the
+///   text rule, in the path, query or headers), 413 (body too large, for operations with a
+///   body), 414, 431, and 503 (too many connections: only health checks are served);
+/// - the text rule as patterns on every request string
+///   ([`crate::edge::document_the_text_rule`]).
+///
+/// `ErrorBody` must be one of the document's schemas.
+pub fn finish_document(mut doc: utoipa::openapi::OpenApi, health: Option<&str>) -> serde_json::Value {
+    use utoipa::openapi::path::{HttpMethod, OperationBuilder};
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    if let Some(prefix) = health {
+        let operation = OperationBuilder::new()
+            .tag("health")
+            .summary(Some("Health and version of the service (anyone)"))
+            .operation_id(Some(format!("health{}", prefix.replace(['/', '-'], "_"))))
+            .response(
+                "200",
+                ResponseBuilder::new()
+                    .description("The service is up")
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("Health")))
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        doc.paths.add_path_operation(prefix, vec![HttpMethod::Get], operation);
+        let components = doc.components.get_or_insert_with(Default::default);
+        components
+            .schemas
+            .entry("Health".to_string())
+            .or_insert_with(<Health as utoipa::PartialSchema>::schema);
+    }
+    add_edge_responses(&mut doc);
+    // The text rule needs schema constructs utoipa's types do not read back: the rest is done
+    // on the JSON.
+    let mut doc = serde_json::to_value(&doc).unwrap_or_default();
+    crate::edge::document_the_text_rule(&mut doc);
+    doc
+}
+
+fn add_edge_responses(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    for item in openapi.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+            &mut item.head,
+            &mut item.options,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let has_body = operation.request_body.is_some();
+            let responses = &mut operation.responses.responses;
+            let mut add = |status: &str, description: &str| {
+                responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| error(description).into());
+            };
+            add(
+                "400",
+                "A NUL or control character in the path, the query or a header (newline and tab only in multi-line text), or a malformed request",
+            );
+            if has_body {
+                add("413", "Request body larger than the limit (16 MiB)");
+            }
+            add("414", "Request URI longer than 8 KiB");
+            add("431", "More than 100 request headers, or more than 32 KiB of them");
+            add(
+                "503",
+                "Too many connections: only health checks are served now; retry after `Retry-After` seconds",
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,6 +70,7 @@ impl UserStatus {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct StatusRequest {
     /// At most [`RECHECK_BATCH`] uids.
+    #[schema(max_items = 200)]
     pub uids: Vec<String>,
 }
 
@@ -126,33 +127,50 @@ impl Revocations {
 
     /// The identity a user token issued at `issued_at` grants now, from local state only.
     pub fn admit(&self, mut identity: Identity, issued_at: u64) -> Result<Identity, Revoked> {
+        if let Some(status) = self.seen(&identity.uid) {
+            if !status.exists {
+                return Err(Revoked::Deleted);
+            }
+            if issued_at <= status.tokens_not_before {
+                return Err(Revoked::Revoked);
+            }
+            identity.admin &= status.admin;
+            identity.super_user &= status.super_user;
+        }
+        Ok(identity)
+    }
+
+    /// Whether a credential derived from `owner`'s account (a store token minted for one of
+    /// the owner's deployments, held by its VMs) still stands: refused once the owner is
+    /// deleted. The owner's password changes and demotions do not touch it: the VMs did not
+    /// log in, and their token grants nothing of the owner's but the one deployment.
+    pub fn admit_owner(&self, owner: &str) -> Result<(), Revoked> {
+        match self.seen(owner) {
+            Some(status) if !status.exists => Err(Revoked::Deleted),
+            _ => Ok(()),
+        }
+    }
+
+    /// Marks `uid` as seen now (tracking it from now on, so that re-checks ask about it) and
+    /// returns what auth said about it last.
+    fn seen(&self, uid: &str) -> Option<UserStatus> {
         let now = crate::token::unix_now();
         let mut users = self.tracked();
-        if let Some(tracked) = users.get_mut(&identity.uid) {
+        if let Some(tracked) = users.get_mut(uid) {
             tracked.last_seen = now;
-            if let Some(status) = &tracked.status {
-                if !status.exists {
-                    return Err(Revoked::Deleted);
-                }
-                if issued_at <= status.tokens_not_before {
-                    return Err(Revoked::Revoked);
-                }
-                identity.admin &= status.admin;
-                identity.super_user &= status.super_user;
-            }
-            return Ok(identity);
+            return tracked.status.clone();
         }
         if users.len() >= MAX_TRACKED_USERS {
             forget_least_recent(&mut users);
         }
         users.insert(
-            identity.uid.clone(),
+            uid.to_string(),
             Tracked {
                 status: None,
                 last_seen: now,
             },
         );
-        Ok(identity)
+        None
     }
 
     /// Records what auth said about users.

@@ -117,11 +117,11 @@ impl Drop for TestServer {
 
 /// Fails when `openapi/<service>.json` differs from the document generated from the code;
 /// with `GOT_UPDATE_OPENAPI=1` it rewrites the file instead.
-pub fn assert_openapi_current(service: &str, document: &utoipa::openapi::OpenApi) {
+pub fn assert_openapi_current(service: &str, document: &serde_json::Value) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../openapi")
         .join(format!("{service}.json"));
-    let generated = match document.to_pretty_json() {
+    let generated = match serde_json::to_string_pretty(document) {
         Ok(json) => format!("{json}\n"),
         Err(err) => panic!("cannot serialize the {service} OpenAPI document: {err}"),
     };

@@ -171,7 +171,8 @@ pub async fn resources_namespace(
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DaysQuery {
-    /// `1`: one row per day (UTC) instead of one per period.
+    /// `1`: one row per day (UTC) instead of one per period (`0` or empty: one row).
+    #[param(pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[01]?[^\S\x00-\x1f\x7f-\x9f]*$")]
     pub days: Option<String>,
 }
 
@@ -276,7 +277,7 @@ pub async fn namespace_total(
 
 /// Usage of a namespace since `from` (original shape; columns `time, quantity, duration, max, cost`).
 #[utoipa::path(get, path = "/acct/ns/{id}/from/{from}", tag = "original",
-    params(("id" = String, Path, description = "Namespace id"), ("from" = i64, Path, description = "Unix seconds"), DaysQuery),
+    params(("id" = String, Path, description = "Namespace id"), ("from" = i64, Path, description = "Unix seconds", minimum = 0), DaysQuery),
     security(("token" = []), ("apikey" = [])),
     responses((status = 200, body = InfluxAnswer), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -292,8 +293,8 @@ pub async fn namespace_from(
 
 /// Usage of a namespace between `from` and `to` (original shape, as `/from/{from}`).
 #[utoipa::path(get, path = "/acct/ns/{id}/from/{from}/to/{to}", tag = "original",
-    params(("id" = String, Path, description = "Namespace id"), ("from" = i64, Path, description = "Unix seconds"),
-        ("to" = i64, Path, description = "Unix seconds"), DaysQuery),
+    params(("id" = String, Path, description = "Namespace id"), ("from" = i64, Path, description = "Unix seconds", minimum = 0),
+        ("to" = i64, Path, description = "Unix seconds, after `from`", minimum = 0), DaysQuery),
     security(("token" = []), ("apikey" = [])),
     responses((status = 200, body = InfluxAnswer), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -311,10 +312,13 @@ pub async fn namespace_from_to(
 #[into_params(parameter_in = Query)]
 pub struct PeriodQuery {
     /// Unix seconds, inclusive (default 0).
+    #[param(minimum = 0)]
     pub from: Option<i64>,
-    /// Unix seconds, exclusive (default now).
+    /// Unix seconds, exclusive (default now); after `from`.
+    #[param(minimum = 0)]
     pub to: Option<i64>,
     /// `day` or `hour`: add a series with one entry per step.
+    #[param(pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*(day|hour)?[^\S\x00-\x1f\x7f-\x9f]*$")]
     pub step: Option<String>,
 }
 

@@ -56,8 +56,8 @@ pub fn check_password_policy(password: &str) -> Result<(), String> {
     if len < MIN_PASSWORD_LEN {
         return Err(format!("password: must be at least {MIN_PASSWORD_LEN} characters"));
     }
-    if password.len() > MAX_PASSWORD_LEN {
-        return Err(format!("password: must be at most {MAX_PASSWORD_LEN} bytes"));
+    if len > MAX_PASSWORD_LEN {
+        return Err(format!("password: must be at most {MAX_PASSWORD_LEN} characters"));
     }
     Ok(())
 }

@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    goterra_core::service::standalone_main(goterra_auth::spec(), goterra_bus::rabbit_event_bus)
+    goterra_core::service::standalone_main(goterra_auth::spec(), goterra_bus::platform_event_bus)
 }

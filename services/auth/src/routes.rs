@@ -426,16 +426,21 @@ pub fn validate_uid(uid: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// Lengths count characters, as the OpenAPI document's `maxLength` does.
 fn validate_profile(email: Option<&str>, pub_key: Option<&str>, kind: Option<&str>) -> ApiResult<()> {
-    if email.is_some_and(|email| email.len() > 254 || email.contains(char::is_whitespace)) {
+    if email.is_some_and(|email| email.chars().count() > 254 || email.contains(char::is_whitespace)) {
         return Err(ApiError::bad_request("email: at most 254 characters, no spaces"));
     }
-    if pub_key.is_some_and(|key| key.len() > 16 * 1024 || key.contains('\n') && key.trim_end().contains('\n')) {
+    if pub_key.is_some_and(|key| {
+        // One line; the newline(s) that end a pasted key file are fine.
+        let line = key.trim_end_matches(['\r', '\n']);
+        line.chars().count() > 16 * 1024 || line.contains(['\r', '\n'])
+    }) {
         return Err(ApiError::bad_request(
             "pub_key: one SSH public key line of at most 16 KiB",
         ));
     }
-    if kind.is_some_and(|kind| kind.len() > 32) {
+    if kind.is_some_and(|kind| kind.chars().count() > 32) {
         return Err(ApiError::bad_request("kind: at most 32 characters"));
     }
     Ok(())

@@ -126,10 +126,13 @@ pub fn decode<T: DeserializeOwned>(map: Map<String, Value>) -> Result<T, ApiErro
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Items to skip (default 0).
+    #[param(minimum = 0)]
     pub skip: Option<i64>,
     /// Items to return, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// `1` leaves out scripts and Terraform files.
+    #[param(maximum = 255)]
     pub light: Option<u8>,
 }
 

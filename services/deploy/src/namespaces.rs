@@ -36,8 +36,11 @@ pub struct NamespaceId {
 #[into_params(parameter_in = Query)]
 pub struct NamespaceListQuery {
     /// Admins: `1` lists every namespace instead of their own.
+    #[param(maximum = 255)]
     pub all: Option<u8>,
+    #[param(minimum = 0)]
     pub skip: Option<i64>,
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
@@ -45,6 +48,11 @@ pub struct NamespaceListQuery {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(default)]
 pub struct NewNamespace {
+    /// 1 to 128 characters once trimmed, not only spaces.
+    #[schema(
+        required = true,
+        pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
 }
 
@@ -52,11 +60,30 @@ pub struct NewNamespace {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(default)]
 pub struct NamespacePatch {
+    /// 1 to 128 characters once trimmed, not only spaces.
+    #[schema(
+        nullable = false,
+        pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
+    /// 1 to 256 uids (each 1 to 128 characters once trimmed); the namespace keeps at least one.
+    #[schema(nullable = false, min_items = 1, max_items = 256, inline, value_type = Vec<UserId>)]
     pub owners: Option<Vec<String>>,
+    /// At most 256 uids (each 1 to 128 characters once trimmed).
+    #[schema(nullable = false, max_items = 256, inline, value_type = Vec<UserId>)]
     pub members: Option<Vec<String>>,
+    #[schema(nullable = false)]
     pub freeze: Option<bool>,
 }
+
+/// A uid in a namespace's owners or members, for the OpenAPI document: 1 to 128 characters
+/// once trimmed, not only spaces.
+#[derive(ToSchema)]
+#[schema(
+    pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"
+)]
+#[allow(dead_code)]
+struct UserId(String);
 
 /// A duplicate name names the field; other storage errors are the usual answer.
 fn write_error(err: StorageError) -> ApiError {
@@ -74,7 +101,7 @@ fn clean_users(field: &str, users: &[String]) -> Result<Vec<String>, ApiError> {
     let mut clean: Vec<String> = Vec::with_capacity(users.len());
     for uid in users {
         let uid = uid.trim();
-        if uid.is_empty() || uid.len() > MAX_NAME || uid.chars().any(char::is_control) {
+        if uid.is_empty() || uid.chars().count() > MAX_NAME || uid.chars().any(char::is_control) {
             return Err(validate::bad(field, format!("user ids are 1 to {MAX_NAME} characters")));
         }
         if !clean.iter().any(|known| known == uid) {
@@ -192,8 +219,12 @@ pub async fn update(
     let Value::Object(map) = body else {
         return Err(ApiError::bad_request("request body must be a JSON object"));
     };
-    // Unlike catalogue objects, an explicit null here would empty a list of users: refuse it.
-    if let Some((key, _)) = map.iter().find(|(_, value)| value.is_null()) {
+    // Unlike catalogue objects, an explicit null here would empty a list of users: refuse it
+    // (in the fields read; others are ignored, as in every body).
+    if let Some((key, _)) = map
+        .iter()
+        .find(|(key, value)| value.is_null() && matches!(key.as_str(), "name" | "owners" | "members" | "freeze"))
+    {
         return Err(validate::bad(key, "must not be null"));
     }
     let patch: NamespacePatch = decode(map)?;

@@ -79,13 +79,22 @@ fn path_param(name: &str) -> utoipa::openapi::path::Parameter {
         .build()
 }
 
-fn query_param(name: &str, description: &str) -> utoipa::openapi::path::Parameter {
+/// An optional integer query parameter between `minimum` and `maximum`, as the handler checks.
+fn query_param(name: &str, description: &str, minimum: i64, maximum: i64) -> utoipa::openapi::path::Parameter {
     ParameterBuilder::new()
         .name(name)
         .parameter_in(ParameterIn::Query)
         .required(Required::False)
         .description(Some(description))
-        .schema(Some(ObjectBuilder::new().schema_type(Type::Integer)))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                    utoipa::openapi::KnownFormat::Int64,
+                )))
+                .minimum(Some(minimum))
+                .maximum(Some(maximum)),
+        ))
         .build()
 }
 
@@ -121,13 +130,20 @@ fn string_schema() -> RefOr<Schema> {
 fn add_kind<K: Kind + ToSchema>(doc: &mut utoipa::openapi::OpenApi, tag: &str) {
     let object = || RefOr::Ref(Ref::from_schema_name(<K as ToSchema>::name()));
     let list = || ArrayBuilder::new().items(object()).build();
-    let body = || {
+    let body = |schema: RefOr<Schema>| {
         Some(
             RequestBodyBuilder::new()
                 .required(Some(Required::True))
-                .content("application/json", ContentBuilder::new().schema(Some(object())).build())
+                .content("application/json", ContentBuilder::new().schema(Some(schema)).build())
                 .build(),
         )
+    };
+    // Creating needs a name; an update is a patch of the stored object.
+    let named = || -> RefOr<Schema> {
+        utoipa::openapi::schema::AllOfBuilder::new()
+            .item(object())
+            .item(ObjectBuilder::new().required("name"))
+            .into()
     };
     let collection = format!("/deploy/ns/{{id}}/{}", K::SEGMENT);
     let item = format!("/deploy/ns/{{id}}/{}/{{{}}}", K::SEGMENT, K::PARAM);
@@ -135,9 +151,9 @@ fn add_kind<K: Kind + ToSchema>(doc: &mut utoipa::openapi::OpenApi, tag: &str) {
     let paths = &mut doc.paths;
     let paging = |operation: OperationBuilder| {
         operation
-            .parameter(query_param("skip", "Items to skip (default 0)"))
-            .parameter(query_param("limit", "Items to return, 1 to 500 (default 100)"))
-            .parameter(query_param("light", "1 leaves out scripts and Terraform files"))
+            .parameter(query_param("skip", "Items to skip (default 0)", 0, i64::MAX))
+            .parameter(query_param("limit", "Items to return, 1 to 500 (default 100)", 1, 500))
+            .parameter(query_param("light", "1 leaves out scripts and Terraform files", 0, 255))
     };
 
     let op = paging(
@@ -159,7 +175,7 @@ fn add_kind<K: Kind + ToSchema>(doc: &mut utoipa::openapi::OpenApi, tag: &str) {
         .summary(Some(format!("Create a {label} (members)")))
         .operation_id(Some(format!("create_{}", K::ONE)))
         .parameter(path_param("id"))
-        .request_body(body())
+        .request_body(body(named()))
         .response("201", json_response("its id", wrapper(K::ONE, string_schema())));
     paths.add_path_operation(
         &collection,
@@ -188,7 +204,7 @@ fn add_kind<K: Kind + ToSchema>(doc: &mut utoipa::openapi::OpenApi, tag: &str) {
         .operation_id(Some(format!("update_{}", K::ONE)))
         .parameter(path_param("id"))
         .parameter(path_param(K::PARAM))
-        .request_body(body())
+        .request_body(body(object()))
         .response(
             "200",
             json_response("the object after the change", wrapper(K::ONE, object())),
@@ -227,16 +243,16 @@ fn add_kind<K: Kind + ToSchema>(doc: &mut utoipa::openapi::OpenApi, tag: &str) {
 }
 
 /// The document as checked in under `openapi/deploy.json`.
-pub fn document() -> utoipa::openapi::OpenApi {
+pub fn document() -> serde_json::Value {
     let mut doc = DeployApi::openapi();
     doc.info.version = goterra_core::http::VERSION.to_string();
     add_kind::<Recipe>(&mut doc, "recipes");
     add_kind::<Template>(&mut doc, "templates");
     add_kind::<Application>(&mut doc, "applications");
     add_kind::<Endpoint>(&mut doc, "endpoints");
-    doc
+    goterra_core::http::finish_document(doc, Some("/deploy"))
 }
 
-pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
+pub async fn serve() -> Json<serde_json::Value> {
     Json(document())
 }

@@ -49,15 +49,15 @@ pub async fn put_secret(
     let request: SecretRequest = decode(body_object(body)?)
         .map_err(|_| ApiError::bad_request("name, password: both are required and must be strings"))?;
     let username = request.name.trim();
-    if username.is_empty() || username.len() > MAX_NAME {
+    if username.is_empty() || username.chars().count() > MAX_NAME {
         return Err(validate::bad(
             "name",
             format!("the cloud user name is 1 to {MAX_NAME} characters"),
         ));
     }
     let password = request.password.expose();
-    if password.is_empty() || password.len() > MAX_TEXT {
-        return Err(validate::bad("password", format!("must be 1 to {MAX_TEXT} bytes")));
+    if password.is_empty() || password.chars().count() > MAX_TEXT {
+        return Err(validate::bad("password", format!("must be 1 to {MAX_TEXT} characters")));
     }
     let sealed = state.secrets.encrypt(password.as_bytes());
     state

@@ -30,9 +30,10 @@ pub fn name(field: &str, value: &str) -> Result<String, ApiError> {
     Ok(trimmed.to_string())
 }
 
+/// Lengths count characters, as the OpenAPI document's `maxLength` does.
 pub fn text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
-    if value.len() > max {
-        return Err(bad(field, format!("must be at most {max} bytes")));
+    if value.chars().count() > max {
+        return Err(bad(field, format!("must be at most {max} characters")));
     }
     Ok(())
 }

@@ -128,6 +128,11 @@ async fn status(State(state): State<StatusState>, MaybeUser(caller): MaybeUser) 
     })
 }
 
-async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// The document as checked in under `openapi/run-agent.json` (`GET /run-agent` is its health).
+pub fn document() -> serde_json::Value {
+    goterra_core::http::finish_document(ApiDoc::openapi(), None)
+}
+
+async fn openapi() -> Json<serde_json::Value> {
+    Json(document())
 }

@@ -3,7 +3,6 @@
 
 use goterra_core::testing::TestServer;
 use goterra_db::testing::ENGINES;
-use utoipa::OpenApi;
 
 #[tokio::test]
 async fn status_reports_health_to_anyone_and_capacity_to_admins_only() {
@@ -42,5 +41,5 @@ async fn status_reports_health_to_anyone_and_capacity_to_admins_only() {
 
 #[test]
 fn openapi_document_is_current() {
-    goterra_core::testing::assert_openapi_current("run-agent", &goterra_run_agent::ApiDoc::openapi());
+    goterra_core::testing::assert_openapi_current("run-agent", &goterra_run_agent::document());
 }

@@ -18,6 +18,7 @@ use utoipa::{Modify, OpenApi};
         routes::delete_deployment,
         routes::get_key,
         routes::renew_token,
+        routes::get_key_named_token,
     ),
     components(schemas(routes::DeploymentToken, routes::DeploymentData, routes::KeyValue, routes::Message, goterra_core::ErrorBody)),
     modifiers(&SecuritySchemes),
@@ -47,13 +48,44 @@ impl Modify for SecuritySchemes {
     }
 }
 
-pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+pub fn document() -> serde_json::Value {
+    let mut doc = ApiDoc::openapi();
+    one_or_many_key_values(&mut doc);
+    goterra_core::http::finish_document(doc, Some("/store"))
+}
+
+/// `PUT /store/{id}` takes one `{"key","value"}` or a non-empty array of them.
+fn one_or_many_key_values(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::{ArrayBuilder, OneOfBuilder};
+    use utoipa::openapi::{ContentBuilder, Ref, Required, request_body::RequestBodyBuilder};
+    let Some(item) = doc.paths.paths.get_mut("/store/{id}") else {
+        return;
+    };
+    let Some(put) = item.put.as_mut() else { return };
+    let schema = OneOfBuilder::new()
+        .item(Ref::from_schema_name("KeyValue"))
+        .item(
+            ArrayBuilder::new()
+                .items(Ref::from_schema_name("KeyValue"))
+                .min_items(Some(1)),
+        )
+        .build();
+    put.request_body = Some(
+        RequestBodyBuilder::new()
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(utoipa::openapi::Schema::OneOf(schema)))
+                    .build(),
+            )
+            .required(Some(Required::True))
+            .build(),
+    );
 }
 
 /// The document as checked in: pretty-printed with a trailing newline.
 pub fn document_text() -> String {
-    let mut text = document().to_pretty_json().unwrap_or_default();
+    let mut text = serde_json::to_string_pretty(&document()).unwrap_or_default();
     text.push('\n');
     text
 }

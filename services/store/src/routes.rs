@@ -77,9 +77,17 @@ impl Store {
                 }));
             }
         }
-        self.platform.authenticator.caller(headers).await?.ok_or_else(|| {
+        let caller = self.platform.authenticator.caller(headers).await?.ok_or_else(|| {
             ApiError::unauthorized("missing credentials: send Authorization: Bearer <token> or X-API-Key")
-        })
+        })?;
+        // A deployment token stops with its owner's account. Not in anonymous mode, where
+        // owners are API keys that auth does not know.
+        if let Caller::Deployment { uid, .. } = &caller
+            && !self.platform.config.feature.anonymous
+        {
+            self.platform.authenticator.revocations().admit_owner(uid)?;
+        }
+        Ok(caller)
     }
 
     /// Lets the caller use deployment `id`: its own scoped token, its owner, an admin, or a
@@ -268,7 +276,7 @@ fn single_filter(query: Option<&str>) -> Option<String> {
 /// One key, optionally waiting for it to be written.
 #[utoipa::path(
     get, path = "/store/{id}/{key}", tag = "store",
-    params(("id" = String, Path, description = "Deployment id"), ("key" = String, Path, description = "Key"), WaitQuery),
+    params(("id" = String, Path, description = "Deployment id"), ("key" = String, Path, description = "Key", pattern = r"^[A-Za-z0-9_.:@-]{1,256}$"), WaitQuery),
     responses(
         (status = 200, description = "The key's value (possibly empty)", body = KeyValue),
         (status = 400, description = "Invalid key or wait", body = ErrorBody),
@@ -287,7 +295,20 @@ pub async fn get_key(
     read_key(&store, id, key, query, &headers).await
 }
 
-async fn get_key_named_token(
+/// The key named `token` (`POST` on this path renews the deployment's token instead).
+#[utoipa::path(
+    get, path = "/store/{id}/token", tag = "store",
+    params(("id" = String, Path, description = "Deployment id"), WaitQuery),
+    responses(
+        (status = 200, description = "The value of key `token` (possibly empty)", body = KeyValue),
+        (status = 400, description = "Invalid wait", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired credentials", body = ErrorBody),
+        (status = 403, description = "Not allowed on this deployment", body = ErrorBody),
+        (status = 404, description = "Unknown deployment, or the key is not set (after waiting)", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn get_key_named_token(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<WaitQuery>,
@@ -432,7 +453,7 @@ pub async fn delete_deployment(
     Ok(message("deleted"))
 }
 
-async fn openapi_document() -> Json<utoipa::openapi::OpenApi> {
+async fn openapi_document() -> Json<serde_json::Value> {
     Json(crate::openapi::document())
 }
 

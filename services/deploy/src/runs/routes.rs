@@ -29,10 +29,13 @@ const LOG_PAGE: i64 = 5000;
 #[into_params(parameter_in = Query)]
 pub struct RunListQuery {
     /// Items to skip (default 0).
+    #[param(minimum = 0)]
     pub skip: Option<i64>,
     /// Items to return, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// `1`: every run the caller may see (namespace owners: their namespaces' runs; admins: all).
+    #[param(maximum = 255)]
     pub all: Option<u8>,
     /// Only runs in these statuses, comma-separated (`deploy_pending`, `deploy_in_progress`,
     /// `deploy_success`, `deploy_failure`, `destroy_pending`, `destroy_in_progress`,
@@ -78,6 +81,7 @@ pub struct LogQuery {
     /// First line to return (0-based, default 0).
     pub from: Option<i64>,
     /// `1`: stream the log as server-sent events until the action in flight ends.
+    #[param(maximum = 255)]
     pub follow: Option<u8>,
 }
 
@@ -125,8 +129,10 @@ pub fn view(run: RunRecord) -> Run {
 }
 
 /// Starts a run: checks, store deployment, boot scripts, stored `deploy_pending`, queued.
-#[utoipa::path(post, path = "/deploy/ns/{id}/run/{application}", operation_id = "create_run", tag = "runs",
-    params(("id" = String, Path), ("application" = String, Path)), request_body = RunRequest,
+/// The path is `/deploy/ns/{id}/run/{run}` in the document, as for `GET` and `DELETE` of a run
+/// (OpenAPI allows one template per path); here its last segment names the application.
+#[utoipa::path(post, path = "/deploy/ns/{id}/run/{run}", operation_id = "create_run", tag = "runs",
+    params(("id" = String, Path), ("run" = String, Path, description = "The application to run (its id)")), request_body = RunRequest,
     security(("token" = []), ("apikey" = [])),
     responses((status = 201, body = RunCreated), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
