@@ -89,7 +89,7 @@ fn seconds(name: &str, text: &str) -> Result<i64, ApiError> {
 fn period(from: Option<i64>, to: Option<i64>) -> Result<Period, ApiError> {
     let now = now();
     let from = from.unwrap_or(0);
-    let to = to.unwrap_or(now.max(from + 1));
+    let to = to.unwrap_or(now.max(from.saturating_add(1)));
     if from < 0 || to < 0 {
         return Err(ApiError::bad_request("from, to: expected unix seconds, 0 or more"));
     }
