@@ -435,7 +435,21 @@ async fn the_demo_cluster_deploys_coordinates_and_is_destroyed(backends: Backend
     let platform = Platform::start(backends, terraform).await;
     let demo = platform.demo.clone();
 
-    let hostile = "$(touch PWNED) `touch PWNED` ${HOME} '\" ; touch PWNED\nsecond line";
+    // Run inputs are one-line text: a newline is refused at the edge, and nothing is created
+    // (multi-line values such as key files go in secret inputs).
+    let mut multi_line = demo.run_request(2);
+    multi_line["inputs"]["motto"] = json!("first line\nsecond line");
+    let (status, reply) = platform
+        .call(
+            Method::POST,
+            &format!("/deploy/ns/{}/run/{}", demo.namespace, demo.application),
+            "alice",
+            Some(multi_line),
+        )
+        .await;
+    assert_eq!(status, 400, "{reply}");
+
+    let hostile = "$(touch PWNED) `touch PWNED` ${HOME} '\" ; touch PWNED";
     let mut request = demo.run_request(2);
     request["inputs"]["motto"] = json!(hostile);
     request["secretinputs"] = json!({"api_secret": SECRET_INPUT});

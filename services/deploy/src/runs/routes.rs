@@ -41,7 +41,10 @@ pub struct RunListQuery {
     /// `deploy_success`, `deploy_failure`, `destroy_pending`, `destroy_in_progress`,
     /// `destroy_success`, `destroy_failure`, `canceled`); empty or absent: every status.
     /// Paging applies to the filtered list.
-    #[param(example = "deploy_success,deploy_failure")]
+    #[param(
+        example = "deploy_success,deploy_failure",
+        pattern = r"^(?:[^\S\x00-\x1f\x7f-\x9f]|,)*(?:(?:deploy_pending|deploy_in_progress|deploy_success|deploy_failure|destroy_pending|destroy_in_progress|destroy_success|destroy_failure|canceled)(?:[^\S\x00-\x1f\x7f-\x9f]*,(?:[^\S\x00-\x1f\x7f-\x9f]|,)*(?:deploy_pending|deploy_in_progress|deploy_success|deploy_failure|destroy_pending|destroy_in_progress|destroy_success|destroy_failure|canceled))*)?(?:[^\S\x00-\x1f\x7f-\x9f]|,)*$"
+    )]
     pub status: Option<String>,
 }
 
