@@ -9,7 +9,7 @@ use crate::Ui;
 use crate::error::PageError;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue};
 use goterra_core::token::unix_now;
 use goterra_core::{Config, Sensitive};
 use hmac::{Hmac, Mac};
@@ -199,27 +199,11 @@ impl SessionCodec {
     }
 
     fn cookie(&self, name: &str, value: &str, max_age: u64) -> HeaderValue {
-        let secure = if self.secure { "; Secure" } else { "" };
-        let text = format!(
-            "{name}={value}; Path={}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
-            crate::PREFIX
-        );
-        // Names are constants and values base64 or hex: always a valid header value.
-        HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("goterra_invalid=; Max-Age=0"))
+        goterra_core::cookies::set(name, value, crate::PREFIX, max_age, self.secure)
     }
 }
 
-/// The value of cookie `name` in the request's `Cookie` headers.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|line| line.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, value)| *key == name && !value.is_empty())
-        .map(|(_, value)| value)
-}
+pub use goterra_core::cookies::read as cookie;
 
 fn random_token() -> String {
     use rand::RngCore;

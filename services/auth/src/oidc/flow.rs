@@ -3,7 +3,7 @@
 //! memory, so any replica finishes a flow any other started; a callback without the cookie
 //! of the browser that started the flow, or with another `state`, is refused.
 
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use goterra_core::Sensitive;
@@ -107,7 +107,7 @@ impl FlowCodec {
 
     /// The flow of this request's cookie, when it decrypts and is younger than [`FLOW_SECS`].
     pub fn read(&self, headers: &HeaderMap) -> Option<Flow> {
-        let sealed = cookie(headers, FLOW_COOKIE)?;
+        let sealed = goterra_core::cookies::read(headers, FLOW_COOKIE)?;
         let plain = self
             .keys
             .iter()
@@ -117,29 +117,15 @@ impl FlowCodec {
 
     fn cookie(&self, value: &str, max_age: u64) -> HeaderValue {
         // Path=/ : the callback is auth's (`/auth/...`) or the web UI's (`/app/...`).
-        // SameSite=Lax: the provider's redirect back is a top-level navigation.
-        let secure = if self.secure { "; Secure" } else { "" };
-        let text = format!("{FLOW_COOKIE}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}");
-        // The value is fernet's URL-safe base64: always a valid header value.
-        HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("goterra_oidc=; Max-Age=0"))
+        goterra_core::cookies::set(FLOW_COOKIE, value, "/", max_age, self.secure)
     }
-}
-
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|line| line.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, value)| *key == name && !value.is_empty())
-        .map(|(_, value)| value)
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use axum::http::header;
 
     fn codec(secret: &str) -> FlowCodec {
         FlowCodec::new(&[Sensitive::new(secret.to_string())], false).unwrap()
