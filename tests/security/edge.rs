@@ -422,6 +422,67 @@ async fn password_logins_are_throttled_per_uid_with_retry_after() {
     }
 }
 
+/// A password login from `forwarded_for` as a proxy on loopback relays it.
+async fn login_forwarded(base: &str, forwarded_for: &str, uid: &str, password: &str) -> StatusCode {
+    reqwest::Client::new()
+        .post(format!("{base}/auth/login"))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({"uid": uid, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Fails logins of unknown uids (so that no uid is blocked) from `forwarded_for` until the
+/// address is throttled.
+async fn throttle_address(base: &str, forwarded_for: &str) {
+    for attempt in 0..=goterra_auth::throttle::FREE_FAILURES_PER_ADDRESS {
+        let status = login_forwarded(base, forwarded_for, &format!("nobody-{attempt}"), "wrong-password").await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return;
+        }
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    panic!("{forwarded_for} was never throttled");
+}
+
+/// Behind a trusted proxy (loopback by default) failures count against the client the proxy
+/// names in `X-Forwarded-For`, so one client's guesses do not lock everyone behind the proxy
+/// out; with no trusted proxy, the header is ignored and the peer is the client.
+#[tokio::test]
+async fn failed_logins_count_per_forwarded_client_only_behind_trusted_proxies() {
+    let server = platform(goterra_db::Engine::Sqlite, |_| {}).await;
+    let base = server.url.clone();
+    Client::default().register(&base, "alice", false).await;
+    throttle_address(&base, "198.51.100.1").await;
+    assert_eq!(
+        login_forwarded(&base, "198.51.100.2", "alice", "alice-password-1").await,
+        StatusCode::OK,
+        "another client behind the same proxy is not throttled"
+    );
+    // A client that writes a fake first hop is still counted under the address the proxy saw.
+    assert_eq!(
+        login_forwarded(&base, "198.51.100.2, 198.51.100.1", "alice", "alice-password-1").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    server.stop().await;
+
+    let server = platform(goterra_db::Engine::Sqlite, |config| {
+        config.http.trusted_proxies = goterra_core::forwarded::TrustedProxies::none();
+    })
+    .await;
+    let base = server.url.clone();
+    Client::default().register(&base, "alice", false).await;
+    throttle_address(&base, "198.51.100.1").await;
+    assert_eq!(
+        login_forwarded(&base, "198.51.100.2", "alice", "alice-password-1").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "an untrusted peer cannot pick the address it is counted under"
+    );
+    server.stop().await;
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn the_data_dir_and_its_files_become_private_whatever_existed_before() {

@@ -17,9 +17,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    id: "queue_0001_jobs",
-    postgres: "CREATE TABLE queue_jobs (
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        id: "queue_0001_jobs",
+        postgres: "CREATE TABLE queue_jobs (
         seq BIGSERIAL PRIMARY KEY,
         queue TEXT NOT NULL,
         action TEXT NOT NULL,
@@ -30,7 +31,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         lease TEXT
     );
     CREATE INDEX queue_jobs_ready ON queue_jobs (queue, visible_at_ms);",
-    sqlite: "CREATE TABLE queue_jobs (
+        sqlite: "CREATE TABLE queue_jobs (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         queue TEXT NOT NULL,
         action TEXT NOT NULL,
@@ -41,7 +42,19 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         lease TEXT
     );
     CREATE INDEX queue_jobs_ready ON queue_jobs (queue, visible_at_ms);",
-}];
+    },
+    // The queues a deploy feeds (see `RunQueue::announce_feeder`).
+    Migration {
+        id: "queue_0002_feeders",
+        postgres: FEEDERS_V1,
+        sqlite: FEEDERS_V1,
+    },
+];
+
+const FEEDERS_V1: &str = "CREATE TABLE queue_feeders (
+    queue TEXT PRIMARY KEY,
+    announced_at_ms BIGINT NOT NULL
+);";
 
 #[derive(Clone, Debug)]
 pub struct EmbeddedQueueOptions {
@@ -147,6 +160,28 @@ impl RunQueue for EmbeddedQueue {
         .context("cannot store the run job")?;
         self.shared.wake.notify_waiters();
         Ok(())
+    }
+
+    async fn announce_feeder(&self) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO queue_feeders (queue, announced_at_ms) VALUES ($1, $2)
+             ON CONFLICT (queue) DO UPDATE SET announced_at_ms = excluded.announced_at_ms",
+        )
+        .bind(&self.shared.options.name)
+        .bind(now_ms())
+        .execute(self.shared.db.pool())
+        .await
+        .context("cannot mark the run queue as fed")?;
+        Ok(())
+    }
+
+    async fn has_feeder(&self) -> anyhow::Result<bool> {
+        let found: Option<(i64,)> = sqlx::query_as("SELECT announced_at_ms FROM queue_feeders WHERE queue = $1")
+            .bind(&self.shared.options.name)
+            .fetch_optional(self.shared.db.pool())
+            .await
+            .context("cannot read the run queue's feeders")?;
+        Ok(found.is_some())
     }
 
     async fn depth(&self) -> anyhow::Result<u64> {

@@ -20,6 +20,16 @@ pub trait RunQueue: Send + Sync {
 
     /// Jobs ready for an agent (queued, not taken), for the metrics.
     async fn depth(&self) -> anyhow::Result<u64>;
+
+    /// Marks the queue as fed by a deploy (every deploy calls it when it starts), so that an
+    /// agent can tell a queue some deploy fills from one nothing ever will (a wrong broker
+    /// URL, queue name or database). The mark stays after the deploy stops: a deploy being
+    /// restarted still feeds its queue.
+    async fn announce_feeder(&self) -> anyhow::Result<()>;
+
+    /// True once a deploy has announced itself as this queue's feeder. Consuming does not
+    /// count: an agent's own subscription never makes its queue look fed.
+    async fn has_feeder(&self) -> anyhow::Result<bool>;
 }
 
 #[async_trait]

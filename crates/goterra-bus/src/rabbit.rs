@@ -11,10 +11,10 @@ use goterra_core::Sensitive;
 use goterra_core::runs::RunJob;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicNackOptions, BasicPublishOptions, BasicRejectOptions,
-    ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection};
+use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
 use tokio::sync::Mutex;
 
 /// AMQP delivery mode 2: the broker writes the message to disk.
@@ -47,7 +47,7 @@ impl RabbitQueue {
         &self.queue
     }
 
-    /// Deletes the queue and every message in it (tests, or decommissioning).
+    /// Deletes the queue, every message in it and its feeder mark (tests, or decommissioning).
     pub async fn delete(&self) -> anyhow::Result<()> {
         let connection = connect(self.url.expose(), "goterra-queue-admin").await?;
         let channel = connection.create_channel().await?;
@@ -55,6 +55,13 @@ impl RabbitQueue {
             .queue_delete(self.queue.as_str().into(), QueueDeleteOptions::default())
             .await
             .context("cannot delete the run queue")?;
+        channel
+            .exchange_delete(
+                feeder_mark(&self.queue).as_str().into(),
+                ExchangeDeleteOptions::default(),
+            )
+            .await
+            .context("cannot delete the run queue's feeder mark")?;
         let _ = connection.close(200, "bye".into()).await;
         Ok(())
     }
@@ -106,6 +113,13 @@ impl RabbitQueue {
     }
 }
 
+/// The exchange whose existence says a deploy feeds `queue`: only deploys declare it (agents
+/// declare the job queue itself when they subscribe, so the queue's existence proves nothing).
+/// Durable, bound to nothing, it holds no message and costs the broker nothing.
+fn feeder_mark(queue: &str) -> String {
+    format!("goterra.fed.{queue}")
+}
+
 async fn declare_queue(channel: &Channel, queue: &str) -> anyhow::Result<()> {
     channel
         .queue_declare(queue.into(), QueueDeclareOptions::durable(), FieldTable::default())
@@ -118,6 +132,51 @@ async fn declare_queue(channel: &Channel, queue: &str) -> anyhow::Result<()> {
 impl RunQueue for RabbitQueue {
     fn describe(&self) -> String {
         format!("RabbitMQ queue `{}`", self.queue)
+    }
+
+    async fn announce_feeder(&self) -> anyhow::Result<()> {
+        let connection = connect(self.url.expose(), "goterra-queue-feeder").await?;
+        let channel = connection.create_channel().await?;
+        declare_queue(&channel, &self.queue).await?;
+        let declared = channel
+            .exchange_declare(
+                feeder_mark(&self.queue).as_str().into(),
+                ExchangeKind::Fanout,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .context("cannot mark the run queue as fed");
+        let _ = connection.close(200, "bye".into()).await;
+        declared
+    }
+
+    async fn has_feeder(&self) -> anyhow::Result<bool> {
+        let connection = connect(self.url.expose(), "goterra-queue-feeder").await?;
+        let channel = connection.create_channel().await?;
+        let declared = channel
+            .exchange_declare(
+                feeder_mark(&self.queue).as_str().into(),
+                ExchangeKind::Fanout,
+                ExchangeDeclareOptions {
+                    passive: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await;
+        let _ = connection.close(200, "bye".into()).await;
+        match declared {
+            Ok(()) => Ok(true),
+            // 404: the broker closes the channel, the answer is "not fed".
+            Err(err) if matches!(err.kind(), lapin::ErrorKind::ProtocolError(error) if error.get_id() == 404) => {
+                Ok(false)
+            }
+            Err(err) => Err(anyhow::Error::new(err).context("cannot ask the broker whether the run queue is fed")),
+        }
     }
 
     /// Ready jobs as the broker counts them (those delivered to an agent and not yet acked are

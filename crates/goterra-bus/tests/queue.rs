@@ -124,6 +124,21 @@ async fn prefetch_is_respected(queue: &dyn RunQueue) {
     }
 }
 
+/// A queue is fed once a deploy announced itself; an agent's subscription does not count,
+/// and announcing twice (a deploy restarted, a second replica) is fine.
+async fn only_a_deploy_makes_a_queue_fed(queue: &dyn RunQueue) {
+    assert!(!queue.has_feeder().await.unwrap(), "a new queue has no feeder");
+    let consumer = queue.consumer(1).await.unwrap();
+    assert!(
+        !queue.has_feeder().await.unwrap(),
+        "consuming does not make a queue fed"
+    );
+    queue.announce_feeder().await.unwrap();
+    queue.announce_feeder().await.unwrap();
+    assert!(queue.has_feeder().await.unwrap());
+    drop(consumer);
+}
+
 async fn embedded(db: &TestDb) -> EmbeddedQueue {
     EmbeddedQueue::open(
         db.db.clone(),
@@ -145,6 +160,7 @@ async fn embedded_queue_passes_the_suite() {
         requeued_job_comes_back(&embedded(&db).await).await;
         job_of_a_lost_consumer_comes_back(&embedded(&db).await).await;
         prefetch_is_respected(&embedded(&db).await).await;
+        only_a_deploy_makes_a_queue_fed(&embedded(&db).await).await;
         let queue = embedded(&db).await;
         assert!(queue.is_empty().await.unwrap(), "{engine:?}");
     }
@@ -191,6 +207,15 @@ where
 async fn rabbit_queue_enqueue_consume_ack() {
     with_rabbit_queue(|queue| async move {
         enqueue_consume_ack(&queue).await;
+        queue
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn rabbit_queue_is_fed_only_once_a_deploy_announced_itself() {
+    with_rabbit_queue(|queue| async move {
+        only_a_deploy_makes_a_queue_fed(&queue).await;
         queue
     })
     .await;

@@ -134,6 +134,10 @@ pub struct AgentConfig {
     /// Terraform and hands them back to the queue (`GOT_AGENT_SHUTDOWN_GRACE_SECS`; 0 hands
     /// them back at once).
     pub shutdown_grace_secs: u64,
+    /// A standalone agent waits this long at startup for a deploy to feed its queue, then
+    /// refuses to start (`GOT_AGENT_FEEDER_WAIT_SECS`): a wrong broker, queue name or database
+    /// would otherwise leave it waiting for runs forever.
+    pub feeder_wait_secs: u64,
 }
 
 impl AgentConfig {
@@ -154,6 +158,7 @@ impl Default for AgentConfig {
             work_dir: None,
             disabled: false,
             shutdown_grace_secs: 60,
+            feeder_wait_secs: 60,
         }
     }
 }
@@ -317,6 +322,11 @@ pub struct HttpConfig {
     /// connection stays open. Long-polls and log streams are not affected (their headers are
     /// sent at once).
     pub header_timeout_secs: u64,
+    /// Proxies (addresses or networks) whose `X-Forwarded-For` names the client, for what is
+    /// counted per client address (failed logins). Loopback by default, so that the web UI
+    /// and a proxy on the same host are believed; list Traefik's and the UI's addresses when
+    /// they run elsewhere.
+    pub trusted_proxies: crate::forwarded::TrustedProxies,
 }
 
 impl Default for HttpConfig {
@@ -325,6 +335,7 @@ impl Default for HttpConfig {
             max_connections: 1024,
             health_connections: 16,
             header_timeout_secs: 10,
+            trusted_proxies: crate::forwarded::TrustedProxies::loopback(),
         }
     }
 }
@@ -540,6 +551,9 @@ impl Config {
         if let Some(v) = get("GOT_AGENT_SHUTDOWN_GRACE_SECS") {
             self.agent.shutdown_grace_secs = parse_env("GOT_AGENT_SHUTDOWN_GRACE_SECS", &v)?;
         }
+        if let Some(v) = get("GOT_AGENT_FEEDER_WAIT_SECS") {
+            self.agent.feeder_wait_secs = parse_env("GOT_AGENT_FEEDER_WAIT_SECS", &v)?;
+        }
         if let Some(v) = get("GOT_HTTP_MAX_CONNECTIONS") {
             self.http.max_connections = parse_env("GOT_HTTP_MAX_CONNECTIONS", &v)?;
         }
@@ -548,6 +562,11 @@ impl Config {
         }
         if let Some(v) = get("GOT_HTTP_HEADER_TIMEOUT") {
             self.http.header_timeout_secs = parse_env("GOT_HTTP_HEADER_TIMEOUT", &v)?;
+        }
+        if let Some(v) = get("GOT_HTTP_TRUSTED_PROXIES") {
+            self.http.trusted_proxies = v
+                .parse()
+                .map_err(|err: String| anyhow!("GOT_HTTP_TRUSTED_PROXIES: {err}"))?;
         }
         self.apply_oidc_env(env);
         Ok(())
@@ -760,11 +779,17 @@ fn strip_unknown(value: serde_yaml::Value, warnings: &mut Vec<String>) -> serde_
                 "work_dir",
                 "disabled",
                 "shutdown_grace_secs",
+                "feeder_wait_secs",
             ],
         ),
         (
             "http",
-            &["max_connections", "health_connections", "header_timeout_secs"],
+            &[
+                "max_connections",
+                "health_connections",
+                "header_timeout_secs",
+                "trusted_proxies",
+            ],
         ),
     ];
     const TOP: &[&str] = &[

@@ -25,6 +25,12 @@ pub struct Announcement {
     pub services: Vec<(String, String)>,
 }
 
+/// Traefik's retry middleware for idempotent requests, in the Redis KV provider's routing.
+const RETRY_MIDDLEWARE: &str = "got-retry-idempotent";
+/// Traefik's redirect of `/` to the web UI.
+const ROOT_REDIRECT: &str = "got-root-to-app";
+const IDEMPOTENT_METHODS: &str = "(Method(`GET`) || Method(`HEAD`) || Method(`PUT`) || Method(`DELETE`))";
+
 impl Announcement {
     pub fn new(config: &Config, listen: &str, services: &[ServiceSpec]) -> Self {
         let address = config.discovery.address.clone().unwrap_or_else(|| advertised(listen));
@@ -39,16 +45,41 @@ impl Announcement {
         }
     }
 
-    /// The Redis keys and values of this replica, for Traefik's KV provider under `root`.
+    /// The Redis keys and values of this replica, for Traefik's KV provider under `root`: the
+    /// same routing as `traefik/dynamic/goterra.yml`. Each prefix has a router for every
+    /// method and one, of higher priority, for the idempotent methods through a retry
+    /// middleware, so that a request that cannot reach a replica (killed, not yet dropped from
+    /// the routing) is sent to another, while a POST (run creation, logins) is never sent twice.
     pub fn traefik_keys(&self, root: &str) -> Vec<(String, String)> {
-        let mut keys = Vec::new();
+        let retry = format!("{root}/http/middlewares/{RETRY_MIDDLEWARE}/retry");
+        let mut keys = vec![
+            (format!("{retry}/attempts"), "3".to_string()),
+            (format!("{retry}/initialInterval"), "100ms".to_string()),
+        ];
         for (name, prefix) in &self.services {
             let id = format!("got-{name}");
+            let routers = format!("{root}/http/routers");
+            keys.push((format!("{routers}/{id}/rule"), format!("PathPrefix(`{prefix}`)")));
+            keys.push((format!("{routers}/{id}/service"), id.clone()));
             keys.push((
-                format!("{root}/http/routers/{id}/rule"),
-                format!("PathPrefix(`{prefix}`)"),
+                format!("{routers}/{id}-idempotent/rule"),
+                format!("PathPrefix(`{prefix}`) && {IDEMPOTENT_METHODS}"),
             ));
-            keys.push((format!("{root}/http/routers/{id}/service"), id.clone()));
+            keys.push((format!("{routers}/{id}-idempotent/priority"), "1000".into()));
+            keys.push((
+                format!("{routers}/{id}-idempotent/middlewares/0"),
+                RETRY_MIDDLEWARE.into(),
+            ));
+            keys.push((format!("{routers}/{id}-idempotent/service"), id.clone()));
+            if name == "ui" {
+                // The platform's front door is the web UI.
+                let redirect = format!("{root}/http/middlewares/{ROOT_REDIRECT}/redirectRegex");
+                keys.push((format!("{redirect}/regex"), "^(https?://[^/]+)/$".into()));
+                keys.push((format!("{redirect}/replacement"), "${1}/app".into()));
+                keys.push((format!("{routers}/got-root/rule"), "Path(`/`)".into()));
+                keys.push((format!("{routers}/got-root/middlewares/0"), ROOT_REDIRECT.into()));
+                keys.push((format!("{routers}/got-root/service"), id.clone()));
+            }
             let balancer = format!("{root}/http/services/{id}/loadBalancer");
             keys.push((format!("{balancer}/healthCheck/path"), format!("{prefix}/ready")));
             keys.push((format!("{balancer}/healthCheck/interval"), "10s".into()));
@@ -315,6 +346,19 @@ mod tests {
         assert_eq!(keys["traefik/http/routers/got-store/rule"], "PathPrefix(`/store`)");
         assert_eq!(keys["traefik/http/routers/got-ui/rule"], "PathPrefix(`/app`)");
         assert_eq!(keys["traefik/http/routers/got-store/service"], "got-store");
+        assert_eq!(
+            keys["traefik/http/routers/got-store-idempotent/rule"],
+            "PathPrefix(`/store`) && (Method(`GET`) || Method(`HEAD`) || Method(`PUT`) || Method(`DELETE`))"
+        );
+        assert_eq!(
+            keys["traefik/http/routers/got-store-idempotent/middlewares/0"],
+            "got-retry-idempotent"
+        );
+        assert_eq!(
+            keys["traefik/http/middlewares/got-retry-idempotent/retry/attempts"],
+            "3"
+        );
+        assert_eq!(keys["traefik/http/routers/got-root/rule"], "Path(`/`)");
         assert_eq!(
             keys["traefik/http/services/got-store/loadBalancer/servers/store-1-8000-ab12cd34/url"],
             "http://store-1:8000"

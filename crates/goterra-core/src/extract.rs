@@ -89,8 +89,9 @@ impl Pagination {
     }
 }
 
-/// The client's IP address: the peer of the connection (`ConnectInfo`, set by
-/// [`crate::http::serve_with`]); `None` when the server was started otherwise.
+/// The client's IP address: the peer of the connection, or the client a trusted proxy names
+/// in `X-Forwarded-For` (set by [`crate::http::serve_with`]); `None` when the server was
+/// started otherwise.
 pub struct ClientAddress(pub Option<std::net::IpAddr>);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
@@ -98,10 +99,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         Ok(ClientAddress(
-            parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|info| info.0.ip()),
+            parts.extensions.get::<crate::http::ClientIp>().map(|client| client.0),
         ))
     }
 }

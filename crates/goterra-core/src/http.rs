@@ -114,12 +114,14 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
-/// Connection limits of [`serve_with`] (see `http.*` in `docs/configuration.md`).
+/// Connection limits of [`serve_with`] and the proxies it believes (see `http.*` in
+/// `docs/configuration.md`).
 #[derive(Clone, Debug)]
 pub struct ServeLimits {
     pub max_connections: usize,
     pub health_connections: usize,
     pub header_timeout: Duration,
+    pub trusted_proxies: crate::forwarded::TrustedProxies,
 }
 
 impl Default for ServeLimits {
@@ -134,9 +136,14 @@ impl From<&crate::config::HttpConfig> for ServeLimits {
             max_connections: config.max_connections.max(1),
             health_connections: config.health_connections.min(config.max_connections.saturating_sub(1)),
             header_timeout: Duration::from_secs(config.header_timeout_secs.max(1)),
+            trusted_proxies: config.trusted_proxies.clone(),
         }
     }
 }
+
+/// The client of a request: the connection's peer, or the client a trusted proxy names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientIp(pub std::net::IpAddr);
 
 /// Marks the requests of a connection accepted in the room kept for health checks: only
 /// `GET /<service>` is answered on it (see [`crate::edge`]).
@@ -158,7 +165,8 @@ pub async fn serve(
 /// `max_connections` connections are served at once (further ones are closed at once), and
 /// the last `health_connections` of them answer health checks only, so a flood of slow or
 /// idle clients cannot starve the file descriptors of the process nor hide its health.
-/// Requests carry the peer address as `ConnectInfo<SocketAddr>`.
+/// Requests carry the peer address as `ConnectInfo<SocketAddr>` and the client's, read through
+/// the trusted proxies, as [`ClientIp`].
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     router: Router,
@@ -204,11 +212,14 @@ pub async fn serve_with(
             continue;
         };
         let health_only = permits.available_permits() < limits.health_connections;
+        let trusted_proxies = limits.trusted_proxies.clone();
         let service = app
             .clone()
             .map_request(move |request: axum::http::Request<hyper::body::Incoming>| {
                 let mut request = request.map(axum::body::Body::new);
+                let client = trusted_proxies.client_address(peer.ip(), request.headers());
                 request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                request.extensions_mut().insert(ClientIp(client));
                 if health_only {
                     request.extensions_mut().insert(HealthOnly);
                 }

@@ -8,6 +8,7 @@ pub mod edge;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod forwarded;
 pub mod http;
 pub mod identity;
 pub mod lifecycle;

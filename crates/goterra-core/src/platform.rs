@@ -24,6 +24,8 @@ pub struct Platform {
     pub metric_probes: crate::ops::MetricProbes,
     /// The process's life: background tasks stop with it (see [`Lifecycle`]).
     pub lifecycle: Lifecycle,
+    /// Whether the other services run in this process too.
+    pub topology: crate::service::Topology,
 }
 
 impl Platform {
@@ -32,6 +34,7 @@ impl Platform {
         db: Db,
         api_keys: Option<Arc<dyn ApiKeyResolver>>,
         events: Arc<dyn EventBus>,
+        topology: crate::service::Topology,
     ) -> anyhow::Result<Self> {
         let tokens = Arc::new(TokenCodec::new(&config.fernet, config.token_ttl)?);
         let authenticator = Arc::new(Authenticator::new(tokens.clone(), api_keys));
@@ -44,6 +47,7 @@ impl Platform {
             namespace_rule: NamespaceRuleSlot::default(),
             metric_probes: crate::ops::MetricProbes::default(),
             lifecycle: Lifecycle::new(),
+            topology,
         })
     }
 }

@@ -229,7 +229,7 @@ pub async fn build(
         },
     };
     let subscription = events.subscribe();
-    let platform = Platform::new(config, db, api_keys, events)?;
+    let platform = Platform::new(config, db, api_keys, events, topology)?;
     platform
         .authenticator
         .revocations()

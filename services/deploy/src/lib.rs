@@ -168,6 +168,30 @@ pub async fn router(platform: Platform) -> anyhow::Result<Router> {
     router_with(platform, queue, run_options).await
 }
 
+/// Marks `queue` as fed by a deploy, so that standalone agents on it start (see
+/// `RunQueue::announce_feeder`). A broker that is down does not stop deploy from starting:
+/// the mark is retried in the background until it is made.
+async fn announce_feeder(platform: &Platform, queue: Arc<dyn RunQueue>) {
+    const RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+    if queue.announce_feeder().await.is_ok() {
+        return;
+    }
+    let stopping = platform.lifecycle.stopping();
+    platform.lifecycle.spawn_tracked(async move {
+        loop {
+            match queue.announce_feeder().await {
+                Ok(()) => return,
+                Err(err) => tracing::warn!(error = %format!("{err:#}"), queue = %queue.describe(),
+                    "cannot mark the run queue as fed yet: standalone agents wait for it"),
+            }
+            tokio::select! {
+                () = stopping.cancelled() => return,
+                () = tokio::time::sleep(RETRY) => {}
+            }
+        }
+    });
+}
+
 /// The router over a given run queue and run limits (tests, embedding).
 pub async fn router_with(
     platform: Platform,
@@ -175,6 +199,7 @@ pub async fn router_with(
     run_options: runs::RunOptions,
 ) -> anyhow::Result<Router> {
     let secrets = Arc::new(crypto::SecretBox::from_config(&platform.config)?);
+    announce_feeder(&platform, queue.clone()).await;
     runs::sweep::spawn(&platform, queue.clone(), run_options.clone());
     platform
         .metric_probes

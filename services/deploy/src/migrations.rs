@@ -192,4 +192,6 @@ pub const MIGRATIONS: &[Migration] = &[
         postgres: RUNS_BY_CREATION_V1,
         sqlite: RUNS_BY_CREATION_V1,
     },
+    // The queues deploys feed (goterra-bus's id again), marked when deploy starts.
+    goterra_bus::MIGRATIONS[1],
 ];

@@ -17,10 +17,12 @@ use axum::{Json, Router};
 use control::HttpRunControl;
 use goterra_bus::RunQueue;
 use goterra_core::http::SecuritySchemes;
+use goterra_core::service::Topology;
 use goterra_core::{Authenticator, ErrorBody, MaybeUser, Platform, ServiceSpec};
 use goterra_db::Migration;
 use state::StateRoutes;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 
@@ -87,6 +89,10 @@ pub async fn router(platform: Platform) -> anyhow::Result<Router> {
         None
     } else {
         let queue = goterra_bus::platform_run_queue(&platform);
+        if platform.topology == Topology::Standalone {
+            let limit = Duration::from_secs(platform.config.agent.feeder_wait_secs);
+            wait_for_feeder(queue.as_ref(), limit, FEEDER_POLL).await?;
+        }
         let (agent, _shutdown) = start_agent(&platform, queue, AgentOptions::from_config(&platform.config)?)?;
         Some(agent)
     };
@@ -95,6 +101,41 @@ pub async fn router(platform: Platform) -> anyhow::Result<Router> {
         deploy: deploy_control(&platform)?,
     };
     Ok(routes(agent, state_routes))
+}
+
+/// How often a standalone agent asks whether a deploy feeds its queue yet.
+const FEEDER_POLL: Duration = Duration::from_secs(1);
+
+/// Waits up to `limit` for a deploy to feed `queue`, then refuses: an agent alone on a queue
+/// nothing fills (a wrong broker, queue name or database) would otherwise wait for runs
+/// forever while looking healthy.
+pub async fn wait_for_feeder(queue: &dyn RunQueue, limit: Duration, poll: Duration) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let mut said_waiting = false;
+    loop {
+        let last_error = match queue.has_feeder().await {
+            Ok(true) => return Ok(()),
+            Ok(false) => None,
+            Err(err) => Some(format!("{err:#}")),
+        };
+        if started.elapsed() >= limit {
+            let cause = last_error
+                .map(|err| format!(" (last error: {err})"))
+                .unwrap_or_default();
+            anyhow::bail!(
+                "no deploy feeds the {} after {}s{cause}: start deploy on the same broker \
+                 (GOT_AMQP) or database (GOT_DATABASE_URL) with the same queue name (GOT_RUN_QUEUE), \
+                 or wait longer with GOT_AGENT_FEEDER_WAIT_SECS",
+                queue.describe(),
+                limit.as_secs()
+            );
+        }
+        if !said_waiting {
+            tracing::info!(queue = %queue.describe(), ?limit, "waiting for a deploy to feed the run queue");
+            said_waiting = true;
+        }
+        tokio::time::sleep(poll).await;
+    }
 }
 
 /// The routes, around an agent or none.

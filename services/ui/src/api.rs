@@ -96,10 +96,23 @@ impl Api {
         }
     }
 
-    /// `POST /auth/login`; a wrong uid or password is `Unauthorized`.
-    pub async fn login(&self, uid: &str, password: Sensitive<String>) -> ApiResult<LoginAnswer> {
+    /// `POST /auth/login` for the browser at `client`; a wrong uid or password is
+    /// `Unauthorized`. Auth counts failed logins per client address: naming the browser's
+    /// address keeps one user's failures from throttling every user of the UI.
+    pub async fn login(
+        &self,
+        uid: &str,
+        password: Sensitive<String>,
+        client: Option<std::net::IpAddr>,
+    ) -> ApiResult<LoginAnswer> {
         let uid: Uid = id(uid).map_err(|_| ApiFailure::Unauthorized)?;
-        Ok(self.client.login(&uid, &core_secret(password)).await?)
+        let answer = self
+            .client
+            .clone()
+            .with_forwarded_for(client)
+            .login(&uid, &core_secret(password))
+            .await?;
+        Ok(answer)
     }
 
     /// `GET /auth/api` with an API key: the user and a fresh token.

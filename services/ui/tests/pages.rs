@@ -120,6 +120,31 @@ async fn a_throttled_login_says_when_to_try_again() {
     assert_eq!(signed_in.status, StatusCode::SEE_OTHER, "{}", signed_in.body);
 }
 
+/// The UI names the browser's address when it signs a user in, so one browser's failed
+/// sign-ins do not throttle every user of the UI (auth counts failures per client address).
+#[tokio::test]
+async fn one_browsers_failed_sign_ins_do_not_throttle_another() {
+    let server = platform(false).await;
+    create_user(&server, "alice", ALICE_PASSWORD).await;
+    let mut guesser = Web::new(&server).at_address("198.51.100.1");
+    let mut throttled = false;
+    for attempt in 0..=goterra_auth::throttle::FREE_FAILURES_PER_ADDRESS {
+        // Unknown uids: only the address can be throttled.
+        let refused = guesser.sign_in(&format!("nobody-{attempt}"), "wrong-password").await;
+        if refused.status == StatusCode::TOO_MANY_REQUESTS {
+            throttled = true;
+            break;
+        }
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+    }
+    assert!(throttled, "the guessing browser's address is throttled");
+    let mut other = Web::new(&server).at_address("198.51.100.2");
+    let signed_in = other.sign_in("alice", ALICE_PASSWORD).await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER, "{}", signed_in.body);
+    let blocked = guesser.sign_in("alice", ALICE_PASSWORD).await;
+    assert_eq!(blocked.status, StatusCode::TOO_MANY_REQUESTS, "{}", blocked.body);
+}
+
 /// A new API key or password revokes the user's older tokens (the session's too): the UI
 /// signs the user in again with the new credential, so the next page still works.
 #[tokio::test]

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Json, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use goterra_core::Sensitive;
+use goterra_core::extract::ClientAddress;
 use maud::html;
 use serde::Deserialize;
 
@@ -105,7 +106,12 @@ struct LoginForm {
     apikey: String,
 }
 
-async fn login(State(ui): State<Ui>, headers: HeaderMap, Form(form): Form<LoginForm>) -> Result<Response, PageError> {
+async fn login(
+    State(ui): State<Ui>,
+    ClientAddress(client): ClientAddress,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, PageError> {
     if !ui.sessions.login_csrf_matches(&headers, &form.csrf) {
         return Err(PageError::Csrf);
     }
@@ -125,7 +131,7 @@ async fn login(State(ui): State<Ui>, headers: HeaderMap, Form(form): Form<LoginF
             Some(message),
         ));
     } else {
-        ui.api.login(&uid, password).await
+        ui.api.login(&uid, password, client).await
     };
     match answer {
         Ok(answer) => {

@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
 use goterra_core::Sensitive;
+use goterra_core::extract::ClientAddress;
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -169,6 +170,7 @@ struct PasswordForm {
 
 async fn password(
     State(ui): State<Ui>,
+    ClientAddress(client): ClientAddress,
     headers: HeaderMap,
     posted: Posted<PasswordForm>,
 ) -> Result<Response, PageError> {
@@ -188,7 +190,7 @@ async fn password(
         Ok(()) => {
             // The change revoked every older token, this session's too: sign in again with
             // the new password so that the user stays signed in here.
-            let renewed = ui.api.login(&session.uid, Sensitive::new(form.new)).await;
+            let renewed = ui.api.login(&session.uid, Sensitive::new(form.new), client).await;
             Ok(renew_session(&ui, renewed, "/profile", "Password changed."))
         }
         Err((status, message)) => {

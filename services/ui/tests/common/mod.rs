@@ -76,6 +76,8 @@ pub struct Web {
     http: reqwest::Client,
     pub base: String,
     pub cookies: BTreeMap<String, String>,
+    /// The browser's address as a proxy in front of the UI names it (`X-Forwarded-For`).
+    forwarded_for: Option<String>,
 }
 
 impl Web {
@@ -87,6 +89,24 @@ impl Web {
                 .unwrap(),
             base: server.url.clone(),
             cookies: BTreeMap::new(),
+            forwarded_for: None,
+        }
+    }
+
+    /// A browser at `address` behind a proxy on loopback.
+    pub fn at_address(mut self, address: &str) -> Self {
+        self.forwarded_for = Some(address.to_string());
+        self
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header());
+        match &self.forwarded_for {
+            Some(address) => request.header("x-forwarded-for", address),
+            None => request,
         }
     }
 
@@ -121,21 +141,13 @@ impl Web {
     }
 
     pub async fn get(&mut self, path: &str) -> Page {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
-            .send()
-            .await
-            .unwrap();
+        let response = self.request(reqwest::Method::GET, path).send().await.unwrap();
         self.absorb(response).await
     }
 
     pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
         let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
+            .request(reqwest::Method::POST, path)
             .form(fields)
             .send()
             .await
