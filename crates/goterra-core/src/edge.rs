@@ -312,8 +312,9 @@ fn error_response(status: StatusCode, message: &str) -> Response {
 
 /// Whether an error answer is one the framework made (no body type, or plain text such as an
 /// extractor's rejection), as opposed to a document a handler chose to answer with: JSON, or
-/// the web UI's HTML error and login pages, which must reach the browser as they are.
-fn is_framework_text(response: &Response) -> bool {
+/// the web UI's HTML error and login pages, which must reach the browser as they are. The web
+/// UI uses it too, to give the framework's answers on its pages an HTML body instead.
+pub fn is_framework_text(response: &Response) -> bool {
     match response.headers().get(header::CONTENT_TYPE) {
         None => true,
         Some(value) => value

@@ -3,8 +3,14 @@
 
 use crate::api::ApiFailure;
 use crate::layout;
-use axum::http::{StatusCode, header};
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+
+/// Longest framework message kept for an error page (they are one short line).
+const MAX_FRAMEWORK_TEXT: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PageError {
@@ -45,6 +51,19 @@ impl From<ApiFailure> for PageError {
             },
             ApiFailure::Unavailable => Self::Unavailable,
         }
+    }
+}
+
+/// A refusal the user can fix by changing what they typed (the API's 4xx on the input, or a
+/// 403 such as a wrong current password): the status and the message to show next to the
+/// form. Anything else is an error page.
+pub fn form_refusal(failure: ApiFailure) -> Result<(StatusCode, String), PageError> {
+    match failure {
+        ApiFailure::Rejected { status, message } => {
+            Ok((StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), message))
+        }
+        ApiFailure::Forbidden(message) => Ok((StatusCode::FORBIDDEN, message)),
+        other => Err(other.into()),
     }
 }
 
@@ -104,4 +123,39 @@ fn login_redirect(expired: bool) -> Response {
         }
     }
     response
+}
+
+/// What a URL under `/app` that no page answers gets: the HTML "not found" page (the API's
+/// unknown routes keep their JSON answer).
+pub async fn no_such_page() -> PageError {
+    PageError::NotFound("There is no page at this address.".into())
+}
+
+/// Error answers the framework makes on the UI's routes (405 for a page's URL with another
+/// method, a query string or form that does not parse) become HTML error pages, as the
+/// handlers' own errors are. Without this the edge would give them the API's JSON body.
+pub async fn framework_errors_as_pages(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || !goterra_core::edge::is_framework_text(&response) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_FRAMEWORK_TEXT)
+        .await
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok())
+        .map(|text| text.trim().to_string())
+        .filter(|text| !text.is_empty());
+    let message = text.unwrap_or_else(|| match status {
+        StatusCode::NOT_FOUND => "There is no page at this address.".to_string(),
+        StatusCode::METHOD_NOT_ALLOWED => "This page cannot be used that way (the method is not allowed).".to_string(),
+        other => other.canonical_reason().unwrap_or("Error").to_string(),
+    });
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    Response::from_parts(parts, Body::from(layout::error_page(status, &message).into_string()))
 }

@@ -546,6 +546,48 @@ async fn assets_are_served_with_cache_headers_and_types() {
     login.assert_contains(&goterra_ui::assets::STYLESHEET.url());
 }
 
+/// Under `/app` every error is a page, also those the framework makes (unknown URL, another
+/// method, a query that does not parse); the API's routes keep their JSON errors.
+#[tokio::test]
+async fn unknown_pages_are_html_pages_and_api_errors_stay_json() {
+    let server = platform(false).await;
+    let mut web = Web::new(&server);
+    for (path, status, message) in [
+        (
+            "/app/no/such/page",
+            StatusCode::NOT_FOUND,
+            "There is no page at this address.",
+        ),
+        (
+            "/app/nothing",
+            StatusCode::NOT_FOUND,
+            "There is no page at this address.",
+        ),
+        ("/app/logout", StatusCode::METHOD_NOT_ALLOWED, "cannot be used that way"),
+    ] {
+        let page = web.get(path).await;
+        assert_eq!(page.status, status, "{path}");
+        assert_eq!(page.content_type, "text/html; charset=utf-8", "{path}");
+        page.assert_contains(message);
+        page.assert_contains("<h1>");
+    }
+    web.sign_in("", ADMIN_KEY).await;
+    let signed_in = web.get("/app/no/such/page").await;
+    assert_eq!(signed_in.status, StatusCode::NOT_FOUND);
+    assert_eq!(signed_in.content_type, "text/html; charset=utf-8");
+    let bad_query = web.get("/app/users?page=first").await;
+    assert_eq!(bad_query.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad_query.content_type, "text/html; charset=utf-8");
+    bad_query.assert_contains("page");
+    for path in ["/deploy/no/such/route", "/auth/nothing", "/nowhere"] {
+        let answer = web.get(path).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(answer.content_type, "application/json", "{path}");
+        let body: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+        assert!(body["message"].is_string(), "{path}: {}", answer.body);
+    }
+}
+
 #[tokio::test]
 async fn the_wizard_checks_confirms_and_starts_a_run_without_showing_secrets() {
     let server = platform(false).await;

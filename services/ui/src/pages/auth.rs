@@ -1,10 +1,11 @@
 //! Signing in and out, and `GET /app/config`.
 
+use super::Button;
 use crate::Ui;
 use crate::api::ApiFailure;
 use crate::error::{PageError, retry_time};
 use crate::layout::{self, Chrome, Section, url};
-use crate::session::{NoSession, Posted, Session};
+use crate::session::{NoSession, Session};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Redirect, Response};
@@ -174,12 +175,10 @@ async fn login(State(ui): State<Ui>, headers: HeaderMap, Form(form): Form<LoginF
     }
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
-async fn logout(State(ui): State<Ui>, posted: Posted<Empty>) -> Response {
-    let _ = posted.form;
-    let mut response = super::done(&ui, "/login", "You are signed out.");
-    response.headers_mut().append(header::SET_COOKIE, ui.sessions.end());
+async fn logout(button: Button) -> Response {
+    let mut response = button.me.done("/login", "You are signed out.");
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, button.me.ui.sessions.end());
     response
 }
