@@ -433,9 +433,16 @@ async fn create_through_form(client: &Client, dashboard: &str, segment: &str, fi
         fill(client, css, text).await;
     }
     submit(client, "main form.stack button[type=submit]").await;
-    let flash = text_of(client, "p.flash").await;
+    // The object's page with its message, or the form again with the API's refusal.
+    let flash = text_of(client, "p.flash, p.error").await;
     assert!(flash.ends_with(" created."), "{segment}: {flash}");
     path_of(client).await
+}
+
+/// Picks the option of value `value` in the `select` that `css` finds.
+async fn choose(client: &Client, css: &str, value: &str) {
+    let select = element(client, Locator::Css(css)).await;
+    select.select_by_value(value).await.unwrap();
 }
 
 /// The part of a path after its last `/`: the id of a catalogue object's page.
@@ -454,7 +461,7 @@ async fn catalogue_forms_access_rules_and_sessions_in_the_browser() {
     // A namespace through its form.
     fill(&admin, "#ns-name", "platform-team").await;
     submit(&admin, "form[action='/app/ns'] button[type=submit]").await;
-    assert_eq!(text_of(&admin, "p.flash").await, "Namespace created.");
+    assert_eq!(text_of(&admin, "p.flash, p.error").await, "Namespace created.");
     assert!(text_of(&admin, "h1").await.contains("Namespace platform-team"));
     let ns_path = path_of(&admin).await;
     let dashboard = platform.url(&ns_path);
@@ -492,7 +499,8 @@ async fn catalogue_forms_access_rules_and_sessions_in_the_browser() {
             ("#f-newkind", "local"),
             (
                 "#f-newdata",
-                "variable \"recipes_vm\" {}\nresource \"null_resource\" \"vm\" {}\n",
+                // The agent declares the recipe variables: the template only uses them.
+                "resource \"null_resource\" \"vm\" {\n  triggers = { boot = var.recipes_vm }\n}\n",
             ),
         ],
     )
@@ -501,20 +509,12 @@ async fn catalogue_forms_access_rules_and_sessions_in_the_browser() {
     // An application: its template first, then the recipes of the template's variable.
     admin.goto(&dashboard).await.unwrap();
     follow(&admin, Locator::Css("a[href$='/app/new']")).await;
-    element(&admin, Locator::Css("#f-template"))
-        .await
-        .select_by_value(last_segment(&template))
-        .await
-        .unwrap();
+    choose(&admin, "#f-template", last_segment(&template)).await;
     submit(&admin, "main form button.primary").await;
     fill(&admin, "#f-name", "hello-app").await;
-    element(&admin, Locator::Css("#f-r-recipes_vm"))
-        .await
-        .select_by_value(last_segment(&recipe))
-        .await
-        .unwrap();
+    choose(&admin, "#f-r-recipes_vm", last_segment(&recipe)).await;
     submit(&admin, "main form.stack button[type=submit]").await;
-    assert_eq!(text_of(&admin, "p.flash").await, "Application created.");
+    assert_eq!(text_of(&admin, "p.flash, p.error").await, "Application created.");
     let recipes = text_of(&admin, "table.kv").await;
     assert!(
         recipes.contains("recipes_vm") && recipes.contains(last_segment(&recipe)),
@@ -613,8 +613,9 @@ async fn catalogue_forms_access_rules_and_sessions_in_the_browser() {
     sign_in(&alice, &platform, "alice", "alice-password-2").await;
     assert_eq!(path_of(&alice).await, "/app/ns");
 
-    alice.client.clone().close().await.unwrap();
-    admin.client.clone().close().await.unwrap();
+    for browser in [alice, admin] {
+        browser.client.clone().close().await.unwrap();
+    }
     drop(driver);
     platform.server.terminate().unwrap();
 }

@@ -9,9 +9,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-/// Longest framework message kept for an error page (they are one short line).
-const MAX_FRAMEWORK_TEXT: usize = 1024;
-
 #[derive(Debug, thiserror::Error)]
 pub enum PageError {
     #[error("sign in to continue")]
@@ -125,34 +122,28 @@ fn login_redirect(expired: bool) -> Response {
     response
 }
 
+const NO_SUCH_PAGE: &str = "There is no page at this address.";
+
 /// What a URL under `/app` that no page answers gets: the HTML "not found" page (the API's
 /// unknown routes keep their JSON answer).
 pub async fn no_such_page() -> PageError {
-    PageError::NotFound("There is no page at this address.".into())
+    PageError::NotFound(NO_SUCH_PAGE.into())
 }
 
 /// Error answers the framework makes on the UI's routes (405 for a page's URL with another
 /// method, a query string or form that does not parse) become HTML error pages, as the
 /// handlers' own errors are. Without this the edge would give them the API's JSON body.
 pub async fn framework_errors_as_pages(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
-    let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) || !goterra_core::edge::is_framework_text(&response) {
-        return response;
-    }
-    let (mut parts, body) = response.into_parts();
-    let text = axum::body::to_bytes(body, MAX_FRAMEWORK_TEXT)
-        .await
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok())
-        .map(|text| text.trim().to_string())
-        .filter(|text| !text.is_empty());
+    let (mut parts, text) = match goterra_core::edge::framework_error(next.run(request).await).await {
+        Ok(taken_apart) => taken_apart,
+        Err(response) => return response,
+    };
+    let status = parts.status;
     let message = text.unwrap_or_else(|| match status {
-        StatusCode::NOT_FOUND => "There is no page at this address.".to_string(),
+        StatusCode::NOT_FOUND => NO_SUCH_PAGE.to_string(),
         StatusCode::METHOD_NOT_ALLOWED => "This page cannot be used that way (the method is not allowed).".to_string(),
         other => other.canonical_reason().unwrap_or("Error").to_string(),
     });
-    parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
