@@ -122,7 +122,7 @@ fn login_redirect(expired: bool) -> Response {
     response
 }
 
-const NO_SUCH_PAGE: &str = "There is no page at this address.";
+pub const NO_SUCH_PAGE: &str = "There is no page at this address.";
 
 /// What a URL under `/app` that no page answers gets: the HTML "not found" page (the API's
 /// unknown routes keep their JSON answer).

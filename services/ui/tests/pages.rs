@@ -563,7 +563,11 @@ async fn unknown_pages_are_html_pages_and_api_errors_stay_json() {
             StatusCode::NOT_FOUND,
             "There is no page at this address.",
         ),
-        ("/app/logout", StatusCode::METHOD_NOT_ALLOWED, "cannot be used that way"),
+        (
+            "/app/ns/5f0c1a/delete",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "cannot be used that way",
+        ),
     ] {
         let page = web.get(path).await;
         assert_eq!(page.status, status, "{path}");
@@ -572,6 +576,10 @@ async fn unknown_pages_are_html_pages_and_api_errors_stay_json() {
         page.assert_contains("<h1>");
     }
     web.sign_in("", ADMIN_KEY).await;
+    // The original's sign-out address asks to confirm (signing out is a form).
+    let logout = web.get("/app/logout").await;
+    assert_eq!(logout.status, StatusCode::OK);
+    logout.assert_contains("action=\"/app/logout\"");
     let signed_in = web.get("/app/no/such/page").await;
     assert_eq!(signed_in.status, StatusCode::NOT_FOUND);
     assert_eq!(signed_in.content_type, "text/html; charset=utf-8");
@@ -586,6 +594,33 @@ async fn unknown_pages_are_html_pages_and_api_errors_stay_json() {
         let body: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
         assert!(body["message"].is_string(), "{path}: {}", answer.body);
     }
+}
+
+/// Bookmarks of the original UI's pages lead to their counterparts.
+#[tokio::test]
+async fn the_original_uis_addresses_redirect_to_their_pages() {
+    let server = platform(false).await;
+    let mut web = Web::new(&server);
+    for (old, new) in [
+        ("/app/ns/5f0c1a/run/app/7e2d9b", "/app/ns/5f0c1a/app/7e2d9b/run"),
+        ("/app/ns/5f0c1a/edit/recipe", "/app/ns/5f0c1a/recipe/new"),
+        (
+            "/app/ns/5f0c1a/edit/template/7e2d9b",
+            "/app/ns/5f0c1a/template/7e2d9b/edit",
+        ),
+        ("/app/user/alice", "/app/profile"),
+        ("/app/usage/ns/5f0c1a", "/app/ns/5f0c1a/usage"),
+        ("/app/ns/a%20b/edit/app", "/app/ns/a%20b/app/new"),
+    ] {
+        let page = web.get(old).await;
+        assert_eq!(page.status, StatusCode::PERMANENT_REDIRECT, "{old}");
+        assert_eq!(page.location.as_deref(), Some(new), "{old}");
+    }
+    web.sign_in("", ADMIN_KEY).await;
+    let api = web.get("/app/api/goterra-deploy").await;
+    assert_eq!(api.status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(api.location.as_deref(), Some("/app/api/deploy"));
+    assert_eq!(web.get("/app/api/goterra-nothing").await.status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use crate::error::PageError;
 use crate::layout::{Section, url};
 use axum::Router;
 use axum::extract::Path;
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use maud::{Markup, html};
 use serde_json::Value;
@@ -44,6 +44,10 @@ async fn index(me: SignedIn) -> Result<Response, PageError> {
 }
 
 async fn document(me: SignedIn, Path(service): Path<String>) -> Result<Response, PageError> {
+    // The original UI's address named the repository (`/api/goterra-auth`).
+    if let Some(known) = service.strip_prefix("goterra-").filter(|name| SERVICES.contains(name)) {
+        return Ok(Redirect::permanent(&url(&format!("/api/{known}"))).into_response());
+    }
     if !SERVICES.contains(&service.as_str()) {
         return Err(PageError::NotFound(format!("no service named {service}")));
     }

@@ -1,6 +1,6 @@
 //! Signing in and out, and `GET /app/config`.
 
-use super::Button;
+use super::{Button, SignedIn};
 use crate::Ui;
 use crate::api::ApiFailure;
 use crate::error::{PageError, retry_time};
@@ -9,7 +9,7 @@ use crate::session::{NoSession, Session};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Form, Router};
 use goterra_core::Sensitive;
 use maud::html;
@@ -20,7 +20,7 @@ pub fn routes() -> Router<Ui> {
         .route(crate::PREFIX, get(home))
         .route(&url("/config"), get(config))
         .route(&url("/login"), get(login_page).post(login))
-        .route(&url("/logout"), post(logout))
+        .route(&url("/logout"), get(logout_page).post(logout))
 }
 
 async fn home(State(ui): State<Ui>, headers: HeaderMap) -> Redirect {
@@ -173,6 +173,22 @@ async fn login(State(ui): State<Ui>, headers: HeaderMap, Form(form): Form<LoginF
         )),
         Err(other) => Err(other.into()),
     }
+}
+
+/// The original's sign-out address: here a confirmation, since signing out is a form (a link
+/// or an image on another site must not sign anyone out).
+async fn logout_page(me: SignedIn) -> Response {
+    let body = html! {
+        section class="narrow card" {
+            h1 { "Sign out" }
+            p { "Sign out of Goterra in this browser?" }
+            form method="post" action=(url("/logout")) class="inline" {
+                (layout::csrf_field(&me.session))
+                button type="submit" class="primary" { "Sign out" }
+            }
+        }
+    };
+    me.render(Section::None, "Sign out", body)
 }
 
 async fn logout(button: Button) -> Response {

@@ -4,6 +4,7 @@
 pub mod apidocs;
 pub mod auth;
 pub mod catalogue;
+pub mod legacy;
 pub mod namespaces;
 pub mod profile;
 pub mod runs;
@@ -37,6 +38,7 @@ pub fn routes() -> Router<Ui> {
         .merge(sso::routes())
         .merge(apidocs::routes())
         .merge(usage::routes())
+        .merge(legacy::routes())
 }
 
 /// A full page for a signed-in user, with the pending flash message shown (and cleared).
