@@ -322,13 +322,14 @@ fn is_framework_text(response: &Response) -> bool {
     }
 }
 
-/// An error answer the framework made gets a JSON body: its text when it has a short one,
-/// else the status's reason (with the allowed methods for 405). Answers a handler typed
-/// itself (JSON, HTML pages) are left alone.
-async fn json_errors(response: Response) -> Response {
+/// An error answer the framework made, taken apart to be given another body: its parts (status,
+/// headers such as `Allow`; the length header removed) and its text when it has a short one.
+/// Any other answer comes back unchanged as `Err`. The edge makes JSON of them; the web UI,
+/// HTML pages.
+pub async fn framework_error(response: Response) -> Result<(axum::http::response::Parts, Option<String>), Response> {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) || !is_framework_text(&response) {
-        return response;
+        return Err(response);
     }
     let (mut parts, body) = response.into_parts();
     let text = axum::body::to_bytes(body, MAX_ERROR_TEXT)
@@ -337,6 +338,19 @@ async fn json_errors(response: Response) -> Response {
         .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok())
         .map(|text| text.trim().to_string())
         .filter(|text| !text.is_empty());
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Ok((parts, text))
+}
+
+/// An error answer the framework made gets a JSON body: its text when it has a short one,
+/// else the status's reason (with the allowed methods for 405). Answers a handler typed
+/// itself (JSON, HTML pages) are left alone.
+async fn json_errors(response: Response) -> Response {
+    let (mut parts, text) = match framework_error(response).await {
+        Ok(taken_apart) => taken_apart,
+        Err(response) => return response,
+    };
+    let status = parts.status;
     let reason = status.canonical_reason().unwrap_or("error").to_lowercase();
     let message = match (text, status) {
         (Some(text), _) => text,
@@ -349,7 +363,6 @@ async fn json_errors(response: Response) -> Response {
         (None, _) => reason,
     };
     let body = serde_json::to_vec(&ErrorBody { message }).unwrap_or_default();
-    parts.headers.remove(header::CONTENT_LENGTH);
     parts
         .headers
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -3,7 +3,10 @@
 
 use crate::api::ApiFailure;
 use crate::layout;
-use axum::http::{StatusCode, header};
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +48,19 @@ impl From<ApiFailure> for PageError {
             },
             ApiFailure::Unavailable => Self::Unavailable,
         }
+    }
+}
+
+/// A refusal the user can fix by changing what they typed (the API's 4xx on the input, or a
+/// 403 such as a wrong current password): the status and the message to show next to the
+/// form. Anything else is an error page.
+pub fn form_refusal(failure: ApiFailure) -> Result<(StatusCode, String), PageError> {
+    match failure {
+        ApiFailure::Rejected { status, message } => {
+            Ok((StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), message))
+        }
+        ApiFailure::Forbidden(message) => Ok((StatusCode::FORBIDDEN, message)),
+        other => Err(other.into()),
     }
 }
 
@@ -104,4 +120,33 @@ fn login_redirect(expired: bool) -> Response {
         }
     }
     response
+}
+
+pub const NO_SUCH_PAGE: &str = "There is no page at this address.";
+
+/// What a URL under `/app` that no page answers gets: the HTML "not found" page (the API's
+/// unknown routes keep their JSON answer).
+pub async fn no_such_page() -> PageError {
+    PageError::NotFound(NO_SUCH_PAGE.into())
+}
+
+/// Error answers the framework makes on the UI's routes (405 for a page's URL with another
+/// method, a query string or form that does not parse) become HTML error pages, as the
+/// handlers' own errors are. Without this the edge would give them the API's JSON body.
+pub async fn framework_errors_as_pages(request: Request, next: Next) -> Response {
+    let (mut parts, text) = match goterra_core::edge::framework_error(next.run(request).await).await {
+        Ok(taken_apart) => taken_apart,
+        Err(response) => return response,
+    };
+    let status = parts.status;
+    let message = text.unwrap_or_else(|| match status {
+        StatusCode::NOT_FOUND => NO_SUCH_PAGE.to_string(),
+        StatusCode::METHOD_NOT_ALLOWED => "This page cannot be used that way (the method is not allowed).".to_string(),
+        other => other.canonical_reason().unwrap_or("Error").to_string(),
+    });
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    Response::from_parts(parts, Body::from(layout::error_page(status, &message).into_string()))
 }

@@ -16,7 +16,7 @@ pub mod settings;
 
 use axum::Router;
 use axum::response::Redirect;
-use axum::routing::get;
+use axum::routing::{any, get};
 use goterra_core::{Platform, ServiceSpec};
 use std::sync::Arc;
 
@@ -54,5 +54,8 @@ pub async fn router(platform: Platform) -> anyhow::Result<Router> {
         .route("/", get(|| async { Redirect::permanent(PREFIX) }))
         .merge(pages::routes())
         .merge(assets::routes())
+        // Matched after every page's own route: the rest of `/app` is the HTML 404 page.
+        .route(&format!("{PREFIX}/{{*rest}}"), any(error::no_such_page))
+        .layer(axum::middleware::from_fn(error::framework_errors_as_pages))
         .with_state(ui))
 }

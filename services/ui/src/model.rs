@@ -17,20 +17,44 @@ pub trait CatalogueKind: CatalogueItem<Id: Send + Sync> + Default {
     /// Shown in titles: "recipe", "template"...
     const TITLE: &'static str;
     fn public(&self) -> bool;
+    fn description(&self) -> &str;
+    fn version(&self) -> &str;
 }
 
 macro_rules! catalogue_kind {
-    ($kind:ty, $title:literal) => {
+    ($kind:ty, $title:literal, { $($texts:tt)* }) => {
         impl CatalogueKind for $kind {
             const TITLE: &'static str = $title;
             fn public(&self) -> bool {
                 self.public
             }
+            $($texts)*
         }
+    };
+    // Deploy keeps neither a description nor a version for endpoints.
+    ($kind:ty, $title:literal) => {
+        catalogue_kind!($kind, $title, {
+            fn description(&self) -> &str {
+                ""
+            }
+            fn version(&self) -> &str {
+                ""
+            }
+        });
+    };
+    ($kind:ty, $title:literal, versioned) => {
+        catalogue_kind!($kind, $title, {
+            fn description(&self) -> &str {
+                &self.description
+            }
+            fn version(&self) -> &str {
+                &self.version
+            }
+        });
     };
 }
 
 catalogue_kind!(Endpoint, "endpoint");
-catalogue_kind!(Recipe, "recipe");
-catalogue_kind!(Template, "template");
-catalogue_kind!(Application, "application");
+catalogue_kind!(Recipe, "recipe", versioned);
+catalogue_kind!(Template, "template", versioned);
+catalogue_kind!(Application, "application", versioned);

@@ -7,6 +7,7 @@
 
 use crate::Ui;
 use crate::error::PageError;
+use crate::pages::SignedIn;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
@@ -230,10 +231,10 @@ impl FromRequestParts<Ui> for Session {
     }
 }
 
-/// A state-changing form: the session, and the form's fields once its CSRF token matched the
-/// session's. Every POST handler takes one, so none can forget the check.
+/// A state-changing form: the signed-in user, and the form's fields once its CSRF token matched
+/// the session's. Every POST handler takes one, so none can forget the check.
 pub struct Posted<T> {
-    pub session: Session,
+    pub me: SignedIn,
     pub form: T,
 }
 
@@ -242,17 +243,17 @@ impl<T: DeserializeOwned> FromRequest<Ui> for Posted<T> {
 
     async fn from_request(request: Request, ui: &Ui) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = request.into_parts();
-        let session = Session::from_request_parts(&mut parts, ui).await?;
+        let me = SignedIn::from_request_parts(&mut parts, ui).await?;
         let bytes = axum::body::to_bytes(body, crate::pages::MAX_FORM_BYTES)
             .await
             .map_err(|_| PageError::BadRequest("the form is too large".into()))?;
         let fields: HashMap<String, String> = url::form_urlencoded::parse(&bytes).into_owned().collect();
         let sent = fields.get(CSRF_FIELD).map(String::as_str).unwrap_or_default();
-        if !session.csrf_matches(sent) {
+        if !me.session.csrf_matches(sent) {
             return Err(PageError::Csrf);
         }
         let form = serde_urlencoded_form(&bytes)?;
-        Ok(Self { session, form })
+        Ok(Self { me, form })
     }
 }
 

@@ -571,6 +571,83 @@ async fn assets_are_served_with_cache_headers_and_types() {
     login.assert_contains(&goterra_ui::assets::STYLESHEET.url());
 }
 
+/// Under `/app` every error is a page, also those the framework makes (unknown URL, another
+/// method, a query that does not parse); the API's routes keep their JSON errors.
+#[tokio::test]
+async fn unknown_pages_are_html_pages_and_api_errors_stay_json() {
+    let server = platform(false).await;
+    let mut web = Web::new(&server);
+    for (path, status, message) in [
+        (
+            "/app/no/such/page",
+            StatusCode::NOT_FOUND,
+            "There is no page at this address.",
+        ),
+        (
+            "/app/nothing",
+            StatusCode::NOT_FOUND,
+            "There is no page at this address.",
+        ),
+        (
+            "/app/ns/5f0c1a/delete",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "cannot be used that way",
+        ),
+    ] {
+        let page = web.get(path).await;
+        assert_eq!(page.status, status, "{path}");
+        assert_eq!(page.content_type, "text/html; charset=utf-8", "{path}");
+        page.assert_contains(message);
+        page.assert_contains("<h1>");
+    }
+    web.sign_in("", ADMIN_KEY).await;
+    // The original's sign-out address asks to confirm (signing out is a form).
+    let logout = web.get("/app/logout").await;
+    assert_eq!(logout.status, StatusCode::OK);
+    logout.assert_contains("action=\"/app/logout\"");
+    let signed_in = web.get("/app/no/such/page").await;
+    assert_eq!(signed_in.status, StatusCode::NOT_FOUND);
+    assert_eq!(signed_in.content_type, "text/html; charset=utf-8");
+    let bad_query = web.get("/app/users?page=first").await;
+    assert_eq!(bad_query.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad_query.content_type, "text/html; charset=utf-8");
+    bad_query.assert_contains("page");
+    for path in ["/deploy/no/such/route", "/auth/nothing", "/nowhere"] {
+        let answer = web.get(path).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(answer.content_type, "application/json", "{path}");
+        let body: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+        assert!(body["message"].is_string(), "{path}: {}", answer.body);
+    }
+}
+
+/// Bookmarks of the original UI's pages lead to their counterparts.
+#[tokio::test]
+async fn the_original_uis_addresses_redirect_to_their_pages() {
+    let server = platform(false).await;
+    let mut web = Web::new(&server);
+    for (old, new) in [
+        ("/app/ns/5f0c1a/run/app/7e2d9b", "/app/ns/5f0c1a/app/7e2d9b/run"),
+        ("/app/ns/5f0c1a/edit/recipe", "/app/ns/5f0c1a/recipe/new"),
+        (
+            "/app/ns/5f0c1a/edit/template/7e2d9b",
+            "/app/ns/5f0c1a/template/7e2d9b/edit",
+        ),
+        ("/app/user/alice", "/app/profile"),
+        ("/app/usage/ns/5f0c1a", "/app/ns/5f0c1a/usage"),
+        ("/app/ns/a%20b/edit/app", "/app/ns/a%20b/app/new"),
+    ] {
+        let page = web.get(old).await;
+        assert_eq!(page.status, StatusCode::PERMANENT_REDIRECT, "{old}");
+        assert_eq!(page.location.as_deref(), Some(new), "{old}");
+    }
+    web.sign_in("", ADMIN_KEY).await;
+    let api = web.get("/app/api/goterra-deploy").await;
+    assert_eq!(api.status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(api.location.as_deref(), Some("/app/api/deploy"));
+    assert_eq!(web.get("/app/api/goterra-nothing").await.status, StatusCode::NOT_FOUND);
+}
+
 #[tokio::test]
 async fn the_wizard_checks_confirms_and_starts_a_run_without_showing_secrets() {
     let server = platform(false).await;

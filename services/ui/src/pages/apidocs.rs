@@ -1,15 +1,13 @@
 //! The API view: every service's OpenAPI document (served by the service itself, so it is
 //! always the running version and needs nothing from the internet) as browsable HTML.
 
-use super::render;
+use super::SignedIn;
 use crate::Ui;
 use crate::error::PageError;
 use crate::layout::{Section, url};
-use crate::session::Session;
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::extract::Path;
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use maud::{Markup, html};
 use serde_json::Value;
@@ -34,27 +32,26 @@ fn service_nav(current: Option<&str>) -> Markup {
     }
 }
 
-async fn index(State(ui): State<Ui>, headers: HeaderMap, session: Session) -> Result<Response, PageError> {
+async fn index(me: SignedIn) -> Result<Response, PageError> {
     let body = html! {
         h1 { "API" }
         (service_nav(None))
         p { "Every page of this UI is built from these routes; scripts and the command-line client use the same ones. "
             "Authenticate with " code { "Authorization: Bearer <token>" } " (from " code { "POST /auth/login" } ") or " code { "X-API-Key: <key>" } "." }
-        p { "Base URL: " code { (ui.settings.public_url) } }
+        p { "Base URL: " code { (me.ui.settings.public_url) } }
     };
-    Ok(render(&ui, &headers, &session, Section::Api, "API", body))
+    Ok(me.render(Section::Api, "API", body))
 }
 
-async fn document(
-    State(ui): State<Ui>,
-    headers: HeaderMap,
-    session: Session,
-    Path(service): Path<String>,
-) -> Result<Response, PageError> {
+async fn document(me: SignedIn, Path(service): Path<String>) -> Result<Response, PageError> {
+    // The original UI's address named the repository (`/api/goterra-auth`).
+    if let Some(known) = service.strip_prefix("goterra-").filter(|name| SERVICES.contains(name)) {
+        return Ok(Redirect::permanent(&url(&format!("/api/{known}"))).into_response());
+    }
     if !SERVICES.contains(&service.as_str()) {
         return Err(PageError::NotFound(format!("no service named {service}")));
     }
-    let document = match ui.api.as_user(&session).openapi(&service).await {
+    let document = match me.api().openapi(&service).await {
         Ok(document) => Some(document),
         Err(crate::api::ApiFailure::NotFound(_)) => None,
         Err(other) => return Err(other.into()),
@@ -64,17 +61,10 @@ async fn document(
         (service_nav(Some(&service)))
         @match &document {
             None => p class="empty" { "This service publishes no OpenAPI document (yet)." },
-            Some(document) => (render_document(&ui.settings.public_url, document)),
+            Some(document) => (render_document(&me.ui.settings.public_url, document)),
         }
     };
-    Ok(render(
-        &ui,
-        &headers,
-        &session,
-        Section::Api,
-        &format!("API of {service}"),
-        body,
-    ))
+    Ok(me.render(Section::Api, &format!("API of {service}"), body))
 }
 
 /// One operation of the document.

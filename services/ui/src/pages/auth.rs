@@ -1,14 +1,15 @@
 //! Signing in and out, and `GET /app/config`.
 
+use super::{Button, SignedIn};
 use crate::Ui;
 use crate::api::ApiFailure;
 use crate::error::{PageError, retry_time};
 use crate::layout::{self, Chrome, Section, url};
-use crate::session::{NoSession, Posted, Session};
+use crate::session::{NoSession, Session};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Form, Router};
 use goterra_core::Sensitive;
 use goterra_core::extract::ClientAddress;
@@ -20,7 +21,7 @@ pub fn routes() -> Router<Ui> {
         .route(crate::PREFIX, get(home))
         .route(&url("/config"), get(config))
         .route(&url("/login"), get(login_page).post(login))
-        .route(&url("/logout"), post(logout))
+        .route(&url("/logout"), get(logout_page).post(logout))
 }
 
 async fn home(State(ui): State<Ui>, headers: HeaderMap) -> Redirect {
@@ -180,12 +181,26 @@ async fn login(
     }
 }
 
-#[derive(Deserialize)]
-struct Empty {}
+/// The original's sign-out address: here a confirmation, since signing out is a form (a link
+/// or an image on another site must not sign anyone out).
+async fn logout_page(me: SignedIn) -> Response {
+    let body = html! {
+        section class="narrow card" {
+            h1 { "Sign out" }
+            p { "Sign out of Goterra in this browser?" }
+            form method="post" action=(url("/logout")) class="inline" {
+                (layout::csrf_field(&me.session))
+                button type="submit" class="primary" { "Sign out" }
+            }
+        }
+    };
+    me.render(Section::None, "Sign out", body)
+}
 
-async fn logout(State(ui): State<Ui>, posted: Posted<Empty>) -> Response {
-    let _ = posted.form;
-    let mut response = super::done(&ui, "/login", "You are signed out.");
-    response.headers_mut().append(header::SET_COOKIE, ui.sessions.end());
+async fn logout(button: Button) -> Response {
+    let mut response = button.me.done("/login", "You are signed out.");
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, button.me.ui.sessions.end());
     response
 }

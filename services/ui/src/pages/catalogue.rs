@@ -4,7 +4,7 @@
 //! Maps (config, images, inputs...) are edited as `name = value` lines, lists as comma
 //! separated words: plain form fields that work without JavaScript.
 
-use super::{done, render, render_status};
+use super::{Button, SignedIn};
 use crate::Ui;
 use crate::api::{ApiFailure, UserApi};
 use crate::error::PageError;
@@ -12,8 +12,7 @@ use crate::layout::{self, Section, csrf_field, url, visibility};
 use crate::model::{Application, CatalogueItem, CatalogueKind, Endpoint, Recipe, Template};
 use crate::session::{Posted, Session};
 use axum::Router;
-use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::extract::{Path, Query};
 use axum::response::Response;
 use axum::routing::{get, post};
 use goterra_core::Sensitive;
@@ -127,10 +126,6 @@ pub trait Editable: CatalogueKind + Default + Send + Sync + 'static {
     fn fields(&self, choices: &Choices) -> Markup;
     /// The API body from the posted fields.
     fn body(fields: &Fields, reading: Reading) -> Result<Value, PageError>;
-    fn description(&self) -> &str;
-    fn version(&self) -> &str {
-        ""
-    }
     /// The template an application is built on.
     fn template_id(&self) -> Option<&str> {
         None
@@ -162,14 +157,8 @@ async fn own_and_public<K: CatalogueKind>(api: &UserApi, ns: &str) -> Result<Vec
     Ok(all)
 }
 
-async fn list<K: Editable>(
-    State(ui): State<Ui>,
-    headers: HeaderMap,
-    session: Session,
-    Path(ns): Path<String>,
-) -> Result<Response, PageError> {
-    let api = ui.api.as_user(&session);
-    let items = own_and_public::<K>(&api, &ns).await?;
+async fn list<K: Editable>(me: SignedIn, Path(ns): Path<String>) -> Result<Response, PageError> {
+    let items = own_and_public::<K>(&me.api(), &ns).await?;
     let base = format!("/ns/{ns}/{}", K::SEGMENT);
     let body = html! {
         (breadcrumbs(&ns, None))
@@ -195,7 +184,7 @@ async fn list<K: Editable>(
             }
         }
     };
-    Ok(render(&ui, &headers, &session, Section::Namespaces, K::PLURAL, body))
+    Ok(me.render(Section::Namespaces, K::PLURAL, body))
 }
 
 fn breadcrumbs(ns: &str, last: Option<(&str, &str)>) -> Markup {
@@ -208,13 +197,8 @@ fn breadcrumbs(ns: &str, last: Option<(&str, &str)>) -> Markup {
     }
 }
 
-async fn view<K: Editable>(
-    State(ui): State<Ui>,
-    headers: HeaderMap,
-    session: Session,
-    Path((ns, id)): Path<(String, String)>,
-) -> Result<Response, PageError> {
-    let api = ui.api.as_user(&session);
+async fn view<K: Editable>(me: SignedIn, Path((ns, id)): Path<(String, String)>) -> Result<Response, PageError> {
+    let api = me.api();
     let item = api.catalogue_item::<K>(&ns, &id).await?;
     let has_secret = if K::SEGMENT == Endpoint::SEGMENT {
         Some(api.has_secret(&ns, &id).await?)
@@ -234,7 +218,7 @@ async fn view<K: Editable>(
                 @if owned {
                     a class="button" href=(url(&format!("{base}/edit"))) { "Edit" }
                     form method="post" action=(url(&format!("{base}/delete"))) class="inline" data-confirm=(format!("Delete {} {}?", K::TITLE, item.name())) {
-                        (csrf_field(&session))
+                        (csrf_field(&me.session))
                         button type="submit" class="danger" { "Delete" }
                     }
                 }
@@ -248,10 +232,10 @@ async fn view<K: Editable>(
         }
         (item.details())
         @if let Some(has_secret) = has_secret {
-            (secret_form(&session, &ns, item.id(), has_secret))
+            (secret_form(&me.session, &ns, item.id(), has_secret))
         }
     };
-    Ok(render(&ui, &headers, &session, Section::Namespaces, item.name(), body))
+    Ok(me.render(Section::Namespaces, item.name(), body))
 }
 
 fn secret_form(session: &Session, ns: &str, endpoint: &str, has_secret: bool) -> Markup {
@@ -286,30 +270,18 @@ struct SecretForm {
     password: String,
 }
 
-async fn put_secret(
-    State(ui): State<Ui>,
-    Path((ns, id)): Path<(String, String)>,
-    posted: Posted<SecretForm>,
-) -> Result<Response, PageError> {
-    let Posted { session, form } = posted;
+async fn put_secret(Path((ns, id)): Path<(String, String)>, posted: Posted<SecretForm>) -> Result<Response, PageError> {
+    let Posted { me, form } = posted;
     let password = Sensitive::new(form.password);
-    ui.api
-        .as_user(&session)
-        .put_secret(&ns, &id, form.name.trim(), password)
-        .await?;
-    Ok(done(&ui, &format!("/ns/{ns}/endpoint/{id}"), "Credentials stored."))
+    me.api().put_secret(&ns, &id, form.name.trim(), password).await?;
+    Ok(me.done(&format!("/ns/{ns}/endpoint/{id}"), "Credentials stored."))
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
-async fn delete_secret(
-    State(ui): State<Ui>,
-    Path((ns, id)): Path<(String, String)>,
-    posted: Posted<Empty>,
-) -> Result<Response, PageError> {
-    ui.api.as_user(&posted.session).delete_secret(&ns, &id).await?;
-    Ok(done(&ui, &format!("/ns/{ns}/endpoint/{id}"), "Credentials forgotten."))
+async fn delete_secret(Path((ns, id)): Path<(String, String)>, button: Button) -> Result<Response, PageError> {
+    button.me.api().delete_secret(&ns, &id).await?;
+    Ok(button
+        .me
+        .done(&format!("/ns/{ns}/endpoint/{id}"), "Credentials forgotten."))
 }
 
 #[derive(Deserialize)]
@@ -330,46 +302,26 @@ async fn choices<K: Editable>(api: &UserApi, ns: &str, template: Option<&str>) -
 }
 
 async fn new_form<K: Editable>(
-    State(ui): State<Ui>,
-    headers: HeaderMap,
-    session: Session,
+    me: SignedIn,
     Path(ns): Path<String>,
     Query(query): Query<NewQuery>,
 ) -> Result<Response, PageError> {
-    let api = ui.api.as_user(&session);
-    let choices = choices::<K>(&api, &ns, query.template.as_deref()).await?;
-    let item = K::default();
-    let body = form_page::<K>(&session, &ns, None, &item, &choices, None);
-    Ok(render(
-        &ui,
-        &headers,
-        &session,
-        Section::Namespaces,
-        &format!("New {}", K::TITLE),
-        body,
-    ))
+    let choices = choices::<K>(&me.api(), &ns, query.template.as_deref()).await?;
+    let body = form_page::<K>(&me.session, &ns, None, &K::default(), &choices, None);
+    Ok(me.render(Section::Namespaces, &format!("New {}", K::TITLE), body))
 }
 
 async fn edit_form<K: Editable>(
-    State(ui): State<Ui>,
-    headers: HeaderMap,
-    session: Session,
+    me: SignedIn,
     Path((ns, id)): Path<(String, String)>,
     Query(query): Query<NewQuery>,
 ) -> Result<Response, PageError> {
-    let api = ui.api.as_user(&session);
+    let api = me.api();
     let item = api.catalogue_item::<K>(&ns, &id).await?;
     let template = query.template.or_else(|| item.template_id().map(str::to_string));
     let choices = choices::<K>(&api, &ns, template.as_deref()).await?;
-    let body = form_page::<K>(&session, &ns, Some(&id), &item, &choices, None);
-    Ok(render(
-        &ui,
-        &headers,
-        &session,
-        Section::Namespaces,
-        &format!("Edit {}", item.name()),
-        body,
-    ))
+    let body = form_page::<K>(&me.session, &ns, Some(&id), &item, &choices, None);
+    Ok(me.render(Section::Namespaces, &format!("Edit {}", item.name()), body))
 }
 
 fn form_page<K: Editable>(
@@ -417,51 +369,43 @@ fn form_page<K: Editable>(
     }
 }
 
-async fn create<K: Editable>(
-    State(ui): State<Ui>,
-    headers: HeaderMap,
-    Path(ns): Path<String>,
-    posted: Posted<Fields>,
-) -> Result<Response, PageError> {
-    let Posted { session, form } = posted;
-    let api = ui.api.as_user(&session);
+async fn create<K: Editable>(Path(ns): Path<String>, posted: Posted<Fields>) -> Result<Response, PageError> {
+    let Posted { me, form } = posted;
     let result = match K::body(&form, Reading::Strict) {
-        Ok(body) => api.create_item::<K>(&ns, &body).await.map_err(PageError::from),
+        Ok(body) => me.api().create_item::<K>(&ns, &body).await.map_err(PageError::from),
         Err(err) => Err(err),
     };
     match result {
-        Ok(id) => Ok(done(
-            &ui,
+        Ok(id) => Ok(me.done(
             &format!("/ns/{ns}/{}/{id}", K::SEGMENT),
             &format!("{} created.", capitalised(K::TITLE)),
         )),
-        Err(err) => refill::<K>(&ui, &headers, &session, &ns, None, &form, err).await,
+        Err(err) => refill::<K>(&me, &ns, None, &form, err).await,
     }
 }
 
 async fn update<K: Editable>(
-    State(ui): State<Ui>,
-    headers: HeaderMap,
     Path((ns, id)): Path<(String, String)>,
     posted: Posted<Fields>,
 ) -> Result<Response, PageError> {
-    let Posted { session, form } = posted;
-    let api = ui.api.as_user(&session);
+    let Posted { me, form } = posted;
     let result = match K::body(&form, Reading::Strict) {
-        Ok(body) => api.update_item::<K>(&ns, &id, &body).await.map_err(PageError::from),
+        Ok(body) => me
+            .api()
+            .update_item::<K>(&ns, &id, &body)
+            .await
+            .map_err(PageError::from),
         Err(err) => Err(err),
     };
     match result {
-        Ok(()) => Ok(done(&ui, &format!("/ns/{ns}/{}/{id}", K::SEGMENT), "Saved.")),
-        Err(err) => refill::<K>(&ui, &headers, &session, &ns, Some(&id), &form, err).await,
+        Ok(()) => Ok(me.done(&format!("/ns/{ns}/{}/{id}", K::SEGMENT), "Saved.")),
+        Err(err) => refill::<K>(&me, &ns, Some(&id), &form, err).await,
     }
 }
 
 /// The form again, with what the user typed and the API's message, for an input error.
 async fn refill<K: Editable>(
-    ui: &Ui,
-    headers: &HeaderMap,
-    session: &Session,
+    me: &SignedIn,
     ns: &str,
     id: Option<&str>,
     form: &Fields,
@@ -476,29 +420,15 @@ async fn refill<K: Editable>(
         .ok()
         .and_then(|body| serde_json::from_value(body).ok())
         .unwrap_or_default();
-    let api = ui.api.as_user(session);
     let template = form.get("template").map(|t| t.text().to_string());
-    let choices = choices::<K>(&api, ns, template.as_deref()).await?;
-    let body = form_page::<K>(session, ns, id, &item, &choices, Some(&err.to_string()));
-    Ok(render_status(
-        ui,
-        headers,
-        session,
-        Section::Namespaces,
-        status,
-        K::TITLE,
-        body,
-    ))
+    let choices = choices::<K>(&me.api(), ns, template.as_deref()).await?;
+    let body = form_page::<K>(&me.session, ns, id, &item, &choices, Some(&err.to_string()));
+    Ok(me.render_status(Section::Namespaces, status, K::TITLE, body))
 }
 
-async fn delete<K: Editable>(
-    State(ui): State<Ui>,
-    Path((ns, id)): Path<(String, String)>,
-    posted: Posted<Empty>,
-) -> Result<Response, PageError> {
-    ui.api.as_user(&posted.session).delete_item::<K>(&ns, &id).await?;
-    Ok(done(
-        &ui,
+async fn delete<K: Editable>(Path((ns, id)): Path<(String, String)>, button: Button) -> Result<Response, PageError> {
+    button.me.api().delete_item::<K>(&ns, &id).await?;
+    Ok(button.me.done(
         &format!("/ns/{ns}/{}", K::SEGMENT),
         &format!("{} deleted.", capitalised(K::TITLE)),
     ))
@@ -558,11 +488,6 @@ fn text_field(name: &str, label: &str, value: &str) -> Markup {
 impl Editable for Endpoint {
     const PLURAL: &'static str = "Endpoints";
 
-    /// Deploy keeps no description for endpoints.
-    fn description(&self) -> &str {
-        ""
-    }
-
     fn details(&self) -> Markup {
         html! {
             dl class="facts" { dt { "Kind" } dd { code { (self.kind) } } }
@@ -600,14 +525,6 @@ impl Editable for Endpoint {
 
 impl Editable for Recipe {
     const PLURAL: &'static str = "Recipes";
-
-    fn description(&self) -> &str {
-        &self.description
-    }
-
-    fn version(&self) -> &str {
-        &self.version
-    }
 
     fn details(&self) -> Markup {
         html! {
@@ -667,14 +584,6 @@ impl Editable for Recipe {
 
 impl Editable for Template {
     const PLURAL: &'static str = "Templates";
-
-    fn description(&self) -> &str {
-        &self.description
-    }
-
-    fn version(&self) -> &str {
-        &self.version
-    }
 
     fn details(&self) -> Markup {
         html! {
@@ -744,14 +653,6 @@ impl Editable for Template {
 
 impl Editable for Application {
     const PLURAL: &'static str = "Applications";
-
-    fn description(&self) -> &str {
-        &self.description
-    }
-
-    fn version(&self) -> &str {
-        &self.version
-    }
 
     fn details(&self) -> Markup {
         html! {

@@ -1,15 +1,14 @@
 //! Namespaces: the list, creation, and a namespace's dashboard (people, catalogue, runs,
 //! usage) with its management forms (owners and members, freeze, delete).
 
-use super::{done, render};
+use super::{Button, SignedIn};
 use crate::Ui;
-use crate::error::PageError;
+use crate::error::{PageError, form_refusal};
 use crate::layout::{self, Section, csrf_field, url};
 use crate::model::{Application, Endpoint, Namespace, Recipe, Template};
 use crate::session::{Posted, Session};
 use axum::Router;
-use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::extract::{Path, Query};
 use axum::response::Response;
 use axum::routing::{get, post};
 use maud::{Markup, html};
@@ -29,14 +28,10 @@ struct ListQuery {
     all: Option<u8>,
 }
 
-async fn list(
-    State(ui): State<Ui>,
-    headers: HeaderMap,
-    session: Session,
-    Query(query): Query<ListQuery>,
-) -> Result<Response, PageError> {
+async fn list(me: SignedIn, Query(query): Query<ListQuery>) -> Result<Response, PageError> {
+    let SignedIn { ui, session, .. } = &me;
     let all = session.admin && query.all == Some(1);
-    let namespaces = ui.api.as_user(&session).namespaces(all).await?;
+    let namespaces = me.api().namespaces(all).await?;
     let body = html! {
         div class="heading" {
             h1 { "Namespaces" }
@@ -61,10 +56,10 @@ async fn list(
             }
         }
         @if session.admin || ui.settings.allow_user_create_ns {
-            (create_form(&session, "", None))
+            (create_form(session, "", None))
         }
     };
-    Ok(render(&ui, &headers, &session, Section::Namespaces, "Namespaces", body))
+    Ok(me.render(Section::Namespaces, "Namespaces", body))
 }
 
 fn create_form(session: &Session, name: &str, error: Option<&str>) -> Markup {
@@ -88,33 +83,21 @@ struct NewNamespace {
     name: String,
 }
 
-async fn create(State(ui): State<Ui>, headers: HeaderMap, posted: Posted<NewNamespace>) -> Result<Response, PageError> {
-    let Posted { session, form } = posted;
-    match ui.api.as_user(&session).create_namespace(form.name.trim()).await {
-        Ok(id) => Ok(done(&ui, &format!("/ns/{id}"), "Namespace created.")),
-        Err(crate::api::ApiFailure::Rejected { status, message }) => {
-            let body = create_form(&session, &form.name, Some(&message));
-            Ok(super::render_status(
-                &ui,
-                &headers,
-                &session,
-                Section::Namespaces,
-                axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::BAD_REQUEST),
-                "New namespace",
-                body,
-            ))
+async fn create(posted: Posted<NewNamespace>) -> Result<Response, PageError> {
+    let Posted { me, form } = posted;
+    match me.api().create_namespace(form.name.trim()).await {
+        Ok(id) => Ok(me.done(&format!("/ns/{id}"), "Namespace created.")),
+        Err(failure) => {
+            let (status, message) = form_refusal(failure)?;
+            let body = create_form(&me.session, &form.name, Some(&message));
+            Ok(me.render_status(Section::Namespaces, status, "New namespace", body))
         }
-        Err(other) => Err(other.into()),
     }
 }
 
-async fn dashboard(
-    State(ui): State<Ui>,
-    headers: HeaderMap,
-    session: Session,
-    Path(id): Path<String>,
-) -> Result<Response, PageError> {
-    let api = ui.api.as_user(&session);
+async fn dashboard(me: SignedIn, Path(id): Path<String>) -> Result<Response, PageError> {
+    let session = &me.session;
+    let api = me.api();
     let (ns, endpoints, recipes, templates, apps, runs, usage) = tokio::join!(
         api.namespace(&id),
         api.catalogue::<Endpoint>(&id),
@@ -159,11 +142,11 @@ async fn dashboard(
         }
         section class="card" {
             h2 { "People" }
-            (people_list(&session, &ns, "owner", &ns.owners, is_owner))
-            (people_list(&session, &ns, "member", &ns.members, is_owner))
+            (people_list(session, &ns, "owner", &ns.owners, is_owner))
+            (people_list(session, &ns, "member", &ns.members, is_owner))
             @if is_owner {
                 form method="post" action=(url(&format!("{base}/people"))) class="inline" {
-                    (csrf_field(&session))
+                    (csrf_field(session))
                     input type="hidden" name="action" value="add";
                     label for="person" { "User id" }
                     input id="person" name="uid" required;
@@ -185,18 +168,18 @@ async fn dashboard(
             section class="card danger-zone" {
                 h2 { "Manage" }
                 form method="post" action=(url(&format!("{base}/freeze"))) class="inline" {
-                    (csrf_field(&session))
+                    (csrf_field(session))
                     input type="hidden" name="freeze" value=(if ns.freeze { "0" } else { "1" });
                     button type="submit" { @if ns.freeze { "Unfreeze" } @else { "Freeze (no new runs)" } }
                 }
                 form method="post" action=(url(&format!("{base}/delete"))) class="inline" data-confirm=(format!("Delete namespace {}?", ns.name)) {
-                    (csrf_field(&session))
+                    (csrf_field(session))
                     button type="submit" class="danger" { "Delete namespace" }
                 }
             }
         }
     };
-    Ok(render(&ui, &headers, &session, Section::Namespaces, &ns.name, body))
+    Ok(me.render(Section::Namespaces, &ns.name, body))
 }
 
 fn catalogue_card<'a>(
@@ -249,13 +232,9 @@ struct PeopleForm {
     uid: String,
 }
 
-async fn people(
-    State(ui): State<Ui>,
-    Path(id): Path<String>,
-    posted: Posted<PeopleForm>,
-) -> Result<Response, PageError> {
-    let Posted { session, form } = posted;
-    let api = ui.api.as_user(&session);
+async fn people(Path(id): Path<String>, posted: Posted<PeopleForm>) -> Result<Response, PageError> {
+    let Posted { me, form } = posted;
+    let api = me.api();
     let mut ns = api.namespace(&id).await?;
     let uid = form.uid.trim().to_string();
     if uid.is_empty() {
@@ -274,7 +253,7 @@ async fn people(
     }
     api.update_namespace(&ns).await?;
     let verb = if form.action == "add" { "added" } else { "removed" };
-    Ok(done(&ui, &format!("/ns/{id}"), &format!("{} {uid} {verb}.", form.role)))
+    Ok(me.done(&format!("/ns/{id}"), &format!("{} {uid} {verb}.", form.role)))
 }
 
 #[derive(Deserialize)]
@@ -282,13 +261,9 @@ struct FreezeForm {
     freeze: String,
 }
 
-async fn freeze(
-    State(ui): State<Ui>,
-    Path(id): Path<String>,
-    posted: Posted<FreezeForm>,
-) -> Result<Response, PageError> {
-    let Posted { session, form } = posted;
-    let api = ui.api.as_user(&session);
+async fn freeze(Path(id): Path<String>, posted: Posted<FreezeForm>) -> Result<Response, PageError> {
+    let Posted { me, form } = posted;
+    let api = me.api();
     let mut ns = api.namespace(&id).await?;
     ns.freeze = form.freeze == "1";
     api.update_namespace(&ns).await?;
@@ -297,13 +272,10 @@ async fn freeze(
     } else {
         "Namespace unfrozen."
     };
-    Ok(done(&ui, &format!("/ns/{id}"), message))
+    Ok(me.done(&format!("/ns/{id}"), message))
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
-async fn delete(State(ui): State<Ui>, Path(id): Path<String>, posted: Posted<Empty>) -> Result<Response, PageError> {
-    ui.api.as_user(&posted.session).delete_namespace(&id).await?;
-    Ok(done(&ui, "/ns", "Namespace deleted."))
+async fn delete(Path(id): Path<String>, button: Button) -> Result<Response, PageError> {
+    button.me.api().delete_namespace(&id).await?;
+    Ok(button.me.done("/ns", "Namespace deleted."))
 }

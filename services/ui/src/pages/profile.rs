@@ -1,16 +1,15 @@
 //! The signed-in user's profile: email and SSH public key, password change (with the current
 //! password), and a new API key shown once.
 
-use super::{done, render_status};
+use super::{Button, SignedIn, done};
 use crate::Ui;
 use crate::api::ApiFailure;
-use crate::error::PageError;
+use crate::error::{PageError, form_refusal};
 use crate::layout::{self, Section, csrf_field, url};
 use crate::model::{UpdateUserRequest, User};
 use crate::session::{Posted, Session};
 use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
 use goterra_core::Sensitive;
@@ -84,49 +83,24 @@ fn body(ui: &Ui, session: &Session, user: &User, notes: &Notes<'_>) -> Markup {
     }
 }
 
-fn page(
-    ui: &Ui,
-    headers: &HeaderMap,
-    session: &Session,
-    status: StatusCode,
-    user: &User,
-    notes: &Notes<'_>,
-) -> Response {
-    render_status(
-        ui,
-        headers,
-        session,
-        Section::Profile,
-        status,
-        "Profile",
-        body(ui, session, user, notes),
-    )
+fn page(me: &SignedIn, status: StatusCode, user: &User, notes: &Notes<'_>) -> Response {
+    let body = body(&me.ui, &me.session, user, notes);
+    me.render_status(Section::Profile, status, "Profile", body)
 }
 
-async fn show(State(ui): State<Ui>, headers: HeaderMap, session: Session) -> Result<Response, PageError> {
-    let api = ui.api.as_user(&session);
+async fn show(me: SignedIn) -> Result<Response, PageError> {
+    let api = me.api();
     let user = api.me().await?;
-    let identities = if ui.settings.sso_providers.is_empty() {
+    let identities = if me.ui.settings.sso_providers.is_empty() {
         Vec::new()
     } else {
-        api.identities(&session.uid).await?
+        api.identities(&me.session.uid).await?
     };
     let notes = Notes {
         identities: &identities,
         ..Notes::default()
     };
-    Ok(page(&ui, &headers, &session, StatusCode::OK, &user, &notes))
-}
-
-/// A refusal the user can fix, as a status and a message for the form.
-fn refusal(failure: ApiFailure) -> Result<(StatusCode, String), PageError> {
-    match failure {
-        ApiFailure::Rejected { status, message } => {
-            Ok((StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), message))
-        }
-        ApiFailure::Forbidden(message) => Ok((StatusCode::FORBIDDEN, message)),
-        other => Err(other.into()),
-    }
+    Ok(page(&me, StatusCode::OK, &user, &notes))
 }
 
 #[derive(Deserialize)]
@@ -137,18 +111,18 @@ struct ProfileForm {
     pub_key: String,
 }
 
-async fn update(State(ui): State<Ui>, headers: HeaderMap, posted: Posted<ProfileForm>) -> Result<Response, PageError> {
-    let Posted { session, form } = posted;
-    let api = ui.api.as_user(&session);
+async fn update(posted: Posted<ProfileForm>) -> Result<Response, PageError> {
+    let Posted { me, form } = posted;
+    let api = me.api();
     let changes = UpdateUserRequest {
         email: Some(form.email.trim().to_string()),
         pub_key: Some(form.pub_key.trim().to_string()),
         ..UpdateUserRequest::default()
     };
-    match api.update_user(&session.uid, &changes).await {
-        Ok(()) => Ok(done(&ui, "/profile", "Profile saved.")),
+    match api.update_user(&me.session.uid, &changes).await {
+        Ok(()) => Ok(me.done("/profile", "Profile saved.")),
         Err(failure) => {
-            let (status, message) = refusal(failure)?;
+            let (status, message) = form_refusal(failure)?;
             let mut user = api.me().await?;
             user.email = form.email;
             user.pub_key = form.pub_key;
@@ -156,7 +130,7 @@ async fn update(State(ui): State<Ui>, headers: HeaderMap, posted: Posted<Profile
                 profile_error: Some(&message),
                 ..Notes::default()
             };
-            Ok(page(&ui, &headers, &session, status, &user, &notes))
+            Ok(page(&me, status, &user, &notes))
         }
     }
 }
@@ -168,30 +142,25 @@ struct PasswordForm {
     again: String,
 }
 
-async fn password(
-    State(ui): State<Ui>,
-    ClientAddress(client): ClientAddress,
-    headers: HeaderMap,
-    posted: Posted<PasswordForm>,
-) -> Result<Response, PageError> {
-    let Posted { session, form } = posted;
-    let api = ui.api.as_user(&session);
+async fn password(ClientAddress(client): ClientAddress, posted: Posted<PasswordForm>) -> Result<Response, PageError> {
+    let Posted { me, form } = posted;
+    let api = me.api();
     let result = if form.new != form.again {
         Err((StatusCode::BAD_REQUEST, "The two new passwords differ.".to_string()))
     } else {
         let current = Sensitive::new(form.current);
         let new = Sensitive::new(form.new.clone());
-        match api.change_password(&session.uid, current, new).await {
+        match api.change_password(&me.session.uid, current, new).await {
             Ok(()) => Ok(()),
-            Err(failure) => Err(refusal(failure)?),
+            Err(failure) => Err(form_refusal(failure)?),
         }
     };
     match result {
         Ok(()) => {
             // The change revoked every older token, this session's too: sign in again with
             // the new password so that the user stays signed in here.
-            let renewed = ui.api.login(&session.uid, Sensitive::new(form.new), client).await;
-            Ok(renew_session(&ui, renewed, "/profile", "Password changed."))
+            let renewed = me.ui.api.login(&me.session.uid, Sensitive::new(form.new), client).await;
+            Ok(renew_session(&me.ui, renewed, "/profile", "Password changed."))
         }
         Err((status, message)) => {
             let user = api.me().await?;
@@ -199,30 +168,27 @@ async fn password(
                 password_error: Some(&message),
                 ..Notes::default()
             };
-            Ok(page(&ui, &headers, &session, status, &user, &notes))
+            Ok(page(&me, status, &user, &notes))
         }
     }
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
-async fn new_key(State(ui): State<Ui>, headers: HeaderMap, posted: Posted<Empty>) -> Result<Response, PageError> {
-    let session = posted.session;
-    let key = ui.api.as_user(&session).new_api_key(&session.uid).await?;
+async fn new_key(button: Button) -> Result<Response, PageError> {
+    let mut me = button.me;
+    let key = me.api().new_api_key(&me.session.uid).await?;
     // The new key revoked every older token, this session's too: the key itself signs the
     // user in again, and the page is drawn with the new session.
-    let answer = ui.api.login_with_key(key.clone()).await?;
-    let renewed = Session::new(Sensitive::new(answer.token), answer.user.uid, answer.user.admin);
-    let user = ui.api.as_user(&renewed).me().await?;
+    let answer = me.ui.api.login_with_key(key.clone()).await?;
+    me.session = Session::new(Sensitive::new(answer.token), answer.user.uid, answer.user.admin);
+    let user = me.api().me().await?;
     let notes = Notes {
         new_key: Some(key.expose()),
         ..Notes::default()
     };
-    let mut response = page(&ui, &headers, &renewed, StatusCode::OK, &user, &notes);
+    let mut response = page(&me, StatusCode::OK, &user, &notes);
     response
         .headers_mut()
-        .append(header::SET_COOKIE, ui.sessions.start(&renewed));
+        .append(header::SET_COOKIE, me.ui.sessions.start(&me.session));
     Ok(response)
 }
 

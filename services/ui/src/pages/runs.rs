@@ -3,16 +3,15 @@
 //! the run lists.
 
 use super::catalogue::{Field, Fields};
-use super::{done, render, render_status};
+use super::{Button, SignedIn};
 use crate::Ui;
-use crate::api::{ApiFailure, UserApi};
-use crate::error::PageError;
+use crate::api::UserApi;
+use crate::error::{PageError, form_refusal};
 use crate::layout::{self, Section, csrf_field, is_terminal, status_badge, time, url};
 use crate::model::{Application, Endpoint, InputsSummary, Run, RunRequest, Template};
 use crate::session::{Posted, Session};
 use axum::Router;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Query};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -98,13 +97,11 @@ struct WizardQuery {
 }
 
 async fn wizard(
-    State(ui): State<Ui>,
-    headers: HeaderMap,
-    session: Session,
+    me: SignedIn,
     Path((ns, app)): Path<(String, String)>,
     Query(query): Query<WizardQuery>,
 ) -> Result<Response, PageError> {
-    let api = ui.api.as_user(&session);
+    let api = me.api();
     let data = wizard_data(&api, &ns, &app).await?;
     let chosen = match query.endpoint.as_deref() {
         Some(id) => Some(
@@ -118,31 +115,35 @@ async fn wizard(
     };
     let body = match chosen {
         None => endpoint_step(&ns, &data),
-        Some(endpoint) => {
-            let (has_secret, user_defaults) = tokio::join!(
-                api.has_secret(&ns, &endpoint.id),
-                api.endpoint_defaults(&ns, &endpoint.id)
-            );
-            let step = InputStep {
-                ns: &ns,
-                data: &data,
-                endpoint,
-                has_secret: has_secret?,
-                user_defaults: user_defaults.unwrap_or_default(),
-                values: &Fields::new(),
-                error: None,
-            };
-            step.render(&session)
-        }
+        Some(endpoint) => input_step(&me, &ns, &data, endpoint, &Fields::new(), None).await?,
     };
-    Ok(render(
-        &ui,
-        &headers,
-        &session,
-        Section::Runs,
-        &format!("Run {}", data.app.name),
-        body,
-    ))
+    Ok(me.render(Section::Runs, &format!("Run {}", data.app.name), body))
+}
+
+/// The inputs step for `endpoint`, with what the user typed and the error to show, if any.
+async fn input_step(
+    me: &SignedIn,
+    ns: &str,
+    data: &WizardData,
+    endpoint: &Endpoint,
+    values: &Fields,
+    error: Option<&str>,
+) -> Result<Markup, PageError> {
+    let api = me.api();
+    let (has_secret, user_defaults) = tokio::join!(
+        api.has_secret(ns, &endpoint.id),
+        api.endpoint_defaults(ns, &endpoint.id)
+    );
+    let step = InputStep {
+        ns,
+        data,
+        endpoint,
+        has_secret: has_secret?,
+        user_defaults: user_defaults.unwrap_or_default(),
+        values,
+        error,
+    };
+    Ok(step.render(&me.session))
 }
 
 fn wizard_heading(ns: &str, data: &WizardData, step: u8) -> Markup {
@@ -348,14 +349,9 @@ fn request_from(fields: &Fields, app_name: &str) -> RunRequest {
 }
 
 /// Step 3: deploy checks the request (nothing is started), then the user confirms.
-async fn review(
-    State(ui): State<Ui>,
-    headers: HeaderMap,
-    Path((ns, app)): Path<(String, String)>,
-    posted: Posted<Fields>,
-) -> Result<Response, PageError> {
-    let Posted { session, form } = posted;
-    let api = ui.api.as_user(&session);
+async fn review(Path((ns, app)): Path<(String, String)>, posted: Posted<Fields>) -> Result<Response, PageError> {
+    let Posted { me, form } = posted;
+    let api = me.api();
     let data = wizard_data(&api, &ns, &app).await?;
     let request = request_from(&form, &data.app.name);
     let endpoint = data
@@ -365,34 +361,13 @@ async fn review(
         .ok_or_else(|| PageError::BadRequest("this endpoint cannot run this application".into()))?;
     let app_tf = match api.preview_run(&ns, &app, &request).await {
         Ok(app_tf) => app_tf,
-        Err(ApiFailure::Rejected { status, message }) => {
-            let (has_secret, user_defaults) = tokio::join!(
-                api.has_secret(&ns, &endpoint.id),
-                api.endpoint_defaults(&ns, &endpoint.id)
-            );
-            let step = InputStep {
-                ns: &ns,
-                data: &data,
-                endpoint,
-                has_secret: has_secret?,
-                user_defaults: user_defaults.unwrap_or_default(),
-                values: &form,
-                error: Some(&message),
-            };
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-            return Ok(render_status(
-                &ui,
-                &headers,
-                &session,
-                Section::Runs,
-                status,
-                "Run",
-                step.render(&session),
-            ));
+        Err(failure) => {
+            let (status, message) = form_refusal(failure)?;
+            let step = input_step(&me, &ns, &data, endpoint, &form, Some(&message)).await?;
+            return Ok(me.render_status(Section::Runs, status, "Run", step));
         }
-        Err(other) => return Err(other.into()),
     };
-    let sealed = ui.sessions.seal_json(&request);
+    let sealed = me.ui.sessions.seal_json(&request);
     let body = html! {
         (wizard_heading(&ns, &data, 3))
         section class="card" {
@@ -405,7 +380,7 @@ async fn review(
                 @for name in request.secretinputs.iter().flat_map(|secrets| secrets.keys()) { dt { (name) } dd { span class="muted" { "given, hidden" } } }
             }
             form method="post" action=(url(&format!("/ns/{ns}/app/{app}/run/start"))) class="inline" {
-                (csrf_field(&session))
+                (csrf_field(&me.session))
                 input type="hidden" name="sealed" value=(sealed);
                 button type="submit" class="primary" { "Deploy" }
                 a class="button" href=(url(&format!("/ns/{ns}/app/{app}/run?endpoint={}", endpoint.id))) { "Back" }
@@ -416,7 +391,7 @@ async fn review(
             pre class="code" { (app_tf) }
         }
     };
-    Ok(render(&ui, &headers, &session, Section::Runs, "Confirm the run", body))
+    Ok(me.render(Section::Runs, "Confirm the run", body))
 }
 
 #[derive(Deserialize)]
@@ -424,18 +399,15 @@ struct StartForm {
     sealed: String,
 }
 
-async fn start(
-    State(ui): State<Ui>,
-    Path((ns, app)): Path<(String, String)>,
-    posted: Posted<StartForm>,
-) -> Result<Response, PageError> {
-    let Posted { session, form } = posted;
-    let request: RunRequest = ui
+async fn start(Path((ns, app)): Path<(String, String)>, posted: Posted<StartForm>) -> Result<Response, PageError> {
+    let Posted { me, form } = posted;
+    let request: RunRequest = me
+        .ui
         .sessions
         .open_json(&form.sealed, CONFIRM_SECS)
         .ok_or_else(|| PageError::BadRequest("this confirmation has expired: fill the form again".into()))?;
-    let id = ui.api.as_user(&session).start_run(&ns, &app, &request).await?;
-    Ok(done(&ui, &format!("/ns/{ns}/run/{id}"), "Run started."))
+    let id = me.api().start_run(&ns, &app, &request).await?;
+    Ok(me.done(&format!("/ns/{ns}/run/{id}"), "Run started."))
 }
 
 // --- the run page -----------------------------------------------------------------------------
@@ -628,13 +600,8 @@ fn display_value(value: &serde_json::Value) -> String {
     }
 }
 
-async fn run_page(
-    State(ui): State<Ui>,
-    headers: HeaderMap,
-    session: Session,
-    Path((ns, id)): Path<(String, String)>,
-) -> Result<Response, PageError> {
-    let api = ui.api.as_user(&session);
+async fn run_page(me: SignedIn, Path((ns, id)): Path<(String, String)>) -> Result<Response, PageError> {
+    let api = me.api();
     let run = api.run(&ns, &id).await?;
     let (log, store, resources, has_secret) = tokio::join!(
         api.run_log(&ns, &id, 0),
@@ -663,7 +630,7 @@ async fn run_page(
             dt { "Last action took" } dd { (layout::duration(run.duration)) }
             @for (name, value) in &run.inputs { dt { "input " (name) } dd { code { (value) } } }
         }
-        (live(&ns, &run, store.as_ref(), &session, matches!(has_secret, Ok(true))))
+        (live(&ns, &run, store.as_ref(), &me.session, matches!(has_secret, Ok(true))))
         h2 { "Terraform log" }
         pre class="log" id="log" tabindex="0" data-stream=[run.action.is_some().then_some(stream)] data-next=(next) {
             @for line in &lines { (line) "\n" }
@@ -682,25 +649,14 @@ async fn run_page(
             }
         }
     };
-    Ok(render(
-        &ui,
-        &headers,
-        &session,
-        Section::Runs,
-        &format!("Run {}", run.name),
-        body,
-    ))
+    Ok(me.render(Section::Runs, &format!("Run {}", run.name), body))
 }
 
-async fn live_fragment(
-    State(ui): State<Ui>,
-    session: Session,
-    Path((ns, id)): Path<(String, String)>,
-) -> Result<Response, PageError> {
-    let api = ui.api.as_user(&session);
+async fn live_fragment(me: SignedIn, Path((ns, id)): Path<(String, String)>) -> Result<Response, PageError> {
+    let api = me.api();
     let run = api.run(&ns, &id).await?;
     let (store, has_secret) = tokio::join!(store_view(&api, &run), api.has_secret(&ns, &run.endpoint));
-    let mut response = live(&ns, &run, store.as_ref(), &session, matches!(has_secret, Ok(true))).into_response();
+    let mut response = live(&ns, &run, store.as_ref(), &me.session, matches!(has_secret, Ok(true))).into_response();
     super::no_store(&mut response);
     Ok(response)
 }
@@ -713,21 +669,20 @@ struct StreamQuery {
 /// The run's log as server-sent events, relayed from deploy (which redacts secrets): `data` is
 /// lines, `id` where to resume, `event: end` the final status.
 async fn log_stream(
-    State(ui): State<Ui>,
-    headers: HeaderMap,
-    session: Session,
+    me: SignedIn,
     Path((ns, id)): Path<(String, String)>,
     Query(query): Query<StreamQuery>,
 ) -> Result<Response, PageError> {
     // A reconnecting EventSource says where it stopped.
-    let from = headers
+    let from = me
+        .headers
         .get("last-event-id")
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse().ok())
         .or(query.from)
         .unwrap_or(0)
         .max(0);
-    let upstream = ui.api.as_user(&session).follow_run_log(&ns, &id, from).await?;
+    let upstream = me.api().follow_run_log(&ns, &id, from).await?;
     let events = futures_util::stream::unfold(Some(upstream), |upstream| async move {
         let mut upstream = upstream?;
         let event = match upstream.next().await? {
@@ -748,16 +703,9 @@ async fn log_stream(
     Ok(response)
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
-async fn cancel(
-    State(ui): State<Ui>,
-    Path((ns, id)): Path<(String, String)>,
-    posted: Posted<Empty>,
-) -> Result<Response, PageError> {
-    ui.api.as_user(&posted.session).cancel_run(&ns, &id).await?;
-    Ok(done(&ui, &format!("/ns/{ns}/run/{id}"), "Cancel requested."))
+async fn cancel(Path((ns, id)): Path<(String, String)>, button: Button) -> Result<Response, PageError> {
+    button.me.api().cancel_run(&ns, &id).await?;
+    Ok(button.me.done(&format!("/ns/{ns}/run/{id}"), "Cancel requested."))
 }
 
 #[derive(Deserialize)]
@@ -768,12 +716,8 @@ struct DestroyForm {
     password: String,
 }
 
-async fn destroy(
-    State(ui): State<Ui>,
-    Path((ns, id)): Path<(String, String)>,
-    posted: Posted<DestroyForm>,
-) -> Result<Response, PageError> {
-    let Posted { session, form } = posted;
+async fn destroy(Path((ns, id)): Path<(String, String)>, posted: Posted<DestroyForm>) -> Result<Response, PageError> {
+    let Posted { me, form } = posted;
     let mut secrets = BTreeMap::new();
     if !form.user_name.trim().is_empty() {
         secrets.insert(
@@ -784,8 +728,8 @@ async fn destroy(
     if !form.password.is_empty() {
         secrets.insert("password".to_string(), goterra_core::Sensitive::new(form.password));
     }
-    ui.api.as_user(&session).destroy_run(&ns, &id, secrets).await?;
-    Ok(done(&ui, &format!("/ns/{ns}/run/{id}"), "Destroy queued."))
+    me.api().destroy_run(&ns, &id, secrets).await?;
+    Ok(me.done(&format!("/ns/{ns}/run/{id}"), "Destroy queued."))
 }
 
 // --- lists ------------------------------------------------------------------------------------
@@ -835,56 +779,31 @@ fn filter_statuses(query: &ListQuery) -> Result<&'static [RunStatus], PageError>
         .ok_or_else(|| PageError::BadRequest(format!("unknown status filter {filter:?}")))
 }
 
-async fn my_runs(
-    State(ui): State<Ui>,
-    headers: HeaderMap,
-    session: Session,
-    Query(query): Query<ListQuery>,
-) -> Result<Response, PageError> {
+async fn my_runs(me: SignedIn, Query(query): Query<ListQuery>) -> Result<Response, PageError> {
     let all = query.all == Some(1);
     let page = query.page.unwrap_or(0);
-    let runs = ui
-        .api
-        .as_user(&session)
+    let runs = me
+        .api()
         .my_runs(all, filter_statuses(&query)?, page * PAGE_SIZE, PAGE_SIZE)
         .await?;
-    list_page(&ui, &headers, &session, "/run", "Runs", runs, &query)
+    list_page(&me, "/run", "Runs", runs, &query)
 }
 
 async fn namespace_runs(
-    State(ui): State<Ui>,
-    headers: HeaderMap,
-    session: Session,
+    me: SignedIn,
     Path(ns): Path<String>,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, PageError> {
     let all = query.all == Some(1);
     let page = query.page.unwrap_or(0);
-    let runs = ui
-        .api
-        .as_user(&session)
+    let runs = me
+        .api()
         .namespace_runs(&ns, all, filter_statuses(&query)?, page * PAGE_SIZE, PAGE_SIZE)
         .await?;
-    list_page(
-        &ui,
-        &headers,
-        &session,
-        &format!("/ns/{ns}/run"),
-        "Runs of the namespace",
-        runs,
-        &query,
-    )
+    list_page(&me, &format!("/ns/{ns}/run"), "Runs of the namespace", runs, &query)
 }
 
-fn list_page(
-    ui: &Ui,
-    headers: &HeaderMap,
-    session: &Session,
-    path: &str,
-    title: &str,
-    runs: Vec<Run>,
-    query: &ListQuery,
-) -> Result<Response, PageError> {
+fn list_page(me: &SignedIn, path: &str, title: &str, runs: Vec<Run>, query: &ListQuery) -> Result<Response, PageError> {
     let all = query.all == Some(1);
     let filter = query.status.clone().unwrap_or_default();
     let page = query.page.unwrap_or(0);
@@ -914,7 +833,7 @@ fn list_page(
             h1 { (title) }
             nav class="tabs" aria-label="Whose runs" {
                 a href=(link(false, 0)) aria-current=[(!all).then_some("page")] { "Mine" }
-                a href=(link(true, 0)) aria-current=[all.then_some("page")] { @if session.admin { "All" } @else { "Mine and my namespaces'" } }
+                a href=(link(true, 0)) aria-current=[all.then_some("page")] { @if me.session.admin { "All" } @else { "Mine and my namespaces'" } }
             }
         }
         form method="get" action=(url(path)) class="inline" {
@@ -932,7 +851,7 @@ fn list_page(
             @if full_page { a href=(link(all, page + 1)) rel="next" { "Older →" } }
         }
     };
-    Ok(render(ui, headers, session, Section::Runs, title, body))
+    Ok(me.render(Section::Runs, title, body))
 }
 
 /// A table of runs, newest first as the API gives them.

@@ -155,12 +155,9 @@ struct ProviderForm {
 }
 
 /// Sends the browser to the provider, carrying auth's flow cookie.
-async fn link(State(ui): State<Ui>, posted: Posted<ProviderForm>) -> Result<Response, PageError> {
-    let api = ui.api.as_user(&posted.session);
-    match api
-        .start_identity_link(&posted.session.uid, &posted.form.provider)
-        .await
-    {
+async fn link(posted: Posted<ProviderForm>) -> Result<Response, PageError> {
+    let Posted { me, form } = posted;
+    match me.api().start_identity_link(&me.session.uid, &form.provider).await {
         Ok((location, flow_cookie)) => {
             let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response();
             if let Some(value) = flow_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
@@ -169,15 +166,15 @@ async fn link(State(ui): State<Ui>, posted: Posted<ProviderForm>) -> Result<Resp
             Ok(response)
         }
         Err(ApiFailure::Unavailable) => Err(ApiFailure::Unavailable.into()),
-        Err(failure) => Ok(super::done(&ui, "/profile", &failure.to_string())),
+        Err(failure) => Ok(me.done("/profile", &failure.to_string())),
     }
 }
 
-async fn unlink(State(ui): State<Ui>, posted: Posted<ProviderForm>) -> Result<Response, PageError> {
-    let api = ui.api.as_user(&posted.session);
-    match api.unlink_identity(&posted.session.uid, &posted.form.provider).await {
-        Ok(()) => Ok(super::done(&ui, "/profile", "The identity is unlinked.")),
+async fn unlink(posted: Posted<ProviderForm>) -> Result<Response, PageError> {
+    let Posted { me, form } = posted;
+    match me.api().unlink_identity(&me.session.uid, &form.provider).await {
+        Ok(()) => Ok(me.done("/profile", "The identity is unlinked.")),
         Err(ApiFailure::Unavailable) => Err(ApiFailure::Unavailable.into()),
-        Err(failure) => Ok(super::done(&ui, "/profile", &failure.to_string())),
+        Err(failure) => Ok(me.done("/profile", &failure.to_string())),
     }
 }

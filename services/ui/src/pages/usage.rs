@@ -1,14 +1,12 @@
 //! Usage: what runs now (endpoint → run → resource) and cost per namespace, from the
 //! accounting API. While accounting has no data (or no such route yet) the pages say so.
 
-use super::render;
+use super::SignedIn;
 use crate::Ui;
 use crate::error::PageError;
 use crate::layout::{Section, url};
-use crate::session::Session;
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::extract::Path;
 use axum::response::Response;
 use axum::routing::get;
 use maud::{Markup, html};
@@ -20,26 +18,21 @@ pub fn routes() -> Router<Ui> {
         .route(&url("/ns/{ns}/usage"), get(namespace))
 }
 
-async fn platform(State(ui): State<Ui>, headers: HeaderMap, session: Session) -> Result<Response, PageError> {
-    if !session.admin {
+async fn platform(me: SignedIn) -> Result<Response, PageError> {
+    if !me.session.admin {
         return Err(PageError::Forbidden("usage of the whole platform: admins only".into()));
     }
-    let resources = ui.api.as_user(&session).running_resources(None).await?;
+    let resources = me.api().running_resources(None).await?;
     let body = html! {
         h1 { "Usage" }
         h2 { "Running now" }
         (table_of(resources.as_ref()))
     };
-    Ok(render(&ui, &headers, &session, Section::Usage, "Usage", body))
+    Ok(me.render(Section::Usage, "Usage", body))
 }
 
-async fn namespace(
-    State(ui): State<Ui>,
-    headers: HeaderMap,
-    session: Session,
-    Path(ns): Path<String>,
-) -> Result<Response, PageError> {
-    let api = ui.api.as_user(&session);
+async fn namespace(me: SignedIn, Path(ns): Path<String>) -> Result<Response, PageError> {
+    let api = me.api();
     // The namespace first: who may not see it gets deploy's answer, not an empty page.
     let namespace = api.namespace(&ns).await?;
     let (resources, totals) = tokio::join!(api.running_resources(Some(&ns)), api.namespace_usage(&ns));
@@ -51,7 +44,7 @@ async fn namespace(
         h2 { "Cost" }
         (summary(totals?.as_ref()))
     };
-    Ok(render(&ui, &headers, &session, Section::Usage, "Usage", body))
+    Ok(me.render(Section::Usage, "Usage", body))
 }
 
 /// The namespace's totals, or the empty state.

@@ -1,16 +1,14 @@
 //! User administration (admins): list, create (the API key is shown once), edit, promote and
 //! demote, delete. The auth API decides who may: a plain user gets its 403.
 
-use super::{done, render, render_status};
+use super::{Button, SignedIn};
 use crate::Ui;
-use crate::api::ApiFailure;
-use crate::error::PageError;
+use crate::error::{PageError, form_refusal};
 use crate::layout::{self, Section, csrf_field, url};
 use crate::model::{RegisterRequest, UpdateUserRequest, User};
 use crate::session::{Posted, Session};
 use axum::Router;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Query};
 use axum::response::Response;
 use axum::routing::{get, post};
 use maud::{Markup, html};
@@ -30,16 +28,11 @@ struct ListQuery {
     page: Option<u64>,
 }
 
-async fn list(
-    State(ui): State<Ui>,
-    headers: HeaderMap,
-    session: Session,
-    Query(query): Query<ListQuery>,
-) -> Result<Response, PageError> {
+async fn list(me: SignedIn, Query(query): Query<ListQuery>) -> Result<Response, PageError> {
     let page = query.page.unwrap_or(0);
-    let users = ui.api.as_user(&session).users(page * PAGE_SIZE, PAGE_SIZE).await?;
-    let body = list_body(&session, &users, page, None, None);
-    Ok(render(&ui, &headers, &session, Section::Users, "Users", body))
+    let users = me.api().users(page * PAGE_SIZE, PAGE_SIZE).await?;
+    let body = list_body(&me.session, &users, page, None, None);
+    Ok(me.render(Section::Users, "Users", body))
 }
 
 fn list_body(
@@ -107,9 +100,9 @@ struct NewUserForm {
     admin: String,
 }
 
-async fn create(State(ui): State<Ui>, headers: HeaderMap, posted: Posted<NewUserForm>) -> Result<Response, PageError> {
-    let Posted { session, form } = posted;
-    let api = ui.api.as_user(&session);
+async fn create(posted: Posted<NewUserForm>) -> Result<Response, PageError> {
+    let Posted { me, form } = posted;
+    let api = me.api();
     let uid = form.uid.trim().to_string();
     let result = api
         .register(&RegisterRequest {
@@ -125,38 +118,25 @@ async fn create(State(ui): State<Ui>, headers: HeaderMap, posted: Posted<NewUser
     let users = api.users(0, PAGE_SIZE).await?;
     match result {
         Ok(key) => {
-            let body = list_body(&session, &users, 0, Some((&uid, key.expose())), None);
-            Ok(render(&ui, &headers, &session, Section::Users, "Users", body))
+            let body = list_body(&me.session, &users, 0, Some((&uid, key.expose())), None);
+            Ok(me.render(Section::Users, "Users", body))
         }
-        Err(ApiFailure::Rejected { status, message }) => {
-            let body = list_body(&session, &users, 0, None, Some(&message));
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-            Ok(render_status(
-                &ui,
-                &headers,
-                &session,
-                Section::Users,
-                status,
-                "Users",
-                body,
-            ))
+        Err(failure) => {
+            let (status, message) = form_refusal(failure)?;
+            let body = list_body(&me.session, &users, 0, None, Some(&message));
+            Ok(me.render_status(Section::Users, status, "Users", body))
         }
-        Err(other) => Err(other.into()),
     }
 }
 
-async fn edit(
-    State(ui): State<Ui>,
-    headers: HeaderMap,
-    session: Session,
-    Path(uid): Path<String>,
-) -> Result<Response, PageError> {
-    let user = ui.api.as_user(&session).user(&uid).await?;
+async fn edit(me: SignedIn, Path(uid): Path<String>) -> Result<Response, PageError> {
+    let user = me.api().user(&uid).await?;
+    let session = &me.session;
     let body = html! {
         nav class="crumbs" aria-label="Breadcrumb" { a href=(url("/users")) { "Users" } }
         h1 { "User " (user.uid) }
         form method="post" action=(url(&format!("/users/{}", user.uid))) class="stack narrow" {
-            (csrf_field(&session))
+            (csrf_field(session))
             label for="e-email" { "Email" }
             input id="e-email" name="email" type="email" value=(user.email);
             label for="e-key" { "SSH public key" }
@@ -169,12 +149,12 @@ async fn edit(
         }
         section class="card danger-zone narrow" {
             form method="post" action=(url(&format!("/users/{}/delete", user.uid))) data-confirm=(format!("Delete user {}?", user.uid)) {
-                (csrf_field(&session))
+                (csrf_field(session))
                 button type="submit" class="danger" { "Delete user" }
             }
         }
     };
-    Ok(render(&ui, &headers, &session, Section::Users, &user.uid, body))
+    Ok(me.render(Section::Users, &user.uid, body))
 }
 
 #[derive(Deserialize)]
@@ -187,26 +167,19 @@ struct EditForm {
     admin: String,
 }
 
-async fn update(
-    State(ui): State<Ui>,
-    Path(uid): Path<String>,
-    posted: Posted<EditForm>,
-) -> Result<Response, PageError> {
-    let Posted { session, form } = posted;
+async fn update(Path(uid): Path<String>, posted: Posted<EditForm>) -> Result<Response, PageError> {
+    let Posted { me, form } = posted;
     let changes = UpdateUserRequest {
         email: Some(form.email.trim().to_string()),
         pub_key: Some(form.pub_key.trim().to_string()),
         admin: Some(form.admin == "1"),
         ..UpdateUserRequest::default()
     };
-    ui.api.as_user(&session).update_user(&uid, &changes).await?;
-    Ok(done(&ui, &format!("/users/{uid}"), "User saved."))
+    me.api().update_user(&uid, &changes).await?;
+    Ok(me.done(&format!("/users/{uid}"), "User saved."))
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
-async fn delete(State(ui): State<Ui>, Path(uid): Path<String>, posted: Posted<Empty>) -> Result<Response, PageError> {
-    ui.api.as_user(&posted.session).delete_user(&uid).await?;
-    Ok(done(&ui, "/users", &format!("User {uid} deleted.")))
+async fn delete(Path(uid): Path<String>, button: Button) -> Result<Response, PageError> {
+    button.me.api().delete_user(&uid).await?;
+    Ok(button.me.done("/users", &format!("User {uid} deleted.")))
 }
