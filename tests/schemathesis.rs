@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Every OpenAPI document matches its server: schemathesis (property-based API testing) runs
 //! with all its checks over the document of every service — auth, deploy, store, run-agent and
-//! acct, as each serves it — against a real `goterra up`, once on SQLite and once on PostgreSQL,
+//! acct, as each serves it — against a real `goterra up`, once on SQLite (directly) and once on
+//! PostgreSQL (through the real Traefik with the committed `traefik/` configuration),
 //! authenticated as the bootstrap admin. Any response the document does not describe (status,
 //! content type, headers, body schema), any 5xx, any request the server accepts against its
 //! document or refuses within it, fails the test with schemathesis's report.
@@ -17,6 +18,9 @@ use goterra_db::Engine;
 use goterra_db::testing::TestDb;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+#[path = "support/traefik.rs"]
+mod traefik;
 
 const GOTERRA: &str = env!("CARGO_BIN_EXE_goterra");
 /// The services and the prefix each serves its document under.
@@ -55,6 +59,28 @@ async fn up(data_dir: &Path, database_url: Option<&str>) -> SpawnedServer {
     )
     .await
     .unwrap()
+}
+
+/// The real Traefik with the committed configuration in front of `platform`, routing.
+async fn traefik_in_front_of(dir: &Path, platform: &str) -> SpawnedServer {
+    let traefik = traefik::tool("traefik").expect("Traefik (.ci/run installs it)");
+    let port = free_port().unwrap();
+    let config = traefik::in_front_of(dir, port, platform);
+    let config_arg = format!("--configFile={}", config.display());
+    let proxy = SpawnedServer::start(traefik.to_str().unwrap(), &[&config_arg], &[], port, "/ping")
+        .await
+        .unwrap();
+    // The file provider is loaded a moment after /ping answers.
+    for _ in 0..100 {
+        if reqwest::get(format!("{}/auth", proxy.url))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return proxy;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("Traefik never routed /auth");
 }
 
 /// The configuration and hooks of the run (tests/schemathesis/).
@@ -146,7 +172,13 @@ async fn every_openapi_document_matches_its_server_on_both_engines() {
         };
         let server = up(&data_dir, database.as_ref().map(|db| db.url.as_str())).await;
         let admin_key = std::fs::read_to_string(data_dir.join("admin.apikey")).unwrap();
-        let base = server.url.clone();
+        // The PostgreSQL run goes through Traefik with the committed configuration, as in
+        // production: what the proxy adds or changes must match the documents too.
+        let proxy = match engine {
+            Engine::Sqlite => None,
+            Engine::Postgres => Some(traefik_in_front_of(data.path(), &server.url).await),
+        };
+        let base = proxy.as_ref().map_or(&server.url, |proxy| &proxy.url).clone();
         let token = admin_token(&base, admin_key.trim()).await;
         let tool = tool.clone();
         let reports_dir = reports.path().to_path_buf();
@@ -154,6 +186,9 @@ async fn every_openapi_document_matches_its_server_on_both_engines() {
             .await
             .unwrap();
         failures.extend(found);
+        if let Some(proxy) = proxy {
+            proxy.terminate().unwrap();
+        }
         assert!(
             server.terminate().unwrap().success(),
             "goterra up stops cleanly after the run"

@@ -7,6 +7,9 @@
 //! installed by `.ci/run`) routes every prefix of a real `goterra up` with the committed static
 //! and dynamic configuration, long-polls included.
 
+#[path = "support/traefik.rs"]
+mod traefik;
+
 use goterra_core::testing::{SpawnedServer, free_port};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -14,6 +17,7 @@ use serde_yaml::Value as Yaml;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use traefik::tool;
 
 const GOTERRA: &str = env!("CARGO_BIN_EXE_goterra");
 
@@ -23,24 +27,6 @@ fn repo() -> PathBuf {
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(repo().join(path)).unwrap_or_else(|err| panic!("{path}: {err}"))
-}
-
-/// A tool on `PATH`; under CI its absence fails the test (`.ci/run` installs it), elsewhere
-/// the test is skipped with a note.
-fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|candidate| candidate.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{name} is not installed (.ci/run installs it)"
-        );
-        eprintln!("skipped: {name} is not installed (.ci/run installs it)");
-    }
-    found
 }
 
 /// Every `GOT_*` name that appears in a string literal of the binaries' sources.
@@ -267,32 +253,6 @@ fn compose_file_is_valid_and_matches_the_binaries_and_traefik() {
     }
 }
 
-/// The committed Traefik configuration, pointed at one `goterra up` on loopback.
-fn traefik_config_for(dir: &Path, traefik_port: u16, platform: &str) -> PathBuf {
-    let mut dynamic: Yaml = serde_yaml::from_str(&read("traefik/dynamic/goterra.yml")).unwrap();
-    let upstream = url::Url::parse(platform).unwrap();
-    for service in dynamic["http"]["services"].as_mapping_mut().unwrap().values_mut() {
-        let servers = service["loadBalancer"]["servers"].as_sequence_mut().unwrap();
-        servers.truncate(1);
-        servers[0]["url"] = Yaml::from(upstream.as_str().trim_end_matches('/'));
-    }
-    let dynamic_dir = dir.join("dynamic");
-    std::fs::create_dir_all(&dynamic_dir).unwrap();
-    std::fs::write(
-        dynamic_dir.join("goterra.yml"),
-        serde_yaml::to_string(&dynamic).unwrap(),
-    )
-    .unwrap();
-
-    let mut static_config: Yaml = serde_yaml::from_str(&read("traefik/traefik.yml")).unwrap();
-    static_config["entryPoints"]["web"]["address"] = Yaml::from(format!("127.0.0.1:{traefik_port}"));
-    static_config["providers"]["file"]["directory"] = Yaml::from(dynamic_dir.to_str().unwrap());
-    static_config.as_mapping_mut().unwrap().remove("accessLog");
-    let path = dir.join("traefik.yml");
-    std::fs::write(&path, serde_yaml::to_string(&static_config).unwrap()).unwrap();
-    path
-}
-
 #[tokio::test]
 async fn traefik_routes_every_prefix_and_lets_long_polls_through() {
     let Some(traefik) = tool("traefik") else { return };
@@ -311,7 +271,7 @@ async fn traefik_routes_every_prefix_and_lets_long_polls_through() {
     .unwrap();
 
     let traefik_port = free_port().unwrap();
-    let config = traefik_config_for(dir.path(), traefik_port, &platform.url);
+    let config = traefik::in_front_of(dir.path(), traefik_port, &platform.url);
     let config_arg = format!("--configFile={}", config.display());
     let proxy = SpawnedServer::start(traefik.to_str().unwrap(), &[&config_arg], &[], traefik_port, "/ping")
         .await
@@ -393,4 +353,72 @@ async fn traefik_routes_every_prefix_and_lets_long_polls_through() {
 
     proxy.terminate().unwrap();
     platform.terminate().unwrap();
+}
+
+/// The `GOT_*` names a piece of Markdown mentions.
+fn variables_in(text: &str) -> BTreeSet<String> {
+    text.match_indices("GOT_")
+        .map(|(start, _)| {
+            text[start..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect()
+        })
+        .collect()
+}
+
+/// Variables the code reads that are not settings of the platform: the test suite's own.
+const TEST_ONLY_VARIABLES: [&str; 3] = ["GOT_TEST_POSTGRES_URL", "GOT_UPDATE_DOCS", "GOT_UPDATE_OPENAPI"];
+
+/// `docs/configuration.md` shows the reference as the code renders it (`GOT_UPDATE_DOCS=1`
+/// rewrites it), and the reference covers every variable the binaries read and every key the
+/// configuration file accepts — and names nothing else.
+#[test]
+fn the_configuration_reference_is_generated_from_the_code_and_complete() {
+    use goterra_core::config_reference::{BEGIN_MARKER, END_MARKER, SETTINGS, markdown};
+    let path = repo().join("docs/configuration.md");
+    let page = std::fs::read_to_string(&path).unwrap();
+    let start = page.find(BEGIN_MARKER).expect("the reference's begin marker");
+    let end = page.find(END_MARKER).expect("the reference's end marker") + END_MARKER.len();
+    let current = markdown();
+    if page[start..end] != current {
+        if std::env::var("GOT_UPDATE_DOCS").is_ok_and(|v| v == "1") {
+            std::fs::write(&path, format!("{}{current}{}", &page[..start], &page[end..])).unwrap();
+        } else {
+            panic!(
+                "docs/configuration.md is stale: run `GOT_UPDATE_DOCS=1 cargo test --test topology_files reference` and commit it"
+            );
+        }
+    }
+
+    let documented: BTreeSet<String> = SETTINGS.iter().flat_map(|setting| variables_in(setting.env)).collect();
+    let read: BTreeSet<String> = variables_read_by_the_code()
+        .into_iter()
+        .filter(|name| !TEST_ONLY_VARIABLES.contains(&name.as_str()))
+        .collect();
+    let undocumented: Vec<_> = read.difference(&documented).collect();
+    assert!(
+        undocumented.is_empty(),
+        "read by the code, missing from the reference: {undocumented:?}"
+    );
+    let unread: Vec<_> = documented.difference(&read).collect();
+    assert!(unread.is_empty(), "in the reference, read by no code: {unread:?}");
+
+    let keys: Vec<&str> = SETTINGS.iter().map(|setting| setting.key).collect();
+    for top in goterra_core::config::FILE_KEYS {
+        assert!(
+            keys.iter()
+                .any(|cell| cell.contains(&format!("`{top}`")) || cell.contains(&format!("`{top}."))),
+            "file key `{top}` is not in the reference"
+        );
+    }
+    for (section, subs) in goterra_core::config::FILE_SECTIONS {
+        for sub in *subs {
+            let listed = keys.iter().any(|cell| {
+                cell.contains(&format!("`{section}.{sub}`"))
+                    || (cell.contains(&format!("`{section}.")) && cell.contains(&format!("`{sub}`")))
+            });
+            assert!(listed, "file key `{section}.{sub}` is not in the reference");
+        }
+    }
 }

@@ -749,90 +749,93 @@ fn parse_flag(name: &str, value: &str) -> anyhow::Result<bool> {
     }
 }
 
+/// The sections of the file and the keys each accepts (the rest is reported and ignored).
+pub const FILE_SECTIONS: &[(&str, &[&str])] = &[
+    ("web", &["listen", "port"]),
+    ("database", &["url"]),
+    ("redis", &["url", "host", "port", "prefix"]),
+    (
+        "acl",
+        &["allow_user_create_ns", "allowusercreatens", "acl_user_createns"],
+    ),
+    ("feature", &["self_register", "anonymous"]),
+    ("store", &["max_value", "max_keys", "ttl_hours", "token_ttl_hours"]),
+    (
+        "run",
+        &[
+            "timeout_secs",
+            "heartbeat_timeout_secs",
+            "pending_timeout_secs",
+            "sweep_interval_secs",
+        ],
+    ),
+    (
+        "agent",
+        &[
+            "concurrency",
+            "heartbeat_secs",
+            "work_dir",
+            "disabled",
+            "shutdown_grace_secs",
+            "feeder_wait_secs",
+        ],
+    ),
+    (
+        "http",
+        &[
+            "max_connections",
+            "health_connections",
+            "header_timeout_secs",
+            "trusted_proxies",
+        ],
+    ),
+];
+/// The top-level keys of the file.
+pub const FILE_KEYS: &[&str] = &[
+    "url",
+    "listen",
+    "web",
+    "data_dir",
+    "fernet",
+    "token_ttl",
+    "database",
+    "redis",
+    "amqp",
+    "run_queue",
+    "acl",
+    "feature",
+    "default_image",
+    "proxy",
+    "proxy_auth",
+    "consul",
+    "discovery",
+    "secrets_key",
+    "admin_apikey",
+    "http",
+    "cors_origins",
+    "store",
+    "git",
+    "support",
+    "run",
+    "agent",
+    "acct",
+    "oidc",
+];
+
 /// Removes keys the schema does not know, recording their paths, so that an old
 /// `goterra.yml` (with `mongo.*`, say) still loads and the operator is told what was ignored.
 fn strip_unknown(value: serde_yaml::Value, warnings: &mut Vec<String>) -> serde_yaml::Value {
-    const SECTIONS: &[(&str, &[&str])] = &[
-        ("web", &["listen", "port"]),
-        ("database", &["url"]),
-        ("redis", &["url", "host", "port", "prefix"]),
-        (
-            "acl",
-            &["allow_user_create_ns", "allowusercreatens", "acl_user_createns"],
-        ),
-        ("feature", &["self_register", "anonymous"]),
-        ("store", &["max_value", "max_keys", "ttl_hours", "token_ttl_hours"]),
-        (
-            "run",
-            &[
-                "timeout_secs",
-                "heartbeat_timeout_secs",
-                "pending_timeout_secs",
-                "sweep_interval_secs",
-            ],
-        ),
-        (
-            "agent",
-            &[
-                "concurrency",
-                "heartbeat_secs",
-                "work_dir",
-                "disabled",
-                "shutdown_grace_secs",
-                "feeder_wait_secs",
-            ],
-        ),
-        (
-            "http",
-            &[
-                "max_connections",
-                "health_connections",
-                "header_timeout_secs",
-                "trusted_proxies",
-            ],
-        ),
-    ];
-    const TOP: &[&str] = &[
-        "url",
-        "listen",
-        "web",
-        "data_dir",
-        "fernet",
-        "token_ttl",
-        "database",
-        "redis",
-        "amqp",
-        "run_queue",
-        "acl",
-        "feature",
-        "default_image",
-        "proxy",
-        "proxy_auth",
-        "consul",
-        "discovery",
-        "secrets_key",
-        "admin_apikey",
-        "http",
-        "cors_origins",
-        "store",
-        "git",
-        "support",
-        "run",
-        "agent",
-        "acct",
-        "oidc",
-    ];
     let serde_yaml::Value::Mapping(top) = value else {
         return value;
     };
     let mut kept = serde_yaml::Mapping::new();
     for (key, value) in top {
         let name = key.as_str().unwrap_or_default().to_string();
-        if !TOP.contains(&name.as_str()) {
+        if !FILE_KEYS.contains(&name.as_str()) {
             warnings.push(format!("unknown config key `{name}` ignored"));
             continue;
         }
-        let value = match (SECTIONS.iter().find(|(section, _)| *section == name), value) {
+        let value = match (FILE_SECTIONS.iter().find(|(section, _)| *section == name), value) {
             (Some((_, known)), serde_yaml::Value::Mapping(inner)) => {
                 let mut section = serde_yaml::Mapping::new();
                 for (key, value) in inner {

@@ -55,6 +55,8 @@ impl Announcement {
         let mut keys = vec![
             (format!("{retry}/attempts"), "3".to_string()),
             (format!("{retry}/initialInterval"), "100ms".to_string()),
+            // Traefik's own 502 for a replica that died with the request in flight.
+            (format!("{retry}/status/0"), "502".to_string()),
         ];
         for (name, prefix) in &self.services {
             let id = format!("got-{name}");
@@ -83,6 +85,10 @@ impl Announcement {
             let balancer = format!("{root}/http/services/{id}/loadBalancer");
             keys.push((format!("{balancer}/healthCheck/path"), format!("{prefix}/ready")));
             keys.push((format!("{balancer}/healthCheck/interval"), "10s".into()));
+            // A replica that fails a request (killed, say) is left out for 10 s at once,
+            // without waiting for the next health check, so that retries go elsewhere.
+            keys.push((format!("{balancer}/passiveHealthCheck/failureWindow"), "10s".into()));
+            keys.push((format!("{balancer}/passiveHealthCheck/maxFailedAttempts"), "1".into()));
             keys.push((format!("{balancer}/responseForwarding/flushInterval"), "-1ms".into()));
             keys.push((
                 format!("{balancer}/servers/{}/url", self.replica),

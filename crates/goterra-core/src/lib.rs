@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod config_reference;
 pub mod cookies;
 pub mod discovery;
 pub mod edge;

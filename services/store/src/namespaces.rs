@@ -7,7 +7,6 @@ use axum::http::HeaderMap;
 use goterra_core::auth::API_KEY_HEADER;
 use goterra_core::namespaces::NamespaceRule;
 use goterra_core::{ApiError, Identity};
-use serde::Deserialize;
 use std::time::Duration;
 
 /// Asks deploy: `GET {base}/deploy/ns/{key}` with the caller's own credentials answers 200 and
@@ -15,16 +14,6 @@ use std::time::Duration;
 pub struct HttpNamespaces {
     client: reqwest::Client,
     base_url: url::Url,
-}
-
-#[derive(Deserialize)]
-struct NamespaceAnswer {
-    ns: NamespaceIdOnly,
-}
-
-#[derive(Deserialize)]
-struct NamespaceIdOnly {
-    id: String,
 }
 
 impl HttpNamespaces {
@@ -53,10 +42,17 @@ impl HttpNamespaces {
             }
         }
         let unavailable = || ApiError::Unavailable("deploy service unavailable to check namespace membership".into());
-        let response = request.send().await.map_err(|_| unavailable())?;
+        let response = request.send().await.map_err(|err| {
+            tracing::warn!(error = %err.without_url(), "cannot reach deploy to check a namespace membership");
+            unavailable()
+        })?;
         match response.status().as_u16() {
             200 => {
-                let answer: NamespaceAnswer = response.json().await.map_err(|_| unavailable())?;
+                // Deploy's own shape (the namespace's id is `_id`, as in the original).
+                let answer: goterra_client::deploy::NamespaceOne = response.json().await.map_err(|err| {
+                    tracing::warn!(error = %err.without_url(), "unreadable answer from deploy to a namespace membership check");
+                    unavailable()
+                })?;
                 Ok(Some(answer.ns.id))
             }
             401 | 403 | 404 => Ok(None),
