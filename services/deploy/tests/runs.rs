@@ -6,6 +6,7 @@
 mod engines;
 
 use goterra_bus::{EmbeddedQueue, EmbeddedQueueOptions};
+use goterra_client::ids::RunId;
 use goterra_core::Claims;
 use goterra_core::runs::CLAIM_HEADER;
 use goterra_core::testing::TestServer;
@@ -856,7 +857,7 @@ async fn cancel_and_the_heartbeat_sweep_end_every_run(engine: Engine) {
     assert!(report.requeued.is_empty() && report.failed.is_empty(), "{report:?}");
     age(silent.clone()).await;
     let report = sweep_once(&db, &queue, &options, now).await.unwrap();
-    assert_eq!(report.requeued, vec![silent.clone()]);
+    assert_eq!(report.requeued, vec![RunId::from_trusted(&silent)]);
     assert_eq!(env.run(&silent).await["status"], "deploy_pending");
     assert_eq!(
         env.count(&format!(
@@ -875,7 +876,7 @@ async fn cancel_and_the_heartbeat_sweep_end_every_run(engine: Engine) {
         .await;
     age(silent.clone()).await;
     let report = sweep_once(&db, &queue, &options, now).await.unwrap();
-    assert_eq!(report.failed, vec![silent.clone()]);
+    assert_eq!(report.failed, vec![RunId::from_trusted(&silent)]);
     let run = env.run(&silent).await;
     assert_eq!(run["status"], "deploy_failure");
     assert!(run["error"].as_str().unwrap().contains("heartbeat"), "{run}");
@@ -899,7 +900,7 @@ async fn cancel_and_the_heartbeat_sweep_end_every_run(engine: Engine) {
     let waiting = env.start_run("alice").await;
     age(waiting.clone()).await;
     let report = sweep_once(&db, &queue, &options, now).await.unwrap();
-    assert_eq!(report.failed, vec![waiting.clone()]);
+    assert_eq!(report.failed, vec![RunId::from_trusted(&waiting)]);
     let run = env.run(&waiting).await;
     assert_eq!(run["status"], "deploy_failure");
     assert!(run["error"].as_str().unwrap().contains("no agent"), "{run}");

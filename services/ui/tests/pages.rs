@@ -549,11 +549,9 @@ async fn assets_are_served_with_cache_headers_and_types() {
 #[tokio::test]
 async fn the_wizard_checks_confirms_and_starts_a_run_without_showing_secrets() {
     let server = platform(false).await;
-    let api = goterra_deploy::demo::HttpApi {
-        client: reqwest::Client::new(),
-        url: server.url.clone(),
-        bearer: Sensitive::new(server.token_for("admin", true)),
-    };
+    let api = goterra_client::Client::new(&server.url)
+        .unwrap()
+        .with_token(server.token_for("admin", true));
     let demo = goterra_deploy::demo::load(&api, &server.data_dir.path().join("vms"))
         .await
         .unwrap();
