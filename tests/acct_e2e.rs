@@ -13,11 +13,11 @@
 use goterra_acct::config::{AcctConfig, Billing};
 use goterra_acct::deploy::{HttpDeploy, RunSource};
 use goterra_core::Claims;
-use goterra_core::testing::{TestServer, identity};
 use goterra_db::Engine;
-use goterra_db::testing::ENGINES;
 use goterra_run_agent::agent::AgentOptions;
 use goterra_run_agent::executor::ExecutorConfig;
+use goterra_testing::db::ENGINES;
+use goterra_testing::{TestServer, identity};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -14,12 +14,12 @@
 //! a message, except under CI (`CI` set), where they fail.
 
 use goterra_core::Claims;
-use goterra_core::testing::identity;
-use goterra_core::testing::{SpawnedServer, TEST_SECRET, TestServer, free_port};
 use goterra_db::Engine;
 use goterra_deploy::demo::Demo;
 use goterra_run_agent::agent::AgentOptions;
 use goterra_run_agent::executor::ExecutorConfig;
+use goterra_testing::identity;
+use goterra_testing::{SpawnedServer, TEST_SECRET, TestServer, free_port};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};

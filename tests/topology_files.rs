@@ -7,7 +7,7 @@
 //! installed by `.ci/run`) routes every prefix of a real `goterra up` with the committed static
 //! and dynamic configuration, long-polls included.
 
-use goterra_core::testing::{SpawnedServer, free_port};
+use goterra_testing::{SpawnedServer, free_port};
 use reqwest::StatusCode;
 use serde_json::Value;
 use serde_yaml::Value as Yaml;

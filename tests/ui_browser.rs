@@ -12,7 +12,7 @@
 //! CI (`CI` set), where it fails.
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use goterra_core::testing::{SpawnedServer, free_port};
+use goterra_testing::{SpawnedServer, free_port};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

@@ -42,5 +42,4 @@ pub use platform::Platform;
 pub mod service;
 pub use service::ServiceSpec;
 pub mod service_api;
-pub mod testing;
 pub mod tfstate;

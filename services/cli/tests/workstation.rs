@@ -5,8 +5,8 @@
 
 use goterra_client::Client;
 use goterra_client::auth::RegisterRequest;
-use goterra_core::testing::{TestServer, free_port};
 use goterra_db::Engine;
+use goterra_testing::{TestServer, free_port};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};

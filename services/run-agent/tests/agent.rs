@@ -10,9 +10,9 @@ use axum::extract::{Path, Query, State};
 use goterra_bus::{EmbeddedQueue, EmbeddedQueueOptions, RunQueue};
 use goterra_core::runs::{AgentAnswer, LogLines, RunAction, RunJob, RunReport, RunSpec, RunStatus};
 use goterra_core::{AgentCaller, Authenticator, TokenCodec};
-use goterra_db::testing::{ENGINES, TestDb};
 use goterra_run_agent::agent::{Agent, AgentOptions, RunControl};
 use goterra_run_agent::control::HttpRunControl;
+use goterra_testing::db::{ENGINES, TestDb};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -420,13 +420,8 @@ async fn fake_report(
 
 #[tokio::test]
 async fn the_http_run_control_speaks_to_deploy_with_an_agent_credential() {
-    let tokens = Arc::new(
-        TokenCodec::new(
-            &[goterra_core::Sensitive::new(goterra_core::testing::TEST_SECRET.into())],
-            24,
-        )
-        .unwrap(),
-    );
+    let tokens =
+        Arc::new(TokenCodec::new(&[goterra_core::Sensitive::new(goterra_testing::TEST_SECRET.into())], 24).unwrap());
     let (control, mut reports) = FakeControl::with_reports();
     let deploy = FakeDeploy {
         auth: Arc::new(Authenticator::new(tokens.clone(), None)),
@@ -509,13 +504,8 @@ async fn an_agent_whose_run_was_taken_over_stops_and_drops_it() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let tokens = Arc::new(
-        TokenCodec::new(
-            &[goterra_core::Sensitive::new(goterra_core::testing::TEST_SECRET.into())],
-            24,
-        )
-        .unwrap(),
-    );
+    let tokens =
+        Arc::new(TokenCodec::new(&[goterra_core::Sensitive::new(goterra_testing::TEST_SECRET.into())], 24).unwrap());
     let http = HttpRunControl::new(&url, "agent-test", tokens).unwrap();
 
     let answer = http.started("run-1").await.unwrap().unwrap();

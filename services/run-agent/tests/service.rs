@@ -1,8 +1,8 @@
 //! The service's routes over HTTP, and its checked-in OpenAPI document.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use goterra_core::testing::TestServer;
-use goterra_db::testing::ENGINES;
+use goterra_testing::TestServer;
+use goterra_testing::db::ENGINES;
 
 #[tokio::test]
 async fn status_reports_health_to_anyone_and_capacity_to_admins_only() {
@@ -41,5 +41,5 @@ async fn status_reports_health_to_anyone_and_capacity_to_admins_only() {
 
 #[test]
 fn openapi_document_is_current() {
-    goterra_core::testing::assert_openapi_current("run-agent", &goterra_run_agent::document());
+    goterra_testing::assert_openapi_current("run-agent", &goterra_run_agent::document());
 }

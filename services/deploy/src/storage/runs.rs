@@ -6,8 +6,8 @@
 //! run keeps its application, its endpoint and its namespace from deletion.
 
 use super::support::{Page, StorageError, StorageResult, column, id_column, now, placeholders};
-use crate::runs::model::RunEvent;
 use goterra_client::ids::{ApplicationId, DeploymentId, EndpointId, NamespaceId, RunId, Uid};
+use goterra_client::runs::RunEvent;
 use goterra_core::runs::{RunAction, RunStatus};
 use goterra_db::Db;
 use sqlx::any::AnyRow;
