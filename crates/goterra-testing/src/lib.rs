@@ -3,9 +3,11 @@
 //! - [`TestServer`]: the given services on a random local port, over an isolated database
 //!   ([`db::TestDb`]: SQLite or PostgreSQL) and a private data dir;
 //! - [`SpawnedServer`]: a real executable as a child process;
+//! - [`fixtures::RunCatalogue`]: the catalogue a run needs, made through the typed client;
 //! - [`identity`], [`TEST_SECRET`], [`assert_openapi_current`].
 
 pub mod db;
+pub mod fixtures;
 
 use db::TestDb;
 use goterra_core::config::Config;
@@ -100,6 +102,17 @@ impl TestServer {
             email: format!("{uid}@example.org"),
             kind: String::new(),
         }))
+    }
+
+    /// A token of one of the test users ([`identity`]: `admin` is an admin).
+    pub fn user_token(&self, uid: &str) -> String {
+        self.platform.tokens.issue(&Claims::for_user(&identity(uid)))
+    }
+
+    /// A run agent's credential named `agent`, valid for five minutes.
+    pub fn agent_token(&self, agent: &str) -> String {
+        let expires = goterra_core::token::unix_now() + 300;
+        self.platform.tokens.issue(&Claims::for_agent(agent, expires))
     }
 
     /// Stops serving and waits for in-flight requests.
