@@ -22,7 +22,7 @@ pub struct HttpRunControl {
     agent: String,
     tokens: Arc<TokenCodec>,
     /// The claim won on each run this agent runs, sent back with its reports.
-    claims: Mutex<HashMap<String, String>>,
+    claims: Mutex<HashMap<RunId, String>>,
 }
 
 impl HttpRunControl {
@@ -43,18 +43,18 @@ impl HttpRunControl {
         self.client.clone().with_token(token)
     }
 
-    fn claim(&self, id: &str) -> Option<String> {
+    fn claim(&self, id: &RunId) -> Option<String> {
         self.claims.lock().ok().and_then(|claims| claims.get(id).cloned())
     }
 
-    fn forget_claim(&self, id: &str) {
+    fn forget_claim(&self, id: &RunId) {
         if let Ok(mut claims) = self.claims.lock() {
             claims.remove(id);
         }
     }
 
     /// The answer to a log batch or a heartbeat: a refused one means stop.
-    fn or_stop(answer: Option<AgentAnswer>, id: &str, what: &str) -> AgentAnswer {
+    fn or_stop(answer: Option<AgentAnswer>, id: &RunId, what: &str) -> AgentAnswer {
         answer.unwrap_or_else(|| {
             tracing::warn!(run = %id, "deploy refused the {what}: the run was taken over or ended; stopping");
             AgentAnswer {
@@ -150,35 +150,32 @@ impl HttpRunControl {
 
 #[async_trait]
 impl RunControl for HttpRunControl {
-    async fn spec(&self, id: &str, action: RunAction) -> anyhow::Result<Option<RunSpec>> {
-        let outcome = self.as_agent().agent_run_spec(&RunId::from_trusted(id), action).await;
+    async fn spec(&self, id: &RunId, action: RunAction) -> anyhow::Result<Option<RunSpec>> {
+        let outcome = self.as_agent().agent_run_spec(id, action).await;
         unless_refused(outcome, not_this_jobs, "spec")
     }
 
-    async fn started(&self, id: &str) -> anyhow::Result<Option<AgentAnswer>> {
-        let outcome = self.as_agent().agent_run_started(&RunId::from_trusted(id)).await;
+    async fn started(&self, id: &RunId) -> anyhow::Result<Option<AgentAnswer>> {
+        let outcome = self.as_agent().agent_run_started(id).await;
         let answer = unless_refused(outcome, not_this_jobs, "start")?;
         if let (Some(claim), Ok(mut claims)) = (answer.as_ref().and_then(|a| a.claim.as_ref()), self.claims.lock()) {
-            claims.insert(id.to_string(), claim.clone());
+            claims.insert(id.clone(), claim.clone());
         }
         Ok(answer)
     }
 
-    async fn log(&self, id: &str, lines: Vec<String>) -> anyhow::Result<AgentAnswer> {
+    async fn log(&self, id: &RunId, lines: Vec<String>) -> anyhow::Result<AgentAnswer> {
         let claim = self.claim(id);
         let outcome = self
             .as_agent()
-            .agent_run_log(&RunId::from_trusted(id), &LogLines { lines }, claim.as_deref())
+            .agent_run_log(id, &LogLines { lines }, claim.as_deref())
             .await;
         Ok(Self::or_stop(unless_refused(outcome, is_conflict, "log")?, id, "log"))
     }
 
-    async fn heartbeat(&self, id: &str) -> anyhow::Result<AgentAnswer> {
+    async fn heartbeat(&self, id: &RunId) -> anyhow::Result<AgentAnswer> {
         let claim = self.claim(id);
-        let outcome = self
-            .as_agent()
-            .agent_run_heartbeat(&RunId::from_trusted(id), claim.as_deref())
-            .await;
+        let outcome = self.as_agent().agent_run_heartbeat(id, claim.as_deref()).await;
         Ok(Self::or_stop(
             unless_refused(outcome, is_conflict, "heartbeat")?,
             id,
@@ -186,12 +183,9 @@ impl RunControl for HttpRunControl {
         ))
     }
 
-    async fn finished(&self, id: &str, report: &RunReport) -> anyhow::Result<()> {
+    async fn finished(&self, id: &RunId, report: &RunReport) -> anyhow::Result<()> {
         let claim = self.claim(id);
-        let outcome = self
-            .as_agent()
-            .agent_run_finished(&RunId::from_trusted(id), report, claim.as_deref())
-            .await;
+        let outcome = self.as_agent().agent_run_finished(id, report, claim.as_deref()).await;
         if unless_refused(outcome, is_conflict, "result")?.is_none() {
             // Nothing waits for this result any more: the job is done all the same.
             tracing::warn!(run = %id, "deploy refused the result: the run was taken over or ended");
@@ -200,12 +194,9 @@ impl RunControl for HttpRunControl {
         Ok(())
     }
 
-    async fn release(&self, id: &str) -> anyhow::Result<()> {
+    async fn release(&self, id: &RunId) -> anyhow::Result<()> {
         let claim = self.claim(id);
-        let outcome = self
-            .as_agent()
-            .agent_run_release(&RunId::from_trusted(id), claim.as_deref())
-            .await;
+        let outcome = self.as_agent().agent_run_release(id, claim.as_deref()).await;
         self.forget_claim(id);
         if unless_refused(outcome, is_conflict, "hand-back")?.is_none() {
             // Another agent took it over, or it ended: nothing is left to hand back.
