@@ -129,14 +129,11 @@ async fn load_demo(platform: Platform, router: axum::Router) -> anyhow::Result<(
         email: String::new(),
         kind: String::new(),
     };
-    let api = goterra_deploy::demo::RouterApi {
-        router,
-        bearer: Sensitive::new(platform.tokens.issue(&Claims::for_user(&admin))),
-    };
+    let bearer = Sensitive::new(platform.tokens.issue(&Claims::for_user(&admin)));
     // Terraform's local-exec runs in the agent's temporary run directory: a relative path
     // would put the "VMs" there.
     let vms = std::path::absolute(platform.config.data_dir.join("vms")).context("cannot resolve the data dir")?;
-    let demo = goterra_deploy::demo::load(&api, &vms)
+    let demo = goterra_deploy::demo::load_through(router, bearer, &vms)
         .await
         .context("cannot load the demo catalogue")?;
     let ids = platform.config.data_dir.join("demo.env");

@@ -13,12 +13,11 @@
 use goterra_acct::config::{AcctConfig, Billing};
 use goterra_acct::deploy::{HttpDeploy, RunSource};
 use goterra_core::Claims;
-use goterra_core::testing::{TestServer, identity};
 use goterra_db::Engine;
-use goterra_db::testing::ENGINES;
-use goterra_deploy::demo::HttpApi;
 use goterra_run_agent::agent::AgentOptions;
 use goterra_run_agent::executor::ExecutorConfig;
+use goterra_testing::db::ENGINES;
+use goterra_testing::{TestServer, identity};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -75,11 +74,9 @@ async fn demo_run_is_billed(engine: Engine, bin: PathBuf, plugins: Option<PathBu
     .unwrap();
     server.platform.db.migrate(goterra_acct::MIGRATIONS).await.unwrap();
     let vms = server.data_dir.path().join("vms");
-    let admin = HttpApi {
-        client: reqwest::Client::new(),
-        url: server.url.clone(),
-        bearer: goterra_core::Sensitive::new(server.platform.tokens.issue(&Claims::for_user(&identity("admin")))),
-    };
+    let admin = goterra_client::Client::new(&server.url)
+        .unwrap()
+        .with_token(server.platform.tokens.issue(&Claims::for_user(&identity("admin"))));
     let demo = goterra_deploy::demo::load(&admin, &vms).await.unwrap();
 
     // The agent, in this process.

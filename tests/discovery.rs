@@ -4,9 +4,9 @@
 //! Traefik v3, one killed with SIGKILL (it drops out when its keys expire), the other stopped
 //! with SIGTERM (it withdraws at once).
 
-use goterra_core::testing::{SpawnedServer, TEST_SECRET, free_port, identity};
 use goterra_core::{Claims, Sensitive, TokenCodec};
-use goterra_db::testing::TestDb;
+use goterra_testing::db::TestDb;
+use goterra_testing::{SpawnedServer, TEST_SECRET, free_port, identity};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::{Duration, Instant};

@@ -3,10 +3,10 @@
 //! service, on both engines, with the real Redis and RabbitMQ of the machine, and with a broker
 //! that does not answer.
 
-use goterra_core::testing::{TestServer, free_port};
 use goterra_core::{Sensitive, ServiceSpec};
 use goterra_db::Engine;
-use goterra_db::testing::ENGINES;
+use goterra_testing::db::ENGINES;
+use goterra_testing::{TestServer, free_port};
 use reqwest::StatusCode;
 use serde_json::Value;
 

@@ -14,12 +14,12 @@
 //! a message, except under CI (`CI` set), where they fail.
 
 use goterra_core::Claims;
-use goterra_core::testing::identity;
-use goterra_core::testing::{SpawnedServer, TEST_SECRET, TestServer, free_port};
 use goterra_db::Engine;
-use goterra_deploy::demo::{Demo, HttpApi};
+use goterra_deploy::demo::Demo;
 use goterra_run_agent::agent::AgentOptions;
 use goterra_run_agent::executor::ExecutorConfig;
+use goterra_testing::identity;
+use goterra_testing::{SpawnedServer, TEST_SECRET, TestServer, free_port};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -152,11 +152,9 @@ impl Platform {
         .await
         .unwrap();
         let vms = server.data_dir.path().join("vms");
-        let admin = HttpApi {
-            client: reqwest::Client::new(),
-            url: server.url.clone(),
-            bearer: goterra_core::Sensitive::new(server.platform.tokens.issue(&Claims::for_user(&identity("admin")))),
-        };
+        let admin = goterra_client::Client::new(&server.url)
+            .unwrap()
+            .with_token(server.platform.tokens.issue(&Claims::for_user(&identity("admin"))));
         let demo = goterra_deploy::demo::load(&admin, &vms).await.unwrap();
         let mut platform = Self {
             server,
@@ -683,7 +681,11 @@ async fn a_run_whose_agent_is_killed_mid_apply_is_taken_over() {
     let report = goterra_deploy::runs::sweep::sweep_once(&db, queue.as_ref(), &options, later)
         .await
         .unwrap();
-    assert_eq!(report.requeued, vec![id.clone()], "{report:?}");
+    assert_eq!(
+        report.requeued,
+        vec![goterra_client::RunId::from_trusted(&id)],
+        "{report:?}"
+    );
     assert_eq!(platform.run(&id).await["status"], "deploy_pending");
 
     // A new agent takes the run over and finishes it.

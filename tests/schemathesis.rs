@@ -13,9 +13,9 @@
 //! set), where it fails. `GOT_SCHEMATHESIS_EXAMPLES` raises the examples per operation for a
 //! deeper run than CI's (see docs/security.md).
 
-use goterra_core::testing::{SpawnedServer, free_port};
 use goterra_db::Engine;
-use goterra_db::testing::TestDb;
+use goterra_testing::db::TestDb;
+use goterra_testing::{SpawnedServer, free_port};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

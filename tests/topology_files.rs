@@ -10,7 +10,7 @@
 #[path = "support/traefik.rs"]
 mod traefik;
 
-use goterra_core::testing::{SpawnedServer, free_port};
+use goterra_testing::{SpawnedServer, free_port};
 use reqwest::StatusCode;
 use serde_json::Value;
 use serde_yaml::Value as Yaml;

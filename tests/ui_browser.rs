@@ -22,7 +22,7 @@
 
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
-use goterra_core::testing::{SpawnedServer, free_port};
+use goterra_testing::{SpawnedServer, free_port};
 use reqwest::StatusCode;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

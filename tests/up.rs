@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! `goterra up` as a newcomer runs it: the real binary, a fresh data dir, a restart.
 
-use goterra_core::testing::{SpawnedServer, free_port};
+use goterra_testing::{SpawnedServer, free_port};
 use reqwest::StatusCode;
 use serde_json::Value;
 

@@ -3,8 +3,8 @@
 
 use crate::support::{ADMIN_KEY, Client, Cred};
 use goterra_core::Sensitive;
-use goterra_core::testing::TestServer;
-use goterra_db::testing::ENGINES;
+use goterra_testing::TestServer;
+use goterra_testing::db::ENGINES;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;

@@ -4,8 +4,8 @@
 
 use crate::support::{ADMIN_KEY, Client, Cred};
 use goterra_core::Sensitive;
-use goterra_core::testing::TestServer;
-use goterra_db::testing::{ENGINES, TestDb};
+use goterra_testing::TestServer;
+use goterra_testing::db::{ENGINES, TestDb};
 use reqwest::StatusCode;
 use serde_json::json;
 

@@ -6,8 +6,8 @@
 use crate::support::{ADMIN_KEY, Client, Cred, Process, eventually};
 use goterra_bus::RabbitEventBus;
 use goterra_core::events::{Event, EventBus, InProcessEventBus};
-use goterra_core::testing::{SpawnedServer, TestServer, free_port};
-use goterra_db::testing::{ENGINES, TestDb};
+use goterra_testing::db::{ENGINES, TestDb};
+use goterra_testing::{SpawnedServer, TestServer, free_port};
 use reqwest::StatusCode;
 use serde_json::json;
 use std::sync::Arc;
@@ -340,7 +340,7 @@ async fn serve(service: &str, database_url: &str, prefix: &str, data_dir: &std::
         &["serve", service, "--listen", &listen, "--data-dir", data_dir],
         &[
             ("GOT_LOG", "warn"),
-            ("GOT_SECRET", goterra_core::testing::TEST_SECRET),
+            ("GOT_SECRET", goterra_testing::TEST_SECRET),
             ("GOT_ADMIN_APIKEY", ADMIN_KEY),
             ("GOT_DATABASE_URL", database_url),
             ("GOT_REDIS_URL", &redis),

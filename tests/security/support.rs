@@ -3,8 +3,8 @@
 
 use goterra_core::events::EventBus;
 use goterra_core::service::Topology;
-use goterra_core::testing::TEST_SECRET;
 use goterra_core::{Config, Sensitive, ServiceSpec};
+use goterra_testing::TEST_SECRET;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;

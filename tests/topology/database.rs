@@ -2,10 +2,10 @@
 //! hang), and the service recovers by itself once the database is back.
 
 use crate::proxy::FaultProxy;
-use goterra_core::testing::TestServer;
 use goterra_core::{Sensitive, ServiceSpec};
 use goterra_db::Engine;
-use goterra_db::testing::postgres_admin_url;
+use goterra_testing::TestServer;
+use goterra_testing::db::postgres_admin_url;
 use reqwest::StatusCode;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};

@@ -9,8 +9,8 @@
 //! a run queue and an acct queue on RabbitMQ, user names, ports and directories.
 
 use crate::proxy::FaultProxy;
-use goterra_core::testing::{SpawnedServer, TEST_SECRET, free_port};
-use goterra_db::testing::TestDb;
+use goterra_testing::{SpawnedServer, TEST_SECRET, free_port};
+use goterra_testing::db::TestDb;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -306,23 +306,12 @@ impl Topology {
         self.call_with_key(method, path, &self.user_key, body).await
     }
 
-    /// A token for the admin, minted by auth through Traefik.
-    pub async fn admin_token(&self) -> String {
-        let (status, answer) = self
-            .call_with_key(Method::GET, "/auth/api", &self.admin_key, None)
-            .await;
-        assert_eq!(status, StatusCode::OK, "{answer}");
-        answer["token"].as_str().unwrap().to_string()
-    }
-
     /// Loads the `examples/local` demo catalogue as `goterra up --demo` does, through Traefik,
     /// and makes the user a member of its namespace.
     pub async fn load_demo(&self) -> goterra_deploy::demo::Demo {
-        let admin = goterra_deploy::demo::HttpApi {
-            client: self.http.clone(),
-            url: self.url.clone(),
-            bearer: goterra_core::Sensitive::new(self.admin_token().await),
-        };
+        let admin = goterra_client::Client::new(&self.url)
+            .unwrap()
+            .with_api_key(self.admin_key.clone());
         let demo = goterra_deploy::demo::load(&admin, &self.vms).await.unwrap();
         let (status, answer) = self
             .call_with_key(

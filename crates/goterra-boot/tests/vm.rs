@@ -3,8 +3,8 @@
 
 use goterra_boot::{BootScript, Recipe, SHELL_CLI, render};
 use goterra_core::Sensitive;
-use goterra_core::testing::TestServer;
 use goterra_db::Engine;
+use goterra_testing::TestServer;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -4,7 +4,7 @@
 use goterra_bus::{EmbeddedQueue, EmbeddedQueueOptions, JobConsumer, QueuedJob, RabbitQueue, RunQueue};
 use goterra_core::Sensitive;
 use goterra_core::runs::{RunAction, RunJob};
-use goterra_db::testing::{ENGINES, TestDb};
+use goterra_testing::db::{ENGINES, TestDb};
 use std::time::Duration;
 
 /// A delivery expected soon; the bound only keeps a broken queue from hanging the test run.

@@ -13,7 +13,10 @@ use crate::deploy::{
 use crate::error::{ClientError, ClientResult};
 use crate::ids::{ApplicationId, DeploymentId, EndpointId, NamespaceId, RunId, Uid};
 use crate::run_agent::{AgentStatus, RunResources};
-use crate::runs::{Run, RunCreated, RunList, RunLog, RunRequest, RunStatus, TerraformPreview};
+use crate::runs::{
+    AgentAnswer, CLAIM_HEADER, LogLines, Run, RunAction, RunCreated, RunList, RunLog, RunReport, RunRequest, RunSpec,
+    RunStatus, TerraformPreview,
+};
 use crate::sensitive::Sensitive;
 use crate::store::{DeploymentData, DeploymentToken, KeyValue};
 use futures_util::StreamExt;
@@ -424,7 +427,17 @@ impl Client {
 
     /// `GET /deploy/ns`: the caller's namespaces (`all`: every namespace, admins).
     pub async fn namespaces(&self, all: bool) -> ClientResult<Vec<Namespace>> {
-        let mut query = Vec::new();
+        self.namespaces_page(all, None, None).await
+    }
+
+    /// [`Self::namespaces`], one page (by name).
+    pub async fn namespaces_page(
+        &self,
+        all: bool,
+        skip: Option<i64>,
+        limit: Option<i64>,
+    ) -> ClientResult<Vec<Namespace>> {
+        let mut query = page(skip, limit);
         if all {
             query.push(("all", "1".to_string()));
         }
@@ -697,6 +710,87 @@ impl Client {
     /// `GET /run-agent`: the agent's capacity and the runs it executes.
     pub async fn agent_status(&self) -> ClientResult<AgentStatus> {
         self.get(self.url(&["run-agent"])).await
+    }
+
+    // ---- run agents: deploy's agent routes (agent credential) ----
+
+    fn agent_run_url(&self, run: &RunId, leaf: &str) -> Url {
+        self.url(&["deploy", "agent", "run", run.as_str(), leaf])
+    }
+
+    /// `POST /deploy/agent/run/{id}/{leaf}`, with the agent's claim on the run when it holds
+    /// one (deploy refuses the reports of an agent whose claim was taken over: 409).
+    async fn agent_run_post<B: Serialize + ?Sized>(
+        &self,
+        run: &RunId,
+        leaf: &str,
+        body: &B,
+        claim: Option<&str>,
+    ) -> ClientResult<AgentAnswer> {
+        let url = self.agent_run_url(run, leaf);
+        let mut request = self.request(Method::POST, &url).timeout(CALL_TIMEOUT).json(body);
+        if let Some(claim) = claim {
+            request = request.header(CLAIM_HEADER, claim);
+        }
+        let response = self.send(Method::POST, &url, request).await?;
+        Self::decode(&url, response).await
+    }
+
+    /// `GET /deploy/agent/run/{id}/spec?action=`: everything an agent needs to execute the
+    /// action in flight (409: it is not in flight).
+    pub async fn agent_run_spec(&self, run: &RunId, action: RunAction) -> ClientResult<RunSpec> {
+        let url = Self::with_query(
+            self.agent_run_url(run, "spec"),
+            &[("action", action.as_str().to_string())],
+        );
+        self.get(url).await
+    }
+
+    /// `POST .../started`: claims the action; the answer carries the claim to send back.
+    pub async fn agent_run_started(&self, run: &RunId) -> ClientResult<AgentAnswer> {
+        self.agent_run_post(run, "started", &Value::Object(Default::default()), None)
+            .await
+    }
+
+    /// `POST .../log`: lines of Terraform output.
+    pub async fn agent_run_log(&self, run: &RunId, lines: &LogLines, claim: Option<&str>) -> ClientResult<AgentAnswer> {
+        self.agent_run_post(run, "log", lines, claim).await
+    }
+
+    /// `POST .../heartbeat`: the agent is alive; the answer says whether to cancel.
+    pub async fn agent_run_heartbeat(&self, run: &RunId, claim: Option<&str>) -> ClientResult<AgentAnswer> {
+        self.agent_run_post(run, "heartbeat", &Value::Object(Default::default()), claim)
+            .await
+    }
+
+    /// `POST .../finished`: the result of the action.
+    pub async fn agent_run_finished(
+        &self,
+        run: &RunId,
+        report: &RunReport,
+        claim: Option<&str>,
+    ) -> ClientResult<AgentAnswer> {
+        self.agent_run_post(run, "finished", report, claim).await
+    }
+
+    /// `POST .../release`: hands the action in progress back to the queue (the agent stops).
+    pub async fn agent_run_release(&self, run: &RunId, claim: Option<&str>) -> ClientResult<AgentAnswer> {
+        self.agent_run_post(run, "release", &Value::Object(Default::default()), claim)
+            .await
+    }
+
+    /// `GET .../state`: the run's Terraform state as deploy stores it (the `http` backend's
+    /// read), `None` when there is none yet.
+    pub async fn agent_run_state(&self, run: &RunId) -> ClientResult<Option<String>> {
+        let url = self.agent_run_url(run, "state");
+        let request = self.request(Method::GET, &url).timeout(CALL_TIMEOUT);
+        let response = match self.send(Method::GET, &url, request).await {
+            Ok(response) => response,
+            Err(err) if err.is_not_found() => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        let text = response.text().await.map_err(|err| ClientError::transport(&url, err))?;
+        Ok(Some(text).filter(|text| !text.trim().is_empty()))
     }
 
     // ---- store ----

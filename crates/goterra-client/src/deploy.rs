@@ -236,22 +236,23 @@ pub struct TokenResponse {
 }
 crate::redacted_debug!(TokenResponse {} hides { token });
 
-/// `GET /deploy/ns` answer.
+// `GET /deploy/ns` answer. (Plain comments on the answer wrappers: a doc comment would become
+// a description in the services' checked-in OpenAPI documents.)
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NamespaceList {
     pub ns: Vec<Namespace>,
 }
 
-/// `GET`/`PUT /deploy/ns/{id}` answer.
+// `GET`/`PUT /deploy/ns/{id}` answer.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NamespaceOne {
     pub ns: Namespace,
 }
 
-/// `POST`/`DELETE /deploy/ns/{id}` answer: the namespace's id (named `NamespaceId` in the
-/// OpenAPI document, as deploy names it).
+// `POST`/`DELETE /deploy/ns/{id}` answer: the namespace's id (named `NamespaceId` in the
+// OpenAPI document, as deploy names it).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(as = NamespaceId))]
@@ -284,20 +285,42 @@ pub struct NamespacePatch {
     #[cfg_attr(
         feature = "openapi",
         schema(
+            nullable = false,
             pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"
         )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// 1 to 256 uids (each 1 to 128 characters once trimmed); the namespace keeps at least one.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(nullable = false, min_items = 1, max_items = 256, inline, value_type = Vec<UserId>)
+    )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owners: Option<Vec<String>>,
+    /// At most 256 uids (each 1 to 128 characters once trimmed).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(nullable = false, max_items = 256, inline, value_type = Vec<UserId>)
+    )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub members: Option<Vec<String>>,
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub freeze: Option<bool>,
 }
 
-/// `GET /deploy/ns/{id}/app/{application}/inputs` answer.
+/// A uid in a namespace's owners or members, for the OpenAPI document: 1 to 128 characters
+/// once trimmed, not only spaces.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[schema(
+    pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"
+)]
+#[allow(dead_code)]
+struct UserId(String);
+
+// `GET /deploy/ns/{id}/app/{application}/inputs` answer.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InputsResponse {
@@ -313,7 +336,7 @@ pub trait CatalogueItem: Serialize + serde::de::DeserializeOwned + Send + Sync {
     const ONE: &'static str;
     /// Key of a list in answers; also the public list's segment (`/deploy/<many>`).
     const MANY: &'static str;
-    type Id: std::str::FromStr + AsRef<str> + Clone + std::fmt::Display;
+    type Id: crate::ids::TypedId + serde::de::DeserializeOwned;
 
     fn id(&self) -> &str;
     fn name(&self) -> &str;

@@ -63,6 +63,18 @@ fn check(text: &str) -> Result<(), IdError> {
     }
 }
 
+/// What every typed id offers, for code generic over the kind of object (the catalogue).
+pub trait TypedId:
+    Clone + fmt::Debug + fmt::Display + AsRef<str> + FromStr<Err = IdError> + Send + Sync + 'static
+{
+    /// Wraps a text known to be an id (read back from storage or from an answer).
+    fn from_trusted(text: impl Into<String>) -> Self;
+
+    fn as_str(&self) -> &str {
+        self.as_ref()
+    }
+}
+
 macro_rules! typed_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -88,6 +100,12 @@ macro_rules! typed_id {
 
             pub fn into_string(self) -> String {
                 self.0
+            }
+        }
+
+        impl TypedId for $name {
+            fn from_trusted(text: impl Into<String>) -> Self {
+                Self(text.into())
             }
         }
 

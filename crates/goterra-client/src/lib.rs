@@ -43,6 +43,7 @@ pub use client::{CallRecord, Client, Credential, LogEvent, LogFollower};
 pub use common::{ErrorBody, Health, Message};
 pub use error::{ClientError, ClientResult};
 pub use ids::{
-    ApplicationId, DeploymentId, EndpointId, IdError, NamespaceId, RecipeId, RunId, TemplateId, Uid, new_object_id,
+    ApplicationId, DeploymentId, EndpointId, IdError, NamespaceId, RecipeId, RunId, TemplateId, TypedId, Uid,
+    new_object_id,
 };
 pub use sensitive::Sensitive;

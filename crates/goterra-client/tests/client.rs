@@ -11,8 +11,8 @@ use goterra_client::{
     ApplicationId, Client, ClientError, DeploymentId, EndpointId, LogEvent, NamespaceId, RecipeId, RunId, Sensitive,
     Uid,
 };
-use goterra_core::testing::{TestServer, free_port};
 use goterra_db::Engine;
+use goterra_testing::{TestServer, free_port};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -44,5 +44,4 @@ pub use platform::Platform;
 pub mod service;
 pub use service::ServiceSpec;
 pub mod service_api;
-pub mod testing;
 pub mod tfstate;

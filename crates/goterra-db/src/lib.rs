@@ -7,7 +7,6 @@
 //! for strings and JSON, and `ON CONFLICT` for upserts.
 
 mod migrate;
-pub mod testing;
 
 use anyhow::Context;
 pub use migrate::Migration;

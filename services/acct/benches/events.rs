@@ -15,7 +15,7 @@ use goterra_core::Event;
 use goterra_core::runs::RunAction;
 use goterra_core::service_api::{ChangedRuns, NamespaceMembers, RunHistoryEntry, RunUsage, UsageResource};
 use goterra_db::Engine;
-use goterra_db::testing::TestDb;
+use goterra_testing::db::TestDb;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;

@@ -47,6 +47,6 @@ mod tests {
 
     #[test]
     fn openapi_document_is_current() {
-        goterra_core::testing::assert_openapi_current("acct", &document());
+        goterra_testing::assert_openapi_current("acct", &document());
     }
 }

@@ -8,7 +8,7 @@ mod common;
 use common::{Env, state};
 use goterra_acct::ledger::Outcome;
 use goterra_core::Event;
-use goterra_db::testing::ENGINES;
+use goterra_testing::db::ENGINES;
 use serde_json::Value;
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 
 use goterra_acct::report::{self, Period};
 use goterra_acct::store::{AcctStore, NewInterval, Plan, RunOwner, Scope};
-use goterra_db::testing::{ENGINES, TestDb};
+use goterra_testing::db::{ENGINES, TestDb};
 
 fn owner(run: &str, namespace: &str) -> RunOwner {
     RunOwner {

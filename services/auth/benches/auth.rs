@@ -3,9 +3,9 @@
 //! embedded database (SQLite) and PostgreSQL. Run: `cargo bench -p goterra-auth`.
 //! Bounded: a fixed number of requests per scenario, loopback only.
 
-use goterra_core::testing::TestServer;
 use goterra_core::{Claims, Identity, Sensitive};
 use goterra_db::Engine;
+use goterra_testing::TestServer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -1,11 +1,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The auth API through a real server, on SQLite and PostgreSQL.
 
-use goterra_core::testing::{TEST_SECRET, TestServer};
 use goterra_core::token::fernet_key_for_secret;
 use goterra_core::{Claims, Sensitive, TokenCodec, TokenScope};
 use goterra_db::Engine;
-use goterra_db::testing::ENGINES;
+use goterra_testing::db::ENGINES;
+use goterra_testing::{TEST_SECRET, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -538,5 +538,5 @@ async fn openapi_document_is_served_and_checked_in() {
     let (status, served) = api.call("GET", "/auth/openapi.json", Cred::None, None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(served["paths"]["/auth/login"].is_object());
-    goterra_core::testing::assert_openapi_current("auth", &goterra_auth::openapi::document());
+    goterra_testing::assert_openapi_current("auth", &goterra_auth::openapi::document());
 }

@@ -7,9 +7,9 @@ mod harness;
 
 use goterra_core::Sensitive;
 use goterra_core::sso::OidcProviderConfig;
-use goterra_core::testing::{TestServer, free_port};
 use goterra_db::Engine;
-use goterra_db::testing::ENGINES;
+use goterra_testing::db::ENGINES;
+use goterra_testing::{TestServer, free_port};
 use harness::{TestProvider, sign_in};
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -1,8 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! `goterra-auth` alone on PostgreSQL, as in production.
 
-use goterra_core::testing::{SpawnedServer, free_port};
-use goterra_db::testing::TestDb;
+use goterra_testing::db::TestDb;
+use goterra_testing::{SpawnedServer, free_port};
 use reqwest::StatusCode;
 
 #[tokio::test]

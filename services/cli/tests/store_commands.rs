@@ -1,8 +1,8 @@
 //! The real `goterra-cli` binary against a real store server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use goterra_core::testing::TestServer;
 use goterra_db::Engine;
+use goterra_testing::TestServer;
 use std::process::Output;
 use std::time::{Duration, Instant};
 

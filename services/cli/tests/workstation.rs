@@ -5,8 +5,8 @@
 
 use goterra_client::Client;
 use goterra_client::auth::RegisterRequest;
-use goterra_core::testing::{TestServer, free_port};
 use goterra_db::Engine;
+use goterra_testing::{TestServer, free_port};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -529,11 +529,9 @@ async fn the_local_demo_runs_with_wait_and_is_destroyed() {
     let ws = Workstation::start().await;
     ws.login().await;
     let vms = ws.server.data_dir.path().join("vms");
-    let admin = goterra_deploy::demo::HttpApi {
-        client: reqwest::Client::new(),
-        url: ws.server.url.clone(),
-        bearer: goterra_core::Sensitive::new(ws.server.token_for("admin", true)),
-    };
+    let admin = goterra_client::Client::new(&ws.server.url)
+        .unwrap()
+        .with_token(ws.server.token_for("admin", true));
     let demo = goterra_deploy::demo::load(&admin, &vms).await.unwrap();
 
     let started = ws

@@ -28,14 +28,13 @@ use axum::middleware::Next;
 use axum::response::Response;
 use goterra_core::config::DatabaseConfig;
 use goterra_core::service::Topology;
-use goterra_core::testing::TEST_SECRET;
-use goterra_core::testing::identity;
 use goterra_core::{Claims, Config, InProcessEventBus, Platform, Sensitive};
 use goterra_db::Engine;
-use goterra_db::testing::TestDb;
-use goterra_deploy::demo::HttpApi;
 use goterra_run_agent::agent::AgentOptions;
 use goterra_run_agent::executor::ExecutorConfig;
+use goterra_testing::TEST_SECRET;
+use goterra_testing::db::TestDb;
+use goterra_testing::identity;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -311,11 +310,9 @@ impl Bench {
         let agent_queue = goterra_bus::platform_run_queue(&platform);
         let (_agent, stop) = goterra_run_agent::start_agent(&platform, agent_queue, options).unwrap();
 
-        let admin = HttpApi {
-            client: reqwest::Client::new(),
-            url: url.clone(),
-            bearer: Sensitive::new(platform.tokens.issue(&Claims::for_user(&identity("admin")))),
-        };
+        let admin = goterra_client::Client::new(&url)
+            .unwrap()
+            .with_token(platform.tokens.issue(&Claims::for_user(&identity("admin"))));
         let demo = goterra_deploy::demo::load(&admin, &data_dir.path().join("vms"))
             .await
             .unwrap();

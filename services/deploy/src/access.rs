@@ -19,18 +19,13 @@ pub fn uid_of(user: &Identity) -> Uid {
     Uid::from_trusted(user.uid.clone())
 }
 
-/// A namespace id from a URL or a stored row, typed.
-pub fn namespace_id(id: &str) -> NamespaceId {
-    NamespaceId::from_trusted(id)
-}
-
 pub fn not_a_member() -> ApiError {
     ApiError::forbidden("not a member of this namespace")
 }
 
 /// The namespace, when the caller may use its catalogue: 404 when it does not exist, 403 when
 /// the caller is not a member.
-pub async fn require_member(state: &AppState, id: &str, user: &Identity) -> Result<NamespaceRecord, ApiError> {
+pub async fn require_member(state: &AppState, id: &NamespaceId, user: &Identity) -> Result<NamespaceRecord, ApiError> {
     let namespace = state.namespaces().load(id).await?;
     if namespace.can_use(user) {
         Ok(namespace)
@@ -42,14 +37,14 @@ pub async fn require_member(state: &AppState, id: &str, user: &Identity) -> Resu
 /// The namespace, when the caller may change or delete it: 403 naming why for a member.
 pub async fn require_manager(
     state: &AppState,
-    id: &str,
+    id: &NamespaceId,
     user: &Identity,
     what: &str,
 ) -> Result<NamespaceRecord, ApiError> {
     let namespace = state.namespaces().load(id).await?;
     if namespace.can_manage(user) {
         Ok(namespace)
-    } else if namespace.is_member(&user.uid) {
+    } else if namespace.is_member(&uid_of(user)) {
         Err(ApiError::forbidden(format!(
             "only the namespace's owners may {what} it"
         )))

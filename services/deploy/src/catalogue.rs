@@ -11,6 +11,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use goterra_client::ids::{NamespaceId, TypedId};
 use goterra_core::{ApiError, ApiJson, ApiQuery, AuthUser, Identity, Pagination};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -26,17 +27,12 @@ pub struct WriteContext<'a> {
     pub namespace: &'a NamespaceRecord,
 }
 
-/// A catalogue kind as the API sees it: its routes, its JSON wrappers, its validation. How it
-/// is stored is [`Stored`].
+/// A catalogue kind as the API sees it: its validation, and the names of its path parameter
+/// and in messages. Its path segment and JSON wrappers (`SEGMENT`, `ONE`, `MANY`) are the
+/// shape's [`goterra_client::deploy::CatalogueItem`]; how it is stored is [`Stored`].
 pub trait Kind: Stored + Default + Clone {
-    /// Path segment under `/deploy/ns/{id}/`.
-    const SEGMENT: &'static str;
     /// Name of the object's path parameter (`/deploy/ns/{id}/recipe/{recipe}`).
     const PARAM: &'static str;
-    /// Key of the response wrapper for one object (`{"recipe": ...}`).
-    const ONE: &'static str;
-    /// Key of the response wrapper for a list (`{"recipes": [...]}`).
-    const MANY: &'static str;
     /// Name in messages.
     const LABEL: &'static str;
 
@@ -56,24 +52,28 @@ pub trait Kind: Stored + Default + Clone {
 // Loading with the access rules
 
 /// One object under the namespace of the URL: any mismatch is "not found".
-pub async fn fetch_in<K: Kind>(state: &AppState, namespace_id: &str, id: &str) -> Result<K, ApiError> {
+pub async fn fetch_in<K: Kind>(state: &AppState, namespace_id: &NamespaceId, id: &K::Id) -> Result<K, ApiError> {
     match state.catalogue::<K>().find(id).await? {
-        Some(object) if object.namespace() == namespace_id => Ok(object),
+        Some(object) if namespace_id == object.namespace() => Ok(object),
         _ => Err(ApiError::not_found(format!("{} not found", K::LABEL))),
     }
 }
 
 /// One object usable from a namespace: public, or of that namespace.
-pub async fn find_usable<K: Kind>(state: &AppState, namespace_id: &str, id: &str) -> Result<Option<K>, ApiError> {
+pub async fn find_usable<K: Kind>(
+    state: &AppState,
+    namespace_id: &NamespaceId,
+    id: &K::Id,
+) -> Result<Option<K>, ApiError> {
     Ok(state
         .catalogue::<K>()
         .find(id)
         .await?
-        .filter(|object| object.is_public() || object.namespace() == namespace_id))
+        .filter(|object| object.is_public() || namespace_id == object.namespace()))
 }
 
 /// Every public object of a kind plus those of one namespace (no paging: for `/inputs`).
-pub async fn usable_from<K: Kind>(state: &AppState, namespace_id: Option<&str>) -> Result<Vec<K>, ApiError> {
+pub async fn usable_from<K: Kind>(state: &AppState, namespace_id: Option<&NamespaceId>) -> Result<Vec<K>, ApiError> {
     let filter = match namespace_id {
         Some(namespace) => CatalogueFilter::UsableFrom(namespace),
         None => CatalogueFilter::Public,
@@ -150,7 +150,7 @@ fn wrap_one<K: Kind>(value: impl Serialize) -> Json<Value> {
     Json(json!({ K::ONE: value }))
 }
 
-fn location<K: Kind>(state: &AppState, namespace: &str, id: &str) -> HeaderMap {
+fn location<K: Kind>(state: &AppState, namespace: &NamespaceId, id: &K::Id) -> HeaderMap {
     let mut headers = HeaderMap::new();
     let url = format!(
         "{}/deploy/ns/{namespace}/{}/{id}",
@@ -167,12 +167,12 @@ fn location<K: Kind>(state: &AppState, namespace: &str, id: &str) -> HeaderMap {
 pub async fn create<K: Kind>(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    Path(namespace_id): Path<String>,
+    Path(namespace_id): Path<NamespaceId>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     let namespace = access::require_member(&state, &namespace_id, &user).await?;
     let mut object: K = decode(body_object(body)?)?;
-    let id = goterra_client::ids::new_object_id();
+    let id = K::Id::from_trusted(goterra_client::ids::new_object_id());
     object.set_server_fields(&id, &namespace.id, now());
     let ctx = WriteContext {
         state: &state,
@@ -183,14 +183,14 @@ pub async fn create<K: Kind>(
     object.set_server_fields(&id, &namespace.id, now());
     state.catalogue::<K>().insert(&object).await.map_err(write_error::<K>)?;
     let headers = location::<K>(&state, &namespace.id, &id);
-    Ok((StatusCode::CREATED, headers, wrap_one::<K>(id)).into_response())
+    Ok((StatusCode::CREATED, headers, wrap_one::<K>(id.as_str())).into_response())
 }
 
 /// `GET /deploy/ns/{id}/<kind>` → `{"<kinds>": [...]}`, members only.
 pub async fn list<K: Kind>(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    Path(namespace_id): Path<String>,
+    Path(namespace_id): Path<NamespaceId>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let (skip, limit) = query.bounds()?;
@@ -226,10 +226,15 @@ pub async fn list_public<K: Kind>(
 /// (public, or the caller a member or admin), or a public object of any namespace, as the
 /// original's UI reads the catalogue under the user's current namespace (and as a run of it is
 /// created there). A private object of another namespace does not exist here (404).
-pub async fn readable<K: Kind>(state: &AppState, user: &Identity, namespace_id: &str, id: &str) -> Result<K, ApiError> {
+pub async fn readable<K: Kind>(
+    state: &AppState,
+    user: &Identity,
+    namespace_id: &NamespaceId,
+    id: &K::Id,
+) -> Result<K, ApiError> {
     let not_found = || ApiError::not_found(format!("{} not found", K::LABEL));
     let object = state.catalogue::<K>().find(id).await?.ok_or_else(not_found)?;
-    if object.namespace() == namespace_id {
+    if namespace_id == object.namespace() {
         if !object.is_public() {
             access::require_member(state, namespace_id, user).await?;
         }
@@ -246,7 +251,7 @@ pub async fn readable<K: Kind>(state: &AppState, user: &Identity, namespace_id: 
 pub async fn get_one<K: Kind>(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    Path((namespace_id, id)): Path<(String, String)>,
+    Path((namespace_id, id)): Path<(NamespaceId, K::Id)>,
 ) -> Result<Json<Value>, ApiError> {
     let object = readable::<K>(&state, &user, &namespace_id, &id).await?;
     Ok(wrap_one::<K>(object))
@@ -257,7 +262,7 @@ pub async fn get_one<K: Kind>(
 pub async fn update_one<K: Kind>(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    Path((namespace_id, id)): Path<(String, String)>,
+    Path((namespace_id, id)): Path<(NamespaceId, K::Id)>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     let stored = fetch_in::<K>(&state, &namespace_id, &id).await?;
@@ -286,14 +291,14 @@ pub async fn update_one<K: Kind>(
         }
     }
     let mut object: K = decode(body_object(Value::Object(merged))?)?;
-    object.set_server_fields(stored.id(), &namespace.id, now());
+    object.set_server_fields(&id, &namespace.id, now());
     let ctx = WriteContext {
         state: &state,
         user: &user,
         namespace: &namespace,
     };
     object.validate(&ctx, Some(&stored)).await?;
-    object.set_server_fields(stored.id(), &namespace.id, now());
+    object.set_server_fields(&id, &namespace.id, now());
     if stored.is_public() && !object.is_public() {
         let outside: Vec<Dependent> = state
             .catalogue::<K>()
@@ -320,7 +325,7 @@ pub async fn update_one<K: Kind>(
 pub async fn delete_one<K: Kind>(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    Path((namespace_id, id)): Path<(String, String)>,
+    Path((namespace_id, id)): Path<(NamespaceId, K::Id)>,
 ) -> Result<Json<Value>, ApiError> {
     let stored = fetch_in::<K>(&state, &namespace_id, &id).await?;
     access::require_member(&state, &namespace_id, &user).await?;
@@ -339,7 +344,7 @@ pub async fn delete_one<K: Kind>(
         )));
     }
     state.catalogue::<K>().delete(&id).await.map_err(write_error::<K>)?;
-    Ok(wrap_one::<K>(id))
+    Ok(wrap_one::<K>(id.as_str()))
 }
 
 /// Names the dependents the caller may know about and counts the others, so that a 409 does
@@ -348,7 +353,7 @@ pub async fn describe(state: &AppState, user: &Identity, dependents: &[Dependent
     let mine = if user.is_admin() {
         Vec::new()
     } else {
-        state.namespaces().ids_of_member(&user.uid).await?
+        state.namespaces().ids_of_member(&access::uid_of(user)).await?
     };
     let mut named = Vec::new();
     let mut hidden = 0usize;

@@ -5,34 +5,45 @@ use crate::catalogue::find_usable;
 use crate::model::Recipe;
 use crate::state::AppState;
 use crate::validate::bad;
+use goterra_client::ids::{NamespaceId, RecipeId};
 use goterra_core::ApiError;
 use std::collections::{BTreeMap, HashSet};
 
 /// Longest parent chain accepted; deeper chains are refused rather than followed.
 pub const MAX_CHAIN: usize = 32;
 
-fn inaccessible(field: &str, id: &str) -> ApiError {
+fn inaccessible(field: &str, id: &RecipeId) -> ApiError {
     bad(
         field,
         format!(
             "recipe '{}' not found or not usable from this namespace",
-            crate::validate::shorten(id)
+            crate::validate::shorten(id.as_str())
         ),
     )
 }
 
 /// A recipe usable from `namespace_id`: public or in that namespace.
-pub async fn usable_recipe(state: &AppState, id: &str, namespace_id: &str, field: &str) -> Result<Recipe, ApiError> {
+pub async fn usable_recipe(
+    state: &AppState,
+    id: &RecipeId,
+    namespace_id: &NamespaceId,
+    field: &str,
+) -> Result<Recipe, ApiError> {
     find_usable::<Recipe>(state, namespace_id, id)
         .await?
         .ok_or_else(|| inaccessible(field, id))
 }
 
 /// The recipe `id` then its ancestors up to the root, each usable from `namespace_id`.
-pub async fn chain(state: &AppState, id: &str, namespace_id: &str, field: &str) -> Result<Vec<Recipe>, ApiError> {
+pub async fn chain(
+    state: &AppState,
+    id: &RecipeId,
+    namespace_id: &NamespaceId,
+    field: &str,
+) -> Result<Vec<Recipe>, ApiError> {
     let mut chain = Vec::new();
     let mut seen = HashSet::new();
-    let mut next = Some(id.to_string());
+    let mut next = Some(id.clone());
     while let Some(current) = next {
         if !seen.insert(current.clone()) {
             return Err(bad(
@@ -47,7 +58,9 @@ pub async fn chain(state: &AppState, id: &str, namespace_id: &str, field: &str) 
             ));
         }
         let recipe = usable_recipe(state, &current, namespace_id, field).await?;
-        next = Some(recipe.parent.clone()).filter(|parent| !parent.is_empty());
+        next = Some(&recipe.parent)
+            .filter(|parent| !parent.is_empty())
+            .map(RecipeId::from_trusted);
         chain.push(recipe);
     }
     Ok(chain)
@@ -65,7 +78,11 @@ pub async fn check_parent(state: &AppState, recipe: &Recipe) -> Result<(), ApiEr
     if recipe.parent == recipe.id {
         return Err(bad("parent", "a recipe cannot be its own parent"));
     }
-    let ancestors = chain(state, &recipe.parent, &recipe.namespace, "parent").await?;
+    let (parent, namespace) = (
+        RecipeId::from_trusted(&recipe.parent),
+        NamespaceId::from_trusted(&recipe.namespace),
+    );
+    let ancestors = chain(state, &parent, &namespace, "parent").await?;
     if ancestors.iter().any(|ancestor| ancestor.id == recipe.id) {
         return Err(bad("parent", "this parent would make a cycle"));
     }
@@ -83,7 +100,7 @@ pub async fn check_parent(state: &AppState, recipe: &Recipe) -> Result<(), ApiEr
 /// default image.
 pub async fn base_images(
     state: &AppState,
-    namespace_id: &str,
+    namespace_id: &NamespaceId,
     templaterecipes: &BTreeMap<String, Vec<String>>,
 ) -> Result<Vec<String>, ApiError> {
     let ids = recipe_ids(templaterecipes);

@@ -1,24 +1,17 @@
 //! `GET /deploy/ns/{id}/app/{app}/inputs`: everything a user may have to give to run an
 //! application, with suggested values.
 
-use crate::access::{self, uid_of};
+use crate::access::uid_of;
 use crate::app_recipes::recipe_ids;
 use crate::catalogue::{self, readable};
 use crate::images;
-use crate::model::{Application, Defaults, Endpoint, InputsSummary, Template};
+use crate::model::{Application, Defaults, Endpoint, InputsResponse, InputsSummary, Template};
 use crate::secrets::user_defaults;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
-use goterra_client::ids::EndpointId;
+use goterra_client::ids::{ApplicationId, EndpointId, NamespaceId, TemplateId};
 use goterra_core::{ApiError, AuthUser, ErrorBody};
-use serde::Serialize;
-use utoipa::ToSchema;
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct InputsResponse {
-    pub app: InputsSummary,
-}
 
 /// Adds `values` into `into`, replacing existing keys.
 fn overlay(into: &mut Defaults, values: &Defaults) {
@@ -37,14 +30,15 @@ fn overlay(into: &mut Defaults, values: &Defaults) {
 pub async fn app_inputs(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    Path((namespace_id, app_id)): Path<(String, String)>,
+    Path((namespace_id, app_id)): Path<(NamespaceId, ApplicationId)>,
 ) -> Result<Json<InputsResponse>, ApiError> {
     let app = readable::<Application>(&state, &user, &namespace_id, &app_id).await?;
     let mut summary = InputsSummary::default();
     let mut defaults = Defaults::new();
+    let app_namespace = NamespaceId::from_trusted(&app.namespace);
     for id in recipe_ids(&app.templaterecipes) {
         // Checked when the application was written; a recipe made unusable since is a conflict.
-        let chain = images::chain(&state, &id, &app.namespace, "templaterecipes")
+        let chain = images::chain(&state, &id, &app_namespace, "templaterecipes")
             .await
             .map_err(|err| ApiError::conflict(format!("the application's recipes changed: {err}")))?;
         for recipe in chain.iter().rev() {
@@ -52,16 +46,19 @@ pub async fn app_inputs(
             overlay(&mut defaults, &recipe.defaults);
         }
     }
-    if let Some(template) = state.catalogue::<Template>().find(&app.template).await? {
+    if let Some(template) = state
+        .catalogue::<Template>()
+        .find(&TemplateId::from_trusted(&app.template))
+        .await?
+    {
         summary.template = template.inputs.clone();
         overlay(&mut defaults, &template.defaults);
     }
     overlay(&mut defaults, &app.defaults);
     summary.defaults = defaults;
 
-    let namespace = state.namespaces().load(&app.namespace).await?;
-    let own_namespace = namespace.can_use(&user).then_some(namespace.id.as_str());
-    let app_namespace = access::namespace_id(&app.namespace);
+    let namespace = state.namespaces().load(&app_namespace).await?;
+    let own_namespace = namespace.can_use(&user).then_some(&namespace.id);
     for endpoint in catalogue::usable_from::<Endpoint>(&state, own_namespace).await? {
         let mut suggested = endpoint.defaults.clone();
         let (uid, endpoint_id) = (uid_of(&user), EndpointId::from_trusted(&endpoint.id));

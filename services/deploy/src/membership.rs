@@ -8,6 +8,7 @@ use crate::storage::StorageError;
 use crate::storage::namespaces::NamespaceRecord;
 use async_trait::async_trait;
 use axum::http::HeaderMap;
+use goterra_client::ids::NamespaceId;
 use goterra_core::namespaces::NamespaceRule;
 use goterra_core::{ApiError, Identity};
 
@@ -36,19 +37,19 @@ impl NamespaceRule for DeployNamespaceRule {
         Ok(self
             .named(key)
             .await?
-            .and_then(|namespace| namespace.can_use(caller).then_some(namespace.id)))
+            .and_then(|namespace| namespace.can_use(caller).then_some(namespace.id.into_string())))
     }
 
     async fn may_use(&self, id: &str, caller: &Identity, _headers: &HeaderMap) -> Result<bool, ApiError> {
         Ok(self
             .state
             .namespaces()
-            .find(id)
+            .find(&NamespaceId::from_trusted(id))
             .await?
             .is_some_and(|namespace| namespace.can_use(caller)))
     }
 
     async fn id_of(&self, key: &str) -> Result<Option<String>, ApiError> {
-        Ok(self.named(key).await?.map(|namespace| namespace.id))
+        Ok(self.named(key).await?.map(|namespace| namespace.id.into_string()))
     }
 }

@@ -3,6 +3,6 @@
 
 pub use goterra_client::Message;
 pub use goterra_client::deploy::{
-    Application, Defaults, Endpoint, EndpointDefaults, InputsSummary, Labels, Namespace, Recipe, SecretRequest,
-    SecretStatus, Template, TokenResponse,
+    Application, Defaults, Endpoint, EndpointDefaults, InputsResponse, InputsSummary, Labels, Namespace, Recipe,
+    SecretRequest, SecretStatus, Template, TokenResponse,
 };

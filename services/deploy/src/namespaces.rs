@@ -3,7 +3,6 @@
 
 use crate::access::{self, NamespaceRecord};
 use crate::catalogue::{body_object, decode};
-use crate::model::Namespace;
 use crate::state::AppState;
 use crate::storage::namespaces::{NamespaceContents, NamespaceFilter};
 use crate::storage::{Page, StorageError};
@@ -12,25 +11,12 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use goterra_client::deploy::{NamespaceList, NamespaceOne, NamespacePatch, NamespaceRef, NewNamespace};
+use goterra_client::ids::{NamespaceId, Uid};
 use goterra_core::{ApiError, ApiJson, ApiQuery, AuthUser, ConfirmedUser, ErrorBody, Event, Identity};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
-use utoipa::{IntoParams, ToSchema};
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct NamespaceList {
-    pub ns: Vec<Namespace>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct NamespaceOne {
-    pub ns: Namespace,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct NamespaceId {
-    pub ns: String,
-}
+use utoipa::IntoParams;
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -44,47 +30,6 @@ pub struct NamespaceListQuery {
     pub limit: Option<i64>,
 }
 
-/// Body of `POST /deploy/ns`: only the name is read.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(default)]
-pub struct NewNamespace {
-    /// 1 to 128 characters once trimmed, not only spaces.
-    #[schema(
-        required = true,
-        pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"
-    )]
-    pub name: String,
-}
-
-/// Body of `PUT /deploy/ns/{id}`: fields left out keep their value.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(default)]
-pub struct NamespacePatch {
-    /// 1 to 128 characters once trimmed, not only spaces.
-    #[schema(
-        nullable = false,
-        pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"
-    )]
-    pub name: Option<String>,
-    /// 1 to 256 uids (each 1 to 128 characters once trimmed); the namespace keeps at least one.
-    #[schema(nullable = false, min_items = 1, max_items = 256, inline, value_type = Vec<UserId>)]
-    pub owners: Option<Vec<String>>,
-    /// At most 256 uids (each 1 to 128 characters once trimmed).
-    #[schema(nullable = false, max_items = 256, inline, value_type = Vec<UserId>)]
-    pub members: Option<Vec<String>>,
-    #[schema(nullable = false)]
-    pub freeze: Option<bool>,
-}
-
-/// A uid in a namespace's owners or members, for the OpenAPI document: 1 to 128 characters
-/// once trimmed, not only spaces.
-#[derive(ToSchema)]
-#[schema(
-    pattern = r"^[^\S\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,126}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x00-\x1f\x7f-\x9f]*$"
-)]
-#[allow(dead_code)]
-struct UserId(String);
-
 /// A duplicate name names the field; other storage errors are the usual answer.
 fn write_error(err: StorageError) -> ApiError {
     match err {
@@ -94,24 +39,24 @@ fn write_error(err: StorageError) -> ApiError {
 }
 
 /// Trimmed, non-empty, bounded uids, each once, in the given order.
-fn clean_users(field: &str, users: &[String]) -> Result<Vec<String>, ApiError> {
+fn clean_users(field: &str, users: &[String]) -> Result<Vec<Uid>, ApiError> {
     if users.len() > MAX_LIST {
         return Err(validate::bad(field, format!("at most {MAX_LIST} users")));
     }
-    let mut clean: Vec<String> = Vec::with_capacity(users.len());
+    let mut clean: Vec<Uid> = Vec::with_capacity(users.len());
     for uid in users {
         let uid = uid.trim();
         if uid.is_empty() || uid.chars().count() > MAX_NAME || uid.chars().any(char::is_control) {
             return Err(validate::bad(field, format!("user ids are 1 to {MAX_NAME} characters")));
         }
         if !clean.iter().any(|known| known == uid) {
-            clean.push(uid.to_string());
+            clean.push(Uid::from_trusted(uid));
         }
     }
     Ok(clean)
 }
 
-fn location(state: &AppState, id: &str) -> HeaderMap {
+fn location(state: &AppState, id: &NamespaceId) -> HeaderMap {
     let mut headers = HeaderMap::new();
     if let Ok(value) = HeaderValue::from_str(&format!("{}/deploy/ns/{id}", state.platform.config.public_url())) {
         headers.insert(header::LOCATION, value);
@@ -119,11 +64,11 @@ fn location(state: &AppState, id: &str) -> HeaderMap {
     headers
 }
 
-async fn publish(state: &AppState, action: &str, user: &Identity, id: &str) {
+async fn publish(state: &AppState, action: &str, user: &Identity, id: &NamespaceId) {
     state
         .platform
         .events
-        .publish(Event::new(action, user.uid.clone(), id))
+        .publish(Event::new(action, user.uid.clone(), id.as_str()))
         .await;
 }
 
@@ -141,10 +86,11 @@ pub async fn list(
         limit: query.limit,
     }
     .bounds()?;
+    let uid = access::uid_of(&user);
     let filter = if user.is_admin() && query.all == Some(1) {
         NamespaceFilter::Every
     } else {
-        NamespaceFilter::MemberIs(&user.uid)
+        NamespaceFilter::MemberIs(&uid)
     };
     let records = state.namespaces().list(filter, Page { skip, limit }).await?;
     Ok(Json(NamespaceList {
@@ -156,7 +102,7 @@ pub async fn list(
 /// `acl.allow_user_create_ns`), otherwise admins and super users only.
 #[utoipa::path(post, path = "/deploy/ns", operation_id = "create_namespace", tag = "namespaces", request_body = NewNamespace,
     security(("token" = []), ("apikey" = [])),
-    responses((status = 201, body = NamespaceId), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 201, body = NamespaceRef), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
@@ -170,16 +116,19 @@ pub async fn create(
     }
     let request: NewNamespace = decode(body_object(body)?)?;
     let namespace = NamespaceRecord {
-        id: goterra_client::ids::new_object_id(),
+        id: NamespaceId::generate(),
         name: validate::name("name", &request.name)?,
         freeze: false,
-        owners: vec![user.uid.clone()],
+        owners: vec![access::uid_of(&user)],
         members: Vec::new(),
     };
     state.namespaces().create(&namespace).await.map_err(write_error)?;
     publish(&state, "ns_create", &user, &namespace.id).await;
     let headers = location(&state, &namespace.id);
-    Ok((StatusCode::CREATED, headers, Json(NamespaceId { ns: namespace.id })).into_response())
+    let answer = NamespaceRef {
+        ns: namespace.id.into_string(),
+    };
+    Ok((StatusCode::CREATED, headers, Json(answer)).into_response())
 }
 
 /// One namespace, for its owners and members (and admins). `{id}` may also be the namespace's
@@ -212,7 +161,7 @@ pub async fn get_one(
 pub async fn update(
     State(state): State<AppState>,
     ConfirmedUser(user): ConfirmedUser,
-    Path(id): Path<String>,
+    Path(id): Path<NamespaceId>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<NamespaceOne>, ApiError> {
     let mut namespace = access::require_manager(&state, &id, &user, "change").await?;
@@ -276,13 +225,13 @@ fn describe_contents(contents: &NamespaceContents) -> Vec<String> {
 /// Deletes an empty namespace (owners and admins); 409 listing what it still holds.
 #[utoipa::path(delete, path = "/deploy/ns/{id}", operation_id = "delete_namespace", tag = "namespaces", params(("id" = String, Path)),
     security(("token" = []), ("apikey" = [])),
-    responses((status = 200, body = NamespaceId), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    responses((status = 200, body = NamespaceRef), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     ConfirmedUser(user): ConfirmedUser,
-    Path(id): Path<String>,
-) -> Result<Json<NamespaceId>, ApiError> {
+    Path(id): Path<NamespaceId>,
+) -> Result<Json<NamespaceRef>, ApiError> {
     let namespace = access::require_manager(&state, &id, &user, "delete").await?;
     let left = describe_contents(&state.namespaces().contents(&namespace.id).await?);
     if !left.is_empty() {
@@ -302,5 +251,5 @@ pub async fn delete(
             other => other.into(),
         })?;
     publish(&state, "ns_delete", &user, &id).await;
-    Ok(Json(NamespaceId { ns: id }))
+    Ok(Json(NamespaceRef { ns: id.into_string() }))
 }

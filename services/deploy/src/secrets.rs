@@ -17,8 +17,8 @@ use serde_json::Value;
 async fn usable_endpoint(
     state: &AppState,
     user: &Identity,
-    namespace_id: &str,
-    id: &str,
+    namespace_id: &NamespaceId,
+    id: &EndpointId,
 ) -> Result<Endpoint, ApiError> {
     let endpoint = fetch_in::<Endpoint>(state, namespace_id, id).await?;
     if !endpoint.public {
@@ -41,10 +41,10 @@ async fn usable_endpoint(
 pub async fn put_secret(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    Path((namespace_id, endpoint_id)): Path<(String, String)>,
+    Path((namespace_id, endpoint_id)): Path<(NamespaceId, EndpointId)>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Message>, ApiError> {
-    let endpoint = usable_endpoint(&state, &user, &namespace_id, &endpoint_id).await?;
+    usable_endpoint(&state, &user, &namespace_id, &endpoint_id).await?;
     // Never echo the body: a mistyped password would be quoted in the decoder's message.
     let request: SecretRequest = decode(body_object(body)?)
         .map_err(|_| ApiError::bad_request("name, password: both are required and must be strings"))?;
@@ -62,12 +62,7 @@ pub async fn put_secret(
     let sealed = state.secrets.encrypt(password.as_bytes());
     state
         .endpoint_secrets()
-        .put(
-            &uid_of(&user),
-            &EndpointId::from_trusted(&endpoint.id),
-            username,
-            sealed,
-        )
+        .put(&uid_of(&user), &endpoint_id, username, sealed)
         .await
         .map_err(endpoint_gone)?;
     Ok(Json(Message {
@@ -83,12 +78,12 @@ pub async fn put_secret(
 pub async fn get_secret(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    Path((namespace_id, endpoint_id)): Path<(String, String)>,
+    Path((namespace_id, endpoint_id)): Path<(NamespaceId, EndpointId)>,
 ) -> Result<Json<SecretStatus>, ApiError> {
-    let endpoint = usable_endpoint(&state, &user, &namespace_id, &endpoint_id).await?;
+    usable_endpoint(&state, &user, &namespace_id, &endpoint_id).await?;
     let username = state
         .endpoint_secrets()
-        .find(&uid_of(&user), &EndpointId::from_trusted(&endpoint.id))
+        .find(&uid_of(&user), &endpoint_id)
         .await?
         .ok_or_else(|| ApiError::not_found("no secret stored for this endpoint"))?
         .username;
@@ -107,13 +102,10 @@ pub async fn get_secret(
 pub async fn delete_secret(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    Path((namespace_id, endpoint_id)): Path<(String, String)>,
+    Path((namespace_id, endpoint_id)): Path<(NamespaceId, EndpointId)>,
 ) -> Result<Json<Message>, ApiError> {
-    let endpoint = usable_endpoint(&state, &user, &namespace_id, &endpoint_id).await?;
-    state
-        .endpoint_secrets()
-        .delete(&uid_of(&user), &EndpointId::from_trusted(&endpoint.id))
-        .await?;
+    usable_endpoint(&state, &user, &namespace_id, &endpoint_id).await?;
+    state.endpoint_secrets().delete(&uid_of(&user), &endpoint_id).await?;
     Ok(Json(Message {
         message: "secret removed".into(),
     }))
@@ -140,8 +132,8 @@ pub async fn credentials(
 async fn defaults_target(
     state: &AppState,
     user: &Identity,
-    namespace_id: &str,
-    endpoint_id: &str,
+    namespace_id: &NamespaceId,
+    endpoint_id: &EndpointId,
 ) -> Result<Endpoint, ApiError> {
     access::require_member(state, namespace_id, user).await?;
     find_usable::<Endpoint>(state, namespace_id, endpoint_id)
@@ -169,17 +161,12 @@ pub async fn user_defaults(
 pub async fn get_defaults(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    Path((namespace_id, endpoint_id)): Path<(String, String)>,
+    Path((namespace_id, endpoint_id)): Path<(NamespaceId, EndpointId)>,
 ) -> Result<Json<EndpointDefaults>, ApiError> {
-    let endpoint = defaults_target(&state, &user, &namespace_id, &endpoint_id).await?;
-    let defaults = user_defaults(
-        &state,
-        &uid_of(&user),
-        &EndpointId::from_trusted(&endpoint.id),
-        &access::namespace_id(&namespace_id),
-    )
-    .await?
-    .ok_or_else(|| ApiError::not_found("no defaults found"))?;
+    defaults_target(&state, &user, &namespace_id, &endpoint_id).await?;
+    let defaults = user_defaults(&state, &uid_of(&user), &endpoint_id, &namespace_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no defaults found"))?;
     Ok(Json(EndpointDefaults { defaults }))
 }
 
@@ -192,10 +179,10 @@ pub async fn get_defaults(
 pub async fn put_defaults(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    Path((namespace_id, endpoint_id)): Path<(String, String)>,
+    Path((namespace_id, endpoint_id)): Path<(NamespaceId, EndpointId)>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<EndpointDefaults>, ApiError> {
-    let endpoint = defaults_target(&state, &user, &namespace_id, &endpoint_id).await?;
+    defaults_target(&state, &user, &namespace_id, &endpoint_id).await?;
     let map = body_object(body)?;
     if !map.contains_key("defaults") {
         return Err(validate::bad(
@@ -207,12 +194,7 @@ pub async fn put_defaults(
     validate::defaults("defaults", &request.defaults, &[])?;
     state
         .endpoint_secrets()
-        .put_defaults(
-            &uid_of(&user),
-            &EndpointId::from_trusted(&endpoint.id),
-            &access::namespace_id(&namespace_id),
-            &request.defaults,
-        )
+        .put_defaults(&uid_of(&user), &endpoint_id, &namespace_id, &request.defaults)
         .await
         .map_err(endpoint_gone)?;
     Ok(Json(request))

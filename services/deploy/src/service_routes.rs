@@ -7,6 +7,7 @@ use crate::runs::tfstate;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
+use goterra_client::ids::{NamespaceId, RunId};
 use goterra_core::runs::RunAction;
 use goterra_core::service_api::{
     CHANGED_RUNS_PAGE, ChangedRun, ChangedRuns, NamespaceMembers, RunHistoryEntry, RunUsage, check_attribute_name,
@@ -27,7 +28,7 @@ const MAX_ATTRIBUTES: usize = 32;
 pub async fn namespace_members(
     State(state): State<AppState>,
     ServiceCaller(_service): ServiceCaller,
-    Path(id): Path<String>,
+    Path(id): Path<NamespaceId>,
 ) -> Result<Json<NamespaceMembers>, ApiError> {
     let namespace = state.namespaces().load(&id).await?.into_view();
     Ok(Json(NamespaceMembers {
@@ -54,7 +55,7 @@ pub struct UsageQuery {
 pub async fn run_usage(
     State(state): State<AppState>,
     ServiceCaller(_service): ServiceCaller,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
     ApiQuery(query): ApiQuery<UsageQuery>,
 ) -> Result<Json<RunUsage>, ApiError> {
     let attributes: Vec<String> = query
@@ -86,10 +87,10 @@ pub async fn run_usage(
         })
         .collect();
     Ok(Json(RunUsage {
-        run: run.id,
-        namespace: run.namespace,
-        endpoint: run.endpoint,
-        uid: run.uid,
+        run: run.id.into_string(),
+        namespace: run.namespace.into_string(),
+        endpoint: run.endpoint.into_string(),
+        uid: run.uid.into_string(),
         status: run.status.to_string(),
         history,
         has_state: terraform.is_some(),
@@ -120,7 +121,10 @@ pub async fn changed_runs(
         .changed_since(query.since.unwrap_or(0), CHANGED_RUNS_PAGE)
         .await?
         .into_iter()
-        .map(|(id, status_at)| ChangedRun { id, status_at })
+        .map(|(id, status_at)| ChangedRun {
+            id: id.into_string(),
+            status_at,
+        })
         .collect();
     Ok(Json(ChangedRuns { runs }))
 }

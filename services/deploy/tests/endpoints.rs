@@ -292,7 +292,7 @@ fn fake_auth() -> ServiceSpec {
 }
 
 async fn session_bind_exchanges_an_api_key_for_a_token(engine: Engine) {
-    let server = goterra_core::testing::TestServer::start(engine, &[goterra_deploy::spec(), fake_auth()])
+    let server = goterra_testing::TestServer::start(engine, &[goterra_deploy::spec(), fake_auth()])
         .await
         .unwrap();
     let client = reqwest::Client::new();

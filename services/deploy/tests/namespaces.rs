@@ -294,6 +294,7 @@ async fn names_are_unique_under_concurrency_and_constraints_hold(engine: Engine)
 /// New ids are shaped like the original's ObjectIDs (the original Go clients decode them as
 /// such); namespaces and objects made with the earlier 32-hex ids keep working.
 async fn new_ids_are_object_ids_and_older_ids_keep_working(engine: Engine) {
+    use goterra_client::ids::{NamespaceId, Uid};
     use goterra_deploy::storage::namespaces::{NamespaceRecord, NamespaceRepo};
     let api = Api::start(engine).await;
     let is_object_id =
@@ -306,10 +307,10 @@ async fn new_ids_are_object_ids_and_older_ids_keep_working(engine: Engine) {
     let older = "0123456789abcdef0123456789abcdef";
     NamespaceRepo::new(&api.server.platform.db)
         .create(&NamespaceRecord {
-            id: older.into(),
+            id: NamespaceId::from_trusted(older),
             name: "older".into(),
             freeze: false,
-            owners: vec!["alice".into()],
+            owners: vec![Uid::from_trusted("alice")],
             members: Vec::new(),
         })
         .await

@@ -106,7 +106,7 @@ fn every_documented_operation_is_served() {
 /// match the running service).
 #[tokio::test]
 async fn the_service_serves_the_checked_in_document() {
-    let server = goterra_core::testing::TestServer::start(Engine::Sqlite, &[goterra_deploy::spec()])
+    let server = goterra_testing::TestServer::start(Engine::Sqlite, &[goterra_deploy::spec()])
         .await
         .unwrap();
     let served: serde_json::Value = reqwest::get(format!("{}/deploy/openapi.json", server.url))

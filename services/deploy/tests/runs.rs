@@ -6,19 +6,18 @@
 mod engines;
 
 use goterra_bus::{EmbeddedQueue, EmbeddedQueueOptions};
-use goterra_core::Claims;
+use goterra_client::ids::RunId;
 use goterra_core::runs::CLAIM_HEADER;
-use goterra_core::testing::TestServer;
-use goterra_core::testing::identity;
 use goterra_db::Engine;
 use goterra_deploy::runs::RunOptions;
 use goterra_deploy::runs::sweep::sweep_once;
+use goterra_testing::TestServer;
+use goterra_testing::fixtures::{CatalogueExtras, NULL_TF, RunCatalogue};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
 
 const SECRET: &str = "s3cr3t-Value-42";
-const TF: &str = "resource \"null_resource\" \"vm\" {\n  triggers = { image = var.image_id }\n}\n";
 
 struct Env {
     server: TestServer,
@@ -29,67 +28,35 @@ struct Env {
 }
 
 impl Env {
-    /// Deploy and the store in one server, a namespace of alice (bob is a member) with a `local`
-    /// endpoint, a recipe, a template and an application.
+    /// Deploy and the store in one server, with the run catalogue of `goterra-testing` whose
+    /// endpoint, recipe and template declare inputs (the region has a default).
     async fn start(engine: goterra_db::Engine) -> Self {
         let server = TestServer::start_with(engine, &[goterra_deploy::spec(), goterra_store::spec()], |config| {
             config.acl.allow_user_create_ns = true;
         })
         .await
         .unwrap();
-        let mut env = Self {
+        let extras = CatalogueExtras {
+            endpoint: json!({"inputs": {"region": "Region"}, "defaults": {"region": ["local-1"]}}),
+            recipe: json!({"inputs": {"size": "VM size"}}),
+            template: json!({"inputs": {"workers": "How many workers"}}),
+        };
+        let catalogue = RunCatalogue::create(&server, &extras).await.unwrap();
+        Self {
             server,
             client: reqwest::Client::new(),
-            ns: String::new(),
-            app: String::new(),
-            endpoint: String::new(),
-        };
-        let (status, body) = env
-            .call(Method::POST, "/deploy/ns", "alice", Some(json!({"name": "team"})))
-            .await;
-        assert_eq!(status, 201, "{body}");
-        env.ns = body["ns"].as_str().unwrap().to_string();
-        let ns = env.ns.clone();
-        let (status, _) = env
-            .call(
-                Method::PUT,
-                &format!("/deploy/ns/{ns}"),
-                "alice",
-                Some(json!({"members": ["bob"]})),
-            )
-            .await;
-        assert_eq!(status, 200);
-        env.endpoint = env
-            .create("endpoint", json!({"name": "here", "kind": "local", "inputs": {"region": "Region"}, "defaults": {"region": ["local-1"]}}))
-            .await;
-        let recipe = env
-            .create(
-                "recipe",
-                json!({"name": "master", "base": ["debian"], "script": "echo master", "inputs": {"size": "VM size"}}),
-            )
-            .await;
-        let template = env
-            .create("template", json!({"name": "tpl", "data": {"local": TF}, "varrecipes": ["master"], "inputs": {"workers": "How many workers"}}))
-            .await;
-        env.app = env
-            .create(
-                "app",
-                json!({"name": "cluster", "template": template, "templaterecipes": {"master": [recipe]}}),
-            )
-            .await;
-        env
+            ns: catalogue.ns.into_string(),
+            app: catalogue.app.into_string(),
+            endpoint: catalogue.endpoint.into_string(),
+        }
     }
 
     fn token(&self, uid: &str) -> String {
-        self.server.platform.tokens.issue(&Claims::for_user(&identity(uid)))
+        self.server.user_token(uid)
     }
 
     fn agent_token(&self) -> String {
-        let expires = goterra_core::token::unix_now() + 300;
-        self.server
-            .platform
-            .tokens
-            .issue(&Claims::for_agent("agent-test", expires))
+        self.server.agent_token("agent-test")
     }
 
     async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value, String) {
@@ -129,19 +96,6 @@ impl Env {
             .unwrap();
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn create(&self, kind: &str, body: Value) -> String {
-        let (status, reply) = self
-            .call(
-                Method::POST,
-                &format!("/deploy/ns/{}/{kind}", self.ns),
-                "alice",
-                Some(body),
-            )
-            .await;
-        assert_eq!(status, 201, "create {kind}: {reply}");
-        reply[kind].as_str().unwrap().to_string()
     }
 
     fn run_path(&self) -> String {
@@ -357,7 +311,7 @@ async fn a_run_goes_through_its_statuses_with_the_agent_routes(engine: Engine) {
         .agent(Method::GET, &format!("/deploy/agent/run/{id}/spec?action=deploy"), None)
         .await;
     assert_eq!(status, 200, "{spec}");
-    assert_eq!(spec["template"], TF);
+    assert_eq!(spec["template"], NULL_TF);
     assert_eq!(spec["sensitive"]["api_secret"], SECRET);
     assert!(spec["sensitive"]["goterra_deployment_token"].as_str().is_some());
     assert_eq!(spec["variables"]["goterra_deployment"], deployment.as_str());
@@ -856,7 +810,7 @@ async fn cancel_and_the_heartbeat_sweep_end_every_run(engine: Engine) {
     assert!(report.requeued.is_empty() && report.failed.is_empty(), "{report:?}");
     age(silent.clone()).await;
     let report = sweep_once(&db, &queue, &options, now).await.unwrap();
-    assert_eq!(report.requeued, vec![silent.clone()]);
+    assert_eq!(report.requeued, vec![RunId::from_trusted(&silent)]);
     assert_eq!(env.run(&silent).await["status"], "deploy_pending");
     assert_eq!(
         env.count(&format!(
@@ -875,7 +829,7 @@ async fn cancel_and_the_heartbeat_sweep_end_every_run(engine: Engine) {
         .await;
     age(silent.clone()).await;
     let report = sweep_once(&db, &queue, &options, now).await.unwrap();
-    assert_eq!(report.failed, vec![silent.clone()]);
+    assert_eq!(report.failed, vec![RunId::from_trusted(&silent)]);
     let run = env.run(&silent).await;
     assert_eq!(run["status"], "deploy_failure");
     assert!(run["error"].as_str().unwrap().contains("heartbeat"), "{run}");
@@ -899,7 +853,7 @@ async fn cancel_and_the_heartbeat_sweep_end_every_run(engine: Engine) {
     let waiting = env.start_run("alice").await;
     age(waiting.clone()).await;
     let report = sweep_once(&db, &queue, &options, now).await.unwrap();
-    assert_eq!(report.failed, vec![waiting.clone()]);
+    assert_eq!(report.failed, vec![RunId::from_trusted(&waiting)]);
     let run = env.run(&waiting).await;
     assert_eq!(run["status"], "deploy_failure");
     assert!(run["error"].as_str().unwrap().contains("no agent"), "{run}");
@@ -945,7 +899,7 @@ async fn the_preview_shows_files_without_secrets(engine: Engine) {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["app.tf"], TF);
+    assert_eq!(body["app.tf"], NULL_TF);
     assert!(
         body["variables.tf"]
             .as_str()

@@ -10,6 +10,7 @@
 use crate::executor::{self, ExecutorConfig, LogSink};
 use async_trait::async_trait;
 use goterra_bus::{Backoff, JobConsumer, QueuedJob, RunQueue};
+use goterra_client::RunId;
 use goterra_core::runs::{AgentAnswer, RunAction, RunReport, RunSpec, RunStatus};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -23,15 +24,15 @@ use tokio_util::task::TaskTracker;
 pub trait RunControl: Send + Sync {
     /// The spec for `action`; `None` when there is nothing to do any more (the run is gone, or
     /// no longer waits for this action: a job delivered again after its result was reported).
-    async fn spec(&self, id: &str, action: RunAction) -> anyhow::Result<Option<RunSpec>>;
+    async fn spec(&self, id: &RunId, action: RunAction) -> anyhow::Result<Option<RunSpec>>;
     /// Claims the action; `None` when it is not this job's to run (another agent runs it, or it
     /// ended meanwhile).
-    async fn started(&self, id: &str) -> anyhow::Result<Option<AgentAnswer>>;
-    async fn log(&self, id: &str, lines: Vec<String>) -> anyhow::Result<AgentAnswer>;
-    async fn heartbeat(&self, id: &str) -> anyhow::Result<AgentAnswer>;
-    async fn finished(&self, id: &str, report: &RunReport) -> anyhow::Result<()>;
+    async fn started(&self, id: &RunId) -> anyhow::Result<Option<AgentAnswer>>;
+    async fn log(&self, id: &RunId, lines: Vec<String>) -> anyhow::Result<AgentAnswer>;
+    async fn heartbeat(&self, id: &RunId) -> anyhow::Result<AgentAnswer>;
+    async fn finished(&self, id: &RunId, report: &RunReport) -> anyhow::Result<()>;
     /// Hands the action in progress back (this agent stops): deploy makes it pending again.
-    async fn release(&self, id: &str) -> anyhow::Result<()>;
+    async fn release(&self, id: &RunId) -> anyhow::Result<()>;
 }
 
 #[derive(Clone, Debug)]
@@ -198,7 +199,7 @@ impl Agent {
     }
 
     async fn handle(&self, job: Box<dyn QueuedJob>, shutdown: &CancellationToken) {
-        let id = job.job().id.clone();
+        let id = RunId::from_trusted(job.job().id.clone());
         let action = job.job().action;
         let spec = match self.control.spec(&id, action).await {
             Ok(Some(spec)) => spec,
@@ -213,7 +214,7 @@ impl Agent {
                 return;
             }
         };
-        if spec.action != action || spec.run != id {
+        if spec.action != action || spec.run != id.as_str() {
             tracing::error!(run = %id, %action, "deploy answered a spec for another run or action; dropping the job");
             finish_job(job.ack().await, &id);
             return;
@@ -285,7 +286,7 @@ impl Agent {
         let (lines, receiver) = mpsc::unbounded_channel();
         let forwarder = tokio::spawn(forward_log(
             self.control.clone(),
-            spec.run.clone(),
+            RunId::from_trusted(spec.run.clone()),
             receiver,
             self.options.log_flush,
             cancel.clone(),
@@ -293,7 +294,7 @@ impl Agent {
         let heartbeat_done = CancellationToken::new();
         let heartbeat = tokio::spawn(send_heartbeats(
             self.control.clone(),
-            spec.run.clone(),
+            RunId::from_trusted(spec.run.clone()),
             self.options.heartbeat,
             cancel.clone(),
             heartbeat_done.clone(),
@@ -317,7 +318,7 @@ impl Agent {
     /// Gives an interrupted run back: deploy makes it pending again, and its job goes back in
     /// the queue at once. When deploy cannot be told, the run looks like one whose agent went
     /// silent: deploy's sweep re-queues it after the heartbeat timeout.
-    async fn hand_back(&self, job: Box<dyn QueuedJob>, id: &str) {
+    async fn hand_back(&self, job: Box<dyn QueuedJob>, id: &RunId) {
         match self.control.release(id).await {
             Ok(()) => tracing::info!(run = %id, "run handed back to the queue"),
             Err(err) => tracing::warn!(run = %id, error = %format!("{err:#}"), "cannot hand the run back to deploy"),
@@ -327,7 +328,7 @@ impl Agent {
         }
     }
 
-    async fn report(&self, id: &str, report: &RunReport) -> bool {
+    async fn report(&self, id: &RunId, report: &RunReport) -> bool {
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(15));
         let deadline = tokio::time::Instant::now() + self.options.report_patience;
         loop {
@@ -345,7 +346,7 @@ impl Agent {
         }
     }
 
-    async fn put_back(&self, job: Box<dyn QueuedJob>, id: &str) {
+    async fn put_back(&self, job: Box<dyn QueuedJob>, id: &RunId) {
         // A pause, so that an unreachable deploy is not hammered by the same job.
         tokio::time::sleep(self.options.retry_pause).await;
         if let Err(err) = job.requeue().await {
@@ -353,7 +354,7 @@ impl Agent {
         }
     }
 
-    fn track(&self, id: &str, action: RunAction) {
+    fn track(&self, id: &RunId, action: RunAction) {
         if let Ok(mut running) = self.running.lock() {
             running.insert(
                 id.to_string(),
@@ -366,9 +367,9 @@ impl Agent {
         }
     }
 
-    fn untrack(&self, id: &str) {
+    fn untrack(&self, id: &RunId) {
         if let Ok(mut running) = self.running.lock() {
-            running.remove(id);
+            running.remove(id.as_str());
         }
     }
 }
@@ -381,7 +382,7 @@ enum Executed {
     Interrupted,
 }
 
-fn finish_job(result: anyhow::Result<()>, id: &str) {
+fn finish_job(result: anyhow::Result<()>, id: &RunId) {
     if let Err(err) = result {
         tracing::warn!(run = %id, error = %format!("{err:#}"), "cannot acknowledge a run job");
     }
@@ -400,7 +401,7 @@ const LOG_BATCH: usize = 200;
 
 async fn forward_log(
     control: Arc<dyn RunControl>,
-    id: String,
+    id: RunId,
     mut lines: mpsc::UnboundedReceiver<String>,
     flush_every: Duration,
     cancel: CancellationToken,
@@ -442,7 +443,7 @@ async fn forward_log(
 
 async fn send_heartbeats(
     control: Arc<dyn RunControl>,
-    id: String,
+    id: RunId,
     every: Duration,
     cancel: CancellationToken,
     done: CancellationToken,

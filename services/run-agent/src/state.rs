@@ -73,8 +73,7 @@ pub async fn run_state(
     Path((ns, run)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<RunResources>> {
-    let record = routes.deploy.run_as_caller(&ns, &run, &headers).await?;
-    let owner = record.get("UID").and_then(Value::as_str).unwrap_or_default();
+    let owner = routes.deploy.run_owner_as_caller(&ns, &run, &headers).await?;
     if owner != user.uid && !user.admin {
         return Err(ApiError::forbidden(
             "only the run's owner or an admin may see its resources",

@@ -8,11 +8,12 @@ use async_trait::async_trait;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use goterra_bus::{EmbeddedQueue, EmbeddedQueueOptions, RunQueue};
+use goterra_client::RunId;
 use goterra_core::runs::{AgentAnswer, LogLines, RunAction, RunJob, RunReport, RunSpec, RunStatus};
 use goterra_core::{AgentCaller, Authenticator, TokenCodec};
-use goterra_db::testing::{ENGINES, TestDb};
 use goterra_run_agent::agent::{Agent, AgentOptions, RunControl};
 use goterra_run_agent::control::HttpRunControl;
+use goterra_testing::db::{ENGINES, TestDb};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -67,39 +68,39 @@ impl FakeControl {
 
 #[async_trait]
 impl RunControl for FakeControl {
-    async fn spec(&self, id: &str, action: RunAction) -> anyhow::Result<Option<RunSpec>> {
+    async fn spec(&self, id: &RunId, action: RunAction) -> anyhow::Result<Option<RunSpec>> {
         Ok(self
             .specs
             .lock()
             .unwrap()
-            .get(id)
+            .get(id.as_str())
             .filter(|spec| spec.action == action)
             .cloned())
     }
     /// Like deploy: an action is claimed once.
-    async fn started(&self, id: &str) -> anyhow::Result<Option<AgentAnswer>> {
+    async fn started(&self, id: &RunId) -> anyhow::Result<Option<AgentAnswer>> {
         let mut started = self.started.lock().unwrap();
-        if started.iter().any(|claimed| claimed == id) {
+        if started.iter().any(|claimed| claimed == id.as_str()) {
             return Ok(None);
         }
         started.push(id.to_string());
         Ok(Some(AgentAnswer::default()))
     }
-    async fn log(&self, id: &str, lines: Vec<String>) -> anyhow::Result<AgentAnswer> {
+    async fn log(&self, id: &RunId, lines: Vec<String>) -> anyhow::Result<AgentAnswer> {
         self.lines.lock().unwrap().extend(lines);
-        Ok(self.answer(id))
+        Ok(self.answer(id.as_str()))
     }
-    async fn heartbeat(&self, id: &str) -> anyhow::Result<AgentAnswer> {
+    async fn heartbeat(&self, id: &RunId) -> anyhow::Result<AgentAnswer> {
         *self.heartbeats.lock().unwrap() += 1;
-        Ok(self.answer(id))
+        Ok(self.answer(id.as_str()))
     }
-    async fn finished(&self, id: &str, report: &RunReport) -> anyhow::Result<()> {
+    async fn finished(&self, id: &RunId, report: &RunReport) -> anyhow::Result<()> {
         if let Some(sender) = self.finished.lock().unwrap().as_ref() {
             sender.send((id.to_string(), report.clone())).unwrap();
         }
         Ok(())
     }
-    async fn release(&self, id: &str) -> anyhow::Result<()> {
+    async fn release(&self, id: &RunId) -> anyhow::Result<()> {
         self.released.lock().unwrap().push(id.to_string());
         Ok(())
     }
@@ -380,7 +381,7 @@ struct ActionQuery {
 async fn fake_spec(
     State(deploy): State<FakeDeploy>,
     AgentCaller(agent): AgentCaller,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
     Query(query): Query<ActionQuery>,
 ) -> Result<Json<RunSpec>, axum::http::StatusCode> {
     deploy.agents.lock().unwrap().insert(agent);
@@ -393,7 +394,7 @@ async fn fake_spec(
 async fn fake_report(
     State(deploy): State<FakeDeploy>,
     AgentCaller(_): AgentCaller,
-    Path((id, what)): Path<(String, String)>,
+    Path((id, what)): Path<(RunId, String)>,
     body: axum::body::Bytes,
 ) -> Result<Json<AgentAnswer>, axum::http::StatusCode> {
     let control = &deploy.control;
@@ -420,13 +421,8 @@ async fn fake_report(
 
 #[tokio::test]
 async fn the_http_run_control_speaks_to_deploy_with_an_agent_credential() {
-    let tokens = Arc::new(
-        TokenCodec::new(
-            &[goterra_core::Sensitive::new(goterra_core::testing::TEST_SECRET.into())],
-            24,
-        )
-        .unwrap(),
-    );
+    let tokens =
+        Arc::new(TokenCodec::new(&[goterra_core::Sensitive::new(goterra_testing::TEST_SECRET.into())], 24).unwrap());
     let (control, mut reports) = FakeControl::with_reports();
     let deploy = FakeDeploy {
         auth: Arc::new(Authenticator::new(tokens.clone(), None)),
@@ -509,22 +505,18 @@ async fn an_agent_whose_run_was_taken_over_stops_and_drops_it() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let tokens = Arc::new(
-        TokenCodec::new(
-            &[goterra_core::Sensitive::new(goterra_core::testing::TEST_SECRET.into())],
-            24,
-        )
-        .unwrap(),
-    );
+    let tokens =
+        Arc::new(TokenCodec::new(&[goterra_core::Sensitive::new(goterra_testing::TEST_SECRET.into())], 24).unwrap());
     let http = HttpRunControl::new(&url, "agent-test", tokens).unwrap();
+    let run_1 = RunId::from_trusted("run-1");
 
-    let answer = http.started("run-1").await.unwrap().unwrap();
+    let answer = http.started(&run_1).await.unwrap().unwrap();
     assert_eq!(answer.claim.as_deref(), Some("claim-1"));
     assert!(
-        http.heartbeat("run-1").await.unwrap().cancel,
+        http.heartbeat(&run_1).await.unwrap().cancel,
         "a refused heartbeat means stop"
     );
-    assert!(http.log("run-1", vec!["line".into()]).await.unwrap().cancel);
+    assert!(http.log(&run_1, vec!["line".into()]).await.unwrap().cancel);
     let report = RunReport {
         status: RunStatus::Canceled,
         outputs: json!({}),
@@ -532,7 +524,7 @@ async fn an_agent_whose_run_was_taken_over_stops_and_drops_it() {
         error: String::new(),
         deployment_id: None,
     };
-    http.finished("run-1", &report)
+    http.finished(&run_1, &report)
         .await
         .expect("a refused result is not retried: nothing waits for it");
 

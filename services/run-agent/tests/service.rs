@@ -1,8 +1,8 @@
 //! The service's routes over HTTP, and its checked-in OpenAPI document.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use goterra_core::testing::TestServer;
-use goterra_db::testing::ENGINES;
+use goterra_testing::TestServer;
+use goterra_testing::db::ENGINES;
 
 #[tokio::test]
 async fn status_reports_health_to_anyone_and_capacity_to_admins_only() {
@@ -41,7 +41,7 @@ async fn status_reports_health_to_anyone_and_capacity_to_admins_only() {
 
 #[test]
 fn openapi_document_is_current() {
-    goterra_core::testing::assert_openapi_current("run-agent", &goterra_run_agent::document());
+    goterra_testing::assert_openapi_current("run-agent", &goterra_run_agent::document());
 }
 
 const AGENT: &str = env!("CARGO_BIN_EXE_goterra-run-agent");
@@ -54,7 +54,7 @@ fn amqp_url() -> String {
 /// `port`, with a one-second wait for a feeder.
 fn standalone_env(queue: &str, data_dir: &std::path::Path, port: u16) -> Vec<(&'static str, String)> {
     vec![
-        ("GOT_SECRET", goterra_core::testing::TEST_SECRET.to_string()),
+        ("GOT_SECRET", goterra_testing::TEST_SECRET.to_string()),
         ("GOT_AMQP", amqp_url()),
         ("GOT_RUN_QUEUE", queue.to_string()),
         ("GOT_AGENT_FEEDER_WAIT_SECS", "1".to_string()),
@@ -72,7 +72,7 @@ async fn a_standalone_agent_refuses_a_queue_no_deploy_feeds() {
     use goterra_bus::RunQueue;
     let queue_name = format!("test-unfed-{}", goterra_core::new_id());
     let data_dir = tempfile::tempdir().unwrap();
-    let port = goterra_core::testing::free_port().unwrap();
+    let port = goterra_testing::free_port().unwrap();
     let refused = std::process::Command::new(AGENT)
         .envs(standalone_env(&queue_name, data_dir.path(), port))
         .output()
@@ -89,7 +89,7 @@ async fn a_standalone_agent_refuses_a_queue_no_deploy_feeds() {
     queue.announce_feeder().await.unwrap();
     let env = standalone_env(&queue_name, data_dir.path(), port);
     let env: Vec<(&str, &str)> = env.iter().map(|(name, value)| (*name, value.as_str())).collect();
-    let agent = goterra_core::testing::SpawnedServer::start(AGENT, &[], &env, port, "/run-agent")
+    let agent = goterra_testing::SpawnedServer::start(AGENT, &[], &env, port, "/run-agent")
         .await
         .expect("a fed queue's agent starts");
     assert!(agent.terminate().unwrap().success());

@@ -3,11 +3,11 @@
 
 mod common;
 
-use goterra_db::testing::{ENGINES, TestDb};
 use goterra_store::backend::{
     EmbeddedBackend, Limits, Metadata, NamespaceBinding, RedisBackend, StoreBackend, StoreError,
 };
 use goterra_store::waiting::wait_for_key;
+use goterra_testing::db::{ENGINES, TestDb};
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use goterra_core::Sensitive;
-use goterra_core::testing::TestServer;
-use goterra_db::testing::ENGINES;
+use goterra_testing::TestServer;
+use goterra_testing::db::ENGINES;
 
 const ADMIN_KEY: &str = "admin-key-for-store-tests-0123456789";
 

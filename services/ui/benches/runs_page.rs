@@ -19,8 +19,8 @@ mod common;
 
 use common::{ADMIN_KEY, SeedRun, Web, create_namespace, seed_runs, services};
 use goterra_core::Sensitive;
-use goterra_core::testing::TestServer;
 use goterra_db::Engine;
+use goterra_testing::TestServer;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

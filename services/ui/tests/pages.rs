@@ -651,11 +651,9 @@ async fn the_original_uis_addresses_redirect_to_their_pages() {
 #[tokio::test]
 async fn the_wizard_checks_confirms_and_starts_a_run_without_showing_secrets() {
     let server = platform(false).await;
-    let api = goterra_deploy::demo::HttpApi {
-        client: reqwest::Client::new(),
-        url: server.url.clone(),
-        bearer: Sensitive::new(server.token_for("admin", true)),
-    };
+    let api = goterra_client::Client::new(&server.url)
+        .unwrap()
+        .with_token(server.token_for("admin", true));
     let demo = goterra_deploy::demo::load(&api, &server.data_dir.path().join("vms"))
         .await
         .unwrap();

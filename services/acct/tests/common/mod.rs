@@ -6,16 +6,14 @@
 use goterra_acct::config::AcctConfig;
 use goterra_acct::deploy::{HttpDeploy, RunSource};
 use goterra_acct::ledger::Accountant;
-use goterra_core::Claims;
-use goterra_core::testing::{TestServer, identity};
 use goterra_db::Engine;
+use goterra_testing::TestServer;
+use goterra_testing::fixtures::{CatalogueExtras, RunCatalogue};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-const TF: &str = "resource \"null_resource\" \"vm\" {\n  triggers = { image = var.image_id }\n}\n";
 
 pub struct Env {
     pub server: TestServer,
@@ -56,47 +54,16 @@ impl Env {
         .await
         .unwrap();
         server.platform.db.migrate(goterra_acct::MIGRATIONS).await.unwrap();
-        let mut env = Self {
+        let catalogue = RunCatalogue::create(&server, &CatalogueExtras::default())
+            .await
+            .unwrap();
+        Self {
             server,
             client: reqwest::Client::new(),
-            ns: String::new(),
-            app: String::new(),
-            endpoint: String::new(),
-        };
-        let reply = env
-            .call(Method::POST, "/deploy/ns", "alice", Some(json!({"name": "team"})))
-            .await;
-        assert_eq!(reply.status, 201, "{}", reply.body);
-        env.ns = reply.body["ns"].as_str().unwrap().to_string();
-        let reply = env
-            .call(
-                Method::PUT,
-                &format!("/deploy/ns/{}", env.ns),
-                "alice",
-                Some(json!({"members": ["bob"]})),
-            )
-            .await;
-        assert_eq!(reply.status, 200);
-        env.endpoint = env.create("endpoint", json!({"name": "here", "kind": "local"})).await;
-        let recipe = env
-            .create(
-                "recipe",
-                json!({"name": "master", "base": ["debian"], "script": "echo master"}),
-            )
-            .await;
-        let template = env
-            .create(
-                "template",
-                json!({"name": "tpl", "data": {"local": TF}, "varrecipes": ["master"]}),
-            )
-            .await;
-        env.app = env
-            .create(
-                "app",
-                json!({"name": "cluster", "template": template, "templaterecipes": {"master": [recipe]}}),
-            )
-            .await;
-        env
+            ns: catalogue.ns.into_string(),
+            app: catalogue.app.into_string(),
+            endpoint: catalogue.endpoint.into_string(),
+        }
     }
 
     /// The acct config of the tests: `null_resource` at 0.5 per second by default, 2 on this
@@ -146,15 +113,11 @@ resync_seconds: 0
     }
 
     pub fn token(&self, uid: &str) -> String {
-        self.server.platform.tokens.issue(&Claims::for_user(&identity(uid)))
+        self.server.user_token(uid)
     }
 
     fn agent_token(&self) -> String {
-        let expires = goterra_core::token::unix_now() + 300;
-        self.server
-            .platform
-            .tokens
-            .issue(&Claims::for_agent("agent-test", expires))
+        self.server.agent_token("agent-test")
     }
 
     async fn send(&self, method: Method, url: String, token: Option<String>, body: Option<Value>) -> Reply {
@@ -204,19 +167,6 @@ resync_seconds: 0
             Some(body),
         )
         .await
-    }
-
-    async fn create(&self, kind: &str, body: Value) -> String {
-        let reply = self
-            .call(
-                Method::POST,
-                &format!("/deploy/ns/{}/{kind}", self.ns),
-                "alice",
-                Some(body),
-            )
-            .await;
-        assert_eq!(reply.status, 201, "create {kind}: {}", reply.body);
-        reply.body[kind].as_str().unwrap().to_string()
     }
 
     /// A new run of the application by `uid`, queued (no agent runs it).

@@ -2,13 +2,11 @@ use super::check_versioning;
 use crate::catalogue::{Kind, WriteContext, find_usable};
 use crate::model::{Application, Template};
 use crate::validate::{self, MAX_TEXT};
+use goterra_client::ids::{NamespaceId, TemplateId};
 use goterra_core::ApiError;
 
 impl Kind for Application {
-    const SEGMENT: &'static str = "app";
     const PARAM: &'static str = "application";
-    const ONE: &'static str = "app";
-    const MANY: &'static str = "apps";
     const LABEL: &'static str = "application";
 
     async fn validate(&mut self, ctx: &WriteContext<'_>, _previous: Option<&Self>) -> Result<(), ApiError> {
@@ -20,7 +18,9 @@ impl Kind for Application {
         if self.template.is_empty() {
             return Err(validate::bad("template", "required: the id of a template"));
         }
-        let template = match find_usable::<Template>(ctx.state, &self.namespace, &self.template).await? {
+        let namespace = NamespaceId::from_trusted(&self.namespace);
+        let template_id = TemplateId::from_trusted(&self.template);
+        let template = match find_usable::<Template>(ctx.state, &namespace, &template_id).await? {
             Some(template) => template,
             None => {
                 return Err(validate::bad(
@@ -51,7 +51,7 @@ impl Kind for Application {
         }
         validate::defaults("defaults", &self.defaults, &template.varrecipes)?;
         // Checks every recipe (and its ancestors) while computing the images.
-        self.image = crate::images::base_images(ctx.state, &self.namespace, &self.templaterecipes).await?;
+        self.image = crate::images::base_images(ctx.state, &namespace, &self.templaterecipes).await?;
         Ok(())
     }
 }

@@ -27,10 +27,7 @@ fn variables(field: &str, map: &std::collections::BTreeMap<String, String>) -> R
 }
 
 impl Kind for Endpoint {
-    const SEGMENT: &'static str = "endpoint";
     const PARAM: &'static str = "endpoint";
-    const ONE: &'static str = "endpoint";
-    const MANY: &'static str = "endpoints";
     const LABEL: &'static str = "endpoint";
 
     async fn validate(&mut self, _ctx: &WriteContext<'_>, _previous: Option<&Self>) -> Result<(), ApiError> {

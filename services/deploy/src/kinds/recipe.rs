@@ -5,10 +5,7 @@ use crate::validate::{self, MAX_DOCUMENT, MAX_TEXT};
 use goterra_core::ApiError;
 
 impl Kind for Recipe {
-    const SEGMENT: &'static str = "recipe";
     const PARAM: &'static str = "recipe";
-    const ONE: &'static str = "recipe";
-    const MANY: &'static str = "recipes";
     const LABEL: &'static str = "recipe";
 
     fn lighten(&mut self) {

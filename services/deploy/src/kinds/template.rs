@@ -9,10 +9,7 @@ use goterra_core::ApiError;
 const MAX_KINDS: usize = 16;
 
 impl Kind for Template {
-    const SEGMENT: &'static str = "template";
     const PARAM: &'static str = "template";
-    const ONE: &'static str = "template";
-    const MANY: &'static str = "templates";
     const LABEL: &'static str = "template";
 
     fn lighten(&mut self) {

@@ -11,6 +11,7 @@ use crate::storage::{StorageError, now};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
+use goterra_client::ids::RunId;
 use goterra_core::runs::{AgentAnswer, CLAIM_HEADER, LogLines, RunAction, RunReport, RunSpec, RunStatus, StateBackend};
 use goterra_core::{AgentCaller, ApiError, ApiJson, ApiQuery, Claims, ErrorBody, Event, Sensitive};
 use serde::Deserialize;
@@ -53,7 +54,7 @@ fn in_flight(run: &RunRecord, action: RunAction) -> Result<(), ApiError> {
 pub async fn spec(
     State(state): State<AppState>,
     AgentCaller(agent): AgentCaller,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
     ApiQuery(query): ApiQuery<SpecQuery>,
 ) -> Result<Json<RunSpec>, ApiError> {
     reject_state_credential(&agent)?;
@@ -75,10 +76,10 @@ pub async fn spec(
         .issue(&Claims::for_agent(&format!("{STATE_AGENT_PREFIX}{id}"), expires));
     tracing::info!(run = %id, agent = %agent, action = %query.action, "run spec handed to an agent");
     Ok(Json(RunSpec {
-        run: run.id.clone(),
+        run: run.id.to_string(),
         action: query.action,
-        namespace: run.namespace,
-        application: run.app_id,
+        namespace: run.namespace.into_string(),
+        application: run.app_id.into_string(),
         template: sealed.template,
         variables,
         sensitive,
@@ -106,7 +107,7 @@ fn reject_state_credential(agent: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn answer(state: &AppState, id: &str) -> Result<Json<AgentAnswer>, ApiError> {
+async fn answer(state: &AppState, id: &RunId) -> Result<Json<AgentAnswer>, ApiError> {
     let run = state.run_repo().load(id).await?;
     // Anything but an action in progress means the agent should stop.
     Ok(Json(AgentAnswer {
@@ -123,7 +124,7 @@ async fn answer(state: &AppState, id: &str) -> Result<Json<AgentAnswer>, ApiErro
 pub async fn started(
     State(state): State<AppState>,
     AgentCaller(agent): AgentCaller,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
 ) -> Result<Json<AgentAnswer>, ApiError> {
     reject_state_credential(&agent)?;
     let run = state.run_repo().load(&id).await?;
@@ -203,7 +204,7 @@ fn cut(line: String) -> String {
 pub async fn log(
     State(state): State<AppState>,
     AgentCaller(agent): AgentCaller,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<LogLines>,
 ) -> Result<Json<AgentAnswer>, ApiError> {
@@ -240,7 +241,7 @@ pub async fn log(
 pub async fn heartbeat(
     State(state): State<AppState>,
     AgentCaller(agent): AgentCaller,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
     headers: HeaderMap,
 ) -> Result<Json<AgentAnswer>, ApiError> {
     reject_state_credential(&agent)?;
@@ -258,7 +259,7 @@ pub async fn heartbeat(
 pub async fn finished(
     State(state): State<AppState>,
     AgentCaller(agent): AgentCaller,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
     headers: HeaderMap,
     ApiJson(report): ApiJson<RunReport>,
 ) -> Result<Json<AgentAnswer>, ApiError> {
@@ -326,7 +327,7 @@ pub async fn finished(
     state
         .platform
         .events
-        .publish(Event::new(event, run.uid.clone(), id.clone()))
+        .publish(Event::new(event, run.uid.clone(), id))
         .await;
     Ok(Json(AgentAnswer::default()))
 }
@@ -341,7 +342,7 @@ pub async fn finished(
 pub async fn release(
     State(state): State<AppState>,
     AgentCaller(agent): AgentCaller,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
     headers: HeaderMap,
 ) -> Result<Json<AgentAnswer>, ApiError> {
     reject_state_credential(&agent)?;

@@ -10,7 +10,7 @@ use crate::model::{Application, Defaults, Endpoint, Template};
 use crate::secrets;
 use crate::state::AppState;
 use crate::validate::{self, bad};
-use goterra_client::ids::EndpointId;
+use goterra_client::ids::{ApplicationId, EndpointId, NamespaceId, RecipeId, TemplateId};
 use goterra_core::{ApiError, Identity, Sensitive};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -58,8 +58,8 @@ fn check_values<'a>(field: &str, values: impl Iterator<Item = &'a str>) -> Resul
 pub async fn prepare(
     state: &AppState,
     user: &Identity,
-    namespace_id: &str,
-    app_id: &str,
+    namespace_id: &NamespaceId,
+    app_id: &ApplicationId,
     request: RunRequest,
     with_credentials: bool,
 ) -> Result<Prepared, ApiError> {
@@ -70,12 +70,13 @@ pub async fn prepare(
     if request.endpoint.trim().is_empty() {
         return Err(bad("endpoint", "an endpoint id is required"));
     }
-    let endpoint = find_usable::<Endpoint>(state, &namespace.id, request.endpoint.trim())
+    let endpoint_id = EndpointId::from_trusted(request.endpoint.trim());
+    let endpoint = find_usable::<Endpoint>(state, &namespace.id, &endpoint_id)
         .await?
         .ok_or_else(|| bad("endpoint", "not found or not usable from this namespace"))?;
     let template = state
         .catalogue::<Template>()
-        .find(&app.template)
+        .find(&TemplateId::from_trusted(&app.template))
         .await?
         .ok_or_else(|| ApiError::conflict("the application's template no longer exists"))?;
     let source = template
@@ -131,10 +132,11 @@ pub async fn prepare(
     let mut required: BTreeSet<String> = BTreeSet::new();
     let mut defaults = Defaults::new();
     let mut boot_recipes = BTreeMap::new();
+    let app_namespace = NamespaceId::from_trusted(&app.namespace);
     for var in &recipe_vars {
         let ids = app.templaterecipes.get(var).cloned().unwrap_or_default();
         for id in &ids {
-            let chain = images::chain(state, id, &app.namespace, "templaterecipes")
+            let chain = images::chain(state, &RecipeId::from_trusted(id), &app_namespace, "templaterecipes")
                 .await
                 .map_err(|err| ApiError::conflict(format!("the application's recipes changed: {err}")))?;
             for recipe in chain.iter().rev() {
@@ -164,8 +166,8 @@ pub async fn prepare(
     overlay(&mut defaults, &app.defaults);
     required.extend(endpoint.inputs.keys().cloned());
     overlay(&mut defaults, &endpoint.defaults);
-    let (uid, endpoint_id) = (access::uid_of(user), EndpointId::from_trusted(&endpoint.id));
-    if let Some(own) = secrets::user_defaults(state, &uid, &endpoint_id, &access::namespace_id(&namespace.id)).await? {
+    let uid = access::uid_of(user);
+    if let Some(own) = secrets::user_defaults(state, &uid, &endpoint_id, &namespace.id).await? {
         overlay(&mut defaults, &own);
     }
 

@@ -13,6 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use goterra_client::ids::{ApplicationId, EndpointId, NamespaceId, RunId};
 use goterra_core::runs::{RunAction, RunJob, RunStatus};
 use goterra_core::{ApiError, ApiJson, ApiQuery, AuthUser, ErrorBody, Event, Identity};
 use serde::Deserialize;
@@ -92,15 +93,16 @@ pub struct LogQuery {
 async fn run_access(
     state: &AppState,
     user: &Identity,
-    namespace_id: &str,
-    run_id: &str,
+    namespace_id: &NamespaceId,
+    run_id: &RunId,
 ) -> Result<(RunRecord, NamespaceRecord), ApiError> {
     let namespace = state.namespaces().load(namespace_id).await?;
     let run = match state.run_repo().find(run_id).await? {
         Some(run) if run.namespace == namespace.id => run,
         _ => return Err(ApiError::not_found("run not found")),
     };
-    if user.is_admin() || run.uid == user.uid || namespace.is_owner(&user.uid) {
+    let uid = access::uid_of(user);
+    if user.is_admin() || run.uid == uid || namespace.is_owner(&uid) {
         Ok((run, namespace))
     } else {
         Err(ApiError::forbidden("not allowed to access this run"))
@@ -110,22 +112,22 @@ async fn run_access(
 /// A run as the API shows it.
 pub fn view(run: RunRecord) -> Run {
     Run {
-        id: run.id,
+        id: run.id.into_string(),
         name: run.name,
         description: run.description,
-        app_id: run.app_id,
+        app_id: run.app_id.into_string(),
         inputs: run.inputs,
         secretinputs: None,
         status: run.status.as_str().to_string(),
-        endpoint: run.endpoint,
-        namespace: run.namespace,
-        uid: run.uid,
+        endpoint: run.endpoint.into_string(),
+        namespace: run.namespace.into_string(),
+        uid: run.uid.into_string(),
         start: run.created_at,
         end: run.ended_at,
         duration: run.duration_ms as f64 / 1000.0,
         outputs: run.outputs,
         error: run.error,
-        deployment: run.deployment,
+        deployment: run.deployment.into_string(),
         events: run.events,
         action: run.action.map(|action| action.as_str().to_string()),
     }
@@ -143,7 +145,7 @@ pub fn view(run: RunRecord) -> Run {
 pub async fn create(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    Path((namespace_id, app_id)): Path<(String, String)>,
+    Path((namespace_id, app_id)): Path<(NamespaceId, ApplicationId)>,
     ApiJson(request): ApiJson<RunRequest>,
 ) -> Result<Response, ApiError> {
     let namespace = access::require_member(&state, &namespace_id, &user).await?;
@@ -151,7 +153,7 @@ pub async fn create(
         return Err(ApiError::forbidden("namespace is frozen: new runs are refused"));
     }
     let prepared = prepare(&state, &user, &namespace.id, &app_id, request, true).await?;
-    let id = goterra_client::ids::new_object_id();
+    let id = RunId::generate();
     let platform_url = state.platform.config.public_url();
 
     let deployment = store_client::create(&state.platform, &user, &namespace.id)
@@ -165,7 +167,7 @@ pub async fn create(
             app_id: &prepared.app.id,
             name: &format!("{}-{var}", prepared.app.name),
             store_url: &platform_url,
-            deployment: &deployment.id,
+            deployment: deployment.id.as_str(),
             token: &deployment.token,
             recipes,
             inputs: &prepared.inputs,
@@ -185,12 +187,13 @@ pub async fn create(
         .collect();
     sensitive.insert("goterra_deployment_token".into(), deployment.token.expose().clone());
 
+    let uid = access::uid_of(&user);
     let run = NewRun {
         id: id.clone(),
         namespace: namespace.id.clone(),
-        app_id: prepared.app.id.clone(),
-        endpoint: prepared.endpoint.id.clone(),
-        uid: user.uid.clone(),
+        app_id: ApplicationId::from_trusted(&prepared.app.id),
+        endpoint: EndpointId::from_trusted(&prepared.endpoint.id),
+        uid: uid.clone(),
         name: prepared.name.clone(),
         description: prepared.description.clone(),
         inputs: prepared.inputs.clone(),
@@ -202,7 +205,7 @@ pub async fn create(
     };
     if let Err(err) = state.run_repo().create(&run).await {
         // Nothing refers to the deployment: do not leave it behind.
-        let _ = store_client::delete(&state.platform, &user.uid, &deployment.id).await;
+        let _ = store_client::delete(&state.platform, &uid, &deployment.id).await;
         return Err(err.into());
     }
     tracing::info!(run = %id, namespace = %namespace.id, uid = %user.uid, "run created");
@@ -217,12 +220,12 @@ pub async fn create(
     if let Ok(value) = HeaderValue::from_str(&format!("{platform_url}/deploy/ns/{}/run/{id}", namespace.id)) {
         headers.insert(header::LOCATION, value);
     }
-    Ok((StatusCode::CREATED, headers, Json(RunCreated { run: id })).into_response())
+    Ok((StatusCode::CREATED, headers, Json(RunCreated { run: id.into_string() })).into_response())
 }
 
 /// Queues the action; a queue that refuses it fails the run at once, with the reason.
-async fn enqueue(state: &AppState, id: &str, action: RunAction) -> Result<(), ApiError> {
-    if let Err(err) = state.queue.enqueue(&RunJob::new(action, id)).await {
+async fn enqueue(state: &AppState, id: &RunId, action: RunAction) -> Result<(), ApiError> {
+    if let Err(err) = state.queue.enqueue(&RunJob::new(action, id.as_str())).await {
         tracing::warn!(run = %id, error = %format!("{err:#}"), "cannot queue the run");
         let reason = format!("the run queue is unavailable, the {action} was not started: {err}");
         let reason = crate::validate::shorten_message(&reason);
@@ -244,7 +247,7 @@ async fn enqueue(state: &AppState, id: &str, action: RunAction) -> Result<(), Ap
 pub async fn preview(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    Path((namespace_id, app_id)): Path<(String, String)>,
+    Path((namespace_id, app_id)): Path<(NamespaceId, ApplicationId)>,
     ApiJson(request): ApiJson<RunRequest>,
 ) -> Result<Json<TerraformPreview>, ApiError> {
     let prepared = prepare(&state, &user, &namespace_id, &app_id, request, false).await?;
@@ -285,19 +288,19 @@ pub async fn preview(
 pub async fn list_namespace(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    Path(namespace_id): Path<String>,
+    Path(namespace_id): Path<NamespaceId>,
     ApiQuery(query): ApiQuery<RunListQuery>,
 ) -> Result<Json<RunList>, ApiError> {
     let (page, statuses) = (query.page()?, query.statuses()?);
     let namespace = access::require_member(&state, &namespace_id, &user).await?;
     let everything = query.all == Some(1) && namespace.can_manage(&user);
-    let (uid, namespace_id) = (access::uid_of(&user), access::namespace_id(&namespace.id));
+    let uid = access::uid_of(&user);
     let filter = if everything {
-        RunFilter::InNamespace(&namespace_id)
+        RunFilter::InNamespace(&namespace.id)
     } else {
         RunFilter::OwnedByInNamespace {
             uid: &uid,
-            namespace: &namespace_id,
+            namespace: &namespace.id,
         }
     };
     let runs = state.run_repo().list_in_status(filter, &statuses, page).await?;
@@ -337,7 +340,7 @@ pub async fn list_mine(
 pub async fn get_one(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    Path((namespace_id, run_id)): Path<(String, String)>,
+    Path((namespace_id, run_id)): Path<(NamespaceId, RunId)>,
 ) -> Result<Json<Run>, ApiError> {
     let (run, _) = run_access(&state, &user, &namespace_id, &run_id).await?;
     Ok(Json(view(run)))
@@ -353,7 +356,7 @@ pub async fn get_one(
 pub async fn destroy(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    Path((namespace_id, run_id)): Path<(String, String)>,
+    Path((namespace_id, run_id)): Path<(NamespaceId, RunId)>,
 ) -> Result<Json<Run>, ApiError> {
     let (run, _) = run_access(&state, &user, &namespace_id, &run_id).await?;
     if !state.run_repo().queue_destroy(&run.id).await? {
@@ -386,7 +389,7 @@ pub async fn destroy(
 pub async fn cancel(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    Path((namespace_id, run_id)): Path<(String, String)>,
+    Path((namespace_id, run_id)): Path<(NamespaceId, RunId)>,
 ) -> Result<Json<Run>, ApiError> {
     let (run, _) = run_access(&state, &user, &namespace_id, &run_id).await?;
     let Some(action) = run.action else {
@@ -420,7 +423,7 @@ pub async fn cancel(
 pub async fn log(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    Path((namespace_id, run_id)): Path<(String, String)>,
+    Path((namespace_id, run_id)): Path<(NamespaceId, RunId)>,
     ApiQuery(query): ApiQuery<LogQuery>,
 ) -> Result<Response, ApiError> {
     let (run, _) = run_access(&state, &user, &namespace_id, &run_id).await?;

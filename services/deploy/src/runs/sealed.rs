@@ -42,7 +42,7 @@ pub struct Redactor {
 
 impl Redactor {
     /// The run's sensitive values (none once destroyed).
-    pub async fn for_run(state: &AppState, id: &str) -> Result<Self, ApiError> {
+    pub async fn for_run(state: &AppState, id: &goterra_client::ids::RunId) -> Result<Self, ApiError> {
         let sealed = state.run_repo().sealed(id).await?;
         let mut values: Vec<String> = match sealed.sensitive {
             Some(sealed) => open_map(state, &sealed)?

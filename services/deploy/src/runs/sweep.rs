@@ -9,6 +9,7 @@ use crate::storage::StorageResult;
 use crate::storage::runs::RunRepo;
 use crate::storage::states::StateRepo;
 use goterra_bus::RunQueue;
+use goterra_client::ids::RunId;
 use goterra_core::Platform;
 use goterra_core::runs::{RunAction, RunJob, RunStatus};
 use goterra_db::Db;
@@ -17,8 +18,8 @@ use std::sync::Arc;
 /// What one sweep did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct SweepReport {
-    pub requeued: Vec<String>,
-    pub failed: Vec<String>,
+    pub requeued: Vec<RunId>,
+    pub failed: Vec<RunId>,
 }
 
 /// One pass, as of `now` (unix seconds).
@@ -45,7 +46,7 @@ pub async fn sweep_once(db: &Db, queue: &dyn RunQueue, options: &RunOptions, now
                 continue;
             }
             StateRepo::new(db).release_abandoned_lock(&id).await?;
-            match queue.enqueue(&RunJob::new(action, id.clone())).await {
+            match queue.enqueue(&RunJob::new(action, id.as_str())).await {
                 Ok(()) => {
                     tracing::warn!(run = %id, %action, "agent went silent: run re-queued");
                     report.requeued.push(id);
@@ -73,7 +74,7 @@ pub async fn sweep_once(db: &Db, queue: &dyn RunQueue, options: &RunOptions, now
     Ok(report)
 }
 
-async fn fail(runs: &RunRepo<'_>, id: &str, action: RunAction, from: RunStatus, reason: &str) -> StorageResult<bool> {
+async fn fail(runs: &RunRepo<'_>, id: &RunId, action: RunAction, from: RunStatus, reason: &str) -> StorageResult<bool> {
     let moved = runs.fail_action_from(id, action, &[from], reason).await?;
     if moved {
         tracing::warn!(run = %id, %action, reason, "run failed by the sweep");

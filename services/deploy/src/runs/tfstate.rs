@@ -11,6 +11,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use goterra_client::ids::RunId;
 use goterra_core::{ApiError, TokenScope};
 use serde::Deserialize;
 use serde_json::Value;
@@ -40,7 +41,7 @@ fn credential(headers: &HeaderMap) -> Option<String> {
     }
 }
 
-fn authorize(state: &AppState, headers: &HeaderMap, run_id: &str) -> Result<(), ApiError> {
+fn authorize(state: &AppState, headers: &HeaderMap, run_id: &RunId) -> Result<(), ApiError> {
     let token = credential(headers).ok_or_else(|| {
         ApiError::unauthorized("missing credentials: send the agent token as the basic-auth password")
     })?;
@@ -53,7 +54,9 @@ fn authorize(state: &AppState, headers: &HeaderMap, run_id: &str) -> Result<(), 
         return Err(ApiError::forbidden("only run agents may use the state endpoint"));
     }
     match claims.uid.strip_prefix(STATE_AGENT_PREFIX) {
-        Some(scoped) if scoped != run_id => Err(ApiError::forbidden("this credential is for another run's state")),
+        Some(scoped) if scoped != run_id.as_str() => {
+            Err(ApiError::forbidden("this credential is for another run's state"))
+        }
         _ => Ok(()),
     }
 }
@@ -76,7 +79,7 @@ fn lock_id_of(body: &Bytes) -> Result<String, ApiError> {
 /// One handler for the four methods (LOCK and UNLOCK are not standard methods).
 pub async fn endpoint(
     State(state): State<AppState>,
-    Path(run_id): Path<String>,
+    Path(run_id): Path<RunId>,
     Query(query): Query<StateQuery>,
     request: Request,
 ) -> Result<Response, ApiError> {
@@ -107,7 +110,7 @@ async fn read_body(body: Body) -> Result<Bytes, ApiError> {
         .map_err(|_| ApiError::too_large(format!("the state may be at most {MAX_STATE} bytes")))
 }
 
-async fn get(state: &AppState, run_id: &str) -> Result<Response, ApiError> {
+async fn get(state: &AppState, run_id: &RunId) -> Result<Response, ApiError> {
     let Some(sealed) = state.states().find(run_id).await?.and_then(|stored| stored.sealed) else {
         // No state yet: Terraform starts from an empty one.
         return Ok(StatusCode::NOT_FOUND.into_response());
@@ -121,7 +124,7 @@ async fn get(state: &AppState, run_id: &str) -> Result<Response, ApiError> {
         .into_response())
 }
 
-async fn post(state: &AppState, run_id: &str, lock: Option<String>, body: &Bytes) -> Result<Response, ApiError> {
+async fn post(state: &AppState, run_id: &RunId, lock: Option<String>, body: &Bytes) -> Result<Response, ApiError> {
     if serde_json::from_slice::<Value>(body).is_err() {
         return Err(ApiError::bad_request("the state must be JSON"));
     }
@@ -135,11 +138,11 @@ async fn post(state: &AppState, run_id: &str, lock: Option<String>, body: &Bytes
 }
 
 /// What Terraform shows of the lock's holder.
-async fn lock_info(state: &AppState, run_id: &str) -> Result<Option<String>, ApiError> {
+async fn lock_info(state: &AppState, run_id: &RunId) -> Result<Option<String>, ApiError> {
     Ok(state.states().find(run_id).await?.and_then(|stored| stored.lock_info))
 }
 
-async fn lock(state: &AppState, run_id: &str, body: &Bytes) -> Result<Response, ApiError> {
+async fn lock(state: &AppState, run_id: &RunId, body: &Bytes) -> Result<Response, ApiError> {
     let id = lock_id_of(body)?;
     let info = String::from_utf8_lossy(body);
     if state.states().lock(run_id, &id, &info).await? {
@@ -149,7 +152,7 @@ async fn lock(state: &AppState, run_id: &str, body: &Bytes) -> Result<Response, 
     }
 }
 
-async fn unlock(state: &AppState, run_id: &str, body: &Bytes) -> Result<Response, ApiError> {
+async fn unlock(state: &AppState, run_id: &RunId, body: &Bytes) -> Result<Response, ApiError> {
     let id = lock_id_of(body)?;
     let Some(stored) = state.states().find(run_id).await? else {
         return Ok(StatusCode::OK.into_response());
@@ -168,13 +171,13 @@ async fn unlock(state: &AppState, run_id: &str, body: &Bytes) -> Result<Response
 /// `None` when deploy keeps none for it.
 pub async fn current(
     state: &AppState,
-    run_id: &str,
+    run_id: &RunId,
 ) -> Result<Option<goterra_core::tfstate::TerraformState>, ApiError> {
     let Some(sealed) = state.states().find(run_id).await?.and_then(|stored| stored.sealed) else {
         return Ok(None);
     };
     let plain = state.secrets.decrypt(&sealed)?;
-    serde_json::from_slice(plain.expose())
-        .map(Some)
-        .map_err(ApiError::internal)
+    Ok(Some(
+        serde_json::from_slice(plain.expose()).map_err(crate::storage::StorageError::from)?,
+    ))
 }

@@ -3,9 +3,11 @@
 //! relation rows derived from it. [`Stored`] says how each kind maps to its table.
 
 use super::runs::{RunRepo, RunUse};
-use super::support::{Page, StorageResult, column};
+use super::support::{Page, StorageResult, column, id_column};
 use crate::app_recipes::recipe_ids;
 use crate::model::{Application, Endpoint, Recipe, Template};
+use goterra_client::deploy::CatalogueItem;
+use goterra_client::ids::{ApplicationId, EndpointId, NamespaceId, RecipeId, TemplateId, TypedId};
 use goterra_db::Db;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -18,11 +20,12 @@ use std::marker::PhantomData;
 pub struct Dependent {
     pub kind: &'static str,
     pub name: String,
-    pub namespace_id: String,
+    pub namespace_id: NamespaceId,
 }
 
-/// How a catalogue kind is stored.
-pub trait Stored: Serialize + DeserializeOwned + Send + Sync + 'static {
+/// How a catalogue kind is stored. Its id type, name and namespace come from the shape's
+/// [`CatalogueItem`].
+pub trait Stored: CatalogueItem + Serialize + DeserializeOwned + Send + Sync + 'static {
     const TABLE: &'static str;
     /// Kind-specific columns, written from [`Stored::extra_values`] in this order.
     const EXTRA_COLUMNS: &'static [&'static str];
@@ -32,13 +35,10 @@ pub trait Stored: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// Rows of other tables owned by the object `(table, column)`, removed with it.
     const OWNED: &'static [(&'static str, &'static str)] = &[];
 
-    fn id(&self) -> &str;
-    fn name(&self) -> &str;
-    fn namespace(&self) -> &str;
     fn is_public(&self) -> bool;
     fn is_frozen(&self) -> bool;
     fn ts(&self) -> i64;
-    fn set_server_fields(&mut self, id: &str, namespace: &str, ts: i64);
+    fn set_server_fields(&mut self, id: &Self::Id, namespace: &NamespaceId, ts: i64);
     fn extra_values(&self) -> Vec<Option<String>>;
 
     fn related_ids(&self) -> Vec<String> {
@@ -46,16 +46,16 @@ pub trait Stored: Serialize + DeserializeOwned + Send + Sync + 'static {
     }
 
     /// Objects (or runs) that use the object `id`.
-    fn dependents(db: &Db, id: &str) -> impl Future<Output = StorageResult<Vec<Dependent>>> + Send;
+    fn dependents(db: &Db, id: &Self::Id) -> impl Future<Output = StorageResult<Vec<Dependent>>> + Send;
 }
 
 /// Which objects a list shows.
 #[derive(Clone, Copy, Debug)]
 pub enum CatalogueFilter<'a> {
-    InNamespace(&'a str),
+    InNamespace(&'a NamespaceId),
     Public,
     /// Public ones and those of the namespace.
-    UsableFrom(&'a str),
+    UsableFrom(&'a NamespaceId),
 }
 
 pub struct CatalogueRepo<'a, K> {
@@ -70,14 +70,14 @@ impl<'a, K: Stored> CatalogueRepo<'a, K> {
 
     fn decode(row: &AnyRow) -> StorageResult<K> {
         let mut object: K = serde_json::from_str(&column::<String>(row, "body")?)?;
-        let id: String = column(row, "id")?;
-        let namespace: String = column(row, "namespace_id")?;
+        let id: K::Id = id_column(row, "id")?;
+        let namespace: NamespaceId = id_column(row, "namespace_id")?;
         object.set_server_fields(&id, &namespace, column(row, "ts")?);
         Ok(object)
     }
 
     /// One object by id, whatever its namespace.
-    pub async fn find(&self, id: &str) -> StorageResult<Option<K>> {
+    pub async fn find(&self, id: &K::Id) -> StorageResult<Option<K>> {
         let sql = format!("SELECT id, namespace_id, ts, body FROM {} WHERE id = $1", K::TABLE);
         let row = sqlx::query(&sql)
             .bind(id.to_string())
@@ -181,7 +181,7 @@ impl<'a, K: Stored> CatalogueRepo<'a, K> {
 
     /// Deletes the object and the rows it owns. [`super::StorageError::Referenced`]: something
     /// started using it meanwhile.
-    pub async fn delete(&self, id: &str) -> StorageResult<()> {
+    pub async fn delete(&self, id: &K::Id) -> StorageResult<()> {
         let mut tx = self.db.pool().begin().await?;
         for (table, column) in K::OWNED {
             sqlx::query(&format!("DELETE FROM {table} WHERE {column} = $1"))
@@ -197,20 +197,20 @@ impl<'a, K: Stored> CatalogueRepo<'a, K> {
         Ok(())
     }
 
-    pub async fn dependents(&self, id: &str) -> StorageResult<Vec<Dependent>> {
+    pub async fn dependents(&self, id: &K::Id) -> StorageResult<Vec<Dependent>> {
         K::dependents(self.db, id).await
     }
 }
 
 /// Dependents found by a query selecting `name` and `namespace_id`, bound to `id`.
-async fn dependents_by(db: &Db, kind: &'static str, sql: &str, id: &str) -> StorageResult<Vec<Dependent>> {
+async fn dependents_by(db: &Db, kind: &'static str, sql: &str, id: &impl TypedId) -> StorageResult<Vec<Dependent>> {
     let rows: Vec<(String, String)> = sqlx::query_as(sql).bind(id.to_string()).fetch_all(db.pool()).await?;
     Ok(rows
         .into_iter()
         .map(|(name, namespace_id)| Dependent {
             kind,
             name,
-            namespace_id,
+            namespace_id: NamespaceId::from_trusted(namespace_id),
         })
         .collect())
 }
@@ -231,22 +231,13 @@ async fn live_runs(db: &Db, object: RunUse<'_>) -> StorageResult<Vec<Dependent>>
 /// Accessors every kind implements the same way.
 macro_rules! common_accessors {
     () => {
-        fn id(&self) -> &str {
-            &self.id
-        }
-        fn name(&self) -> &str {
-            &self.name
-        }
-        fn namespace(&self) -> &str {
-            &self.namespace
-        }
         fn is_public(&self) -> bool {
             self.public
         }
         fn ts(&self) -> i64 {
             self.ts
         }
-        fn set_server_fields(&mut self, id: &str, namespace: &str, ts: i64) {
+        fn set_server_fields(&mut self, id: &Self::Id, namespace: &NamespaceId, ts: i64) {
             self.id = id.to_string();
             self.namespace = namespace.to_string();
             self.ts = ts;
@@ -269,7 +260,7 @@ impl Stored for Recipe {
     }
 
     /// Applications running it, and its child recipes.
-    async fn dependents(db: &Db, id: &str) -> StorageResult<Vec<Dependent>> {
+    async fn dependents(db: &Db, id: &RecipeId) -> StorageResult<Vec<Dependent>> {
         let mut users = dependents_by(
             db,
             "application",
@@ -306,7 +297,7 @@ impl Stored for Template {
     }
 
     /// Applications built on it.
-    async fn dependents(db: &Db, id: &str) -> StorageResult<Vec<Dependent>> {
+    async fn dependents(db: &Db, id: &TemplateId) -> StorageResult<Vec<Dependent>> {
         dependents_by(
             db,
             "application",
@@ -336,9 +327,12 @@ impl Stored for Application {
 
     fn related_ids(&self) -> Vec<String> {
         recipe_ids(&self.templaterecipes)
+            .into_iter()
+            .map(RecipeId::into_string)
+            .collect()
     }
 
-    async fn dependents(db: &Db, id: &str) -> StorageResult<Vec<Dependent>> {
+    async fn dependents(db: &Db, id: &ApplicationId) -> StorageResult<Vec<Dependent>> {
         live_runs(db, RunUse::Application(id)).await
     }
 }
@@ -362,7 +356,7 @@ impl Stored for Endpoint {
         vec![Some(self.kind.clone())]
     }
 
-    async fn dependents(db: &Db, id: &str) -> StorageResult<Vec<Dependent>> {
+    async fn dependents(db: &Db, id: &EndpointId) -> StorageResult<Vec<Dependent>> {
         live_runs(db, RunUse::Endpoint(id)).await
     }
 }

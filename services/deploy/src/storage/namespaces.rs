@@ -2,7 +2,7 @@
 //! membership rule every service asks: [`NamespaceRepo::is_member`].
 
 use super::runs;
-use super::support::{Page, StorageError, StorageResult, column, now, placeholders};
+use super::support::{Page, StorageError, StorageResult, id_column, now, placeholders};
 use goterra_client::ids::{NamespaceId, Uid};
 use goterra_core::Identity;
 use goterra_db::Db;
@@ -13,39 +13,39 @@ pub const ROLE_MEMBER: &str = "member";
 /// A namespace with its owners and members.
 #[derive(Clone, Debug)]
 pub struct NamespaceRecord {
-    pub id: String,
+    pub id: NamespaceId,
     pub name: String,
     pub freeze: bool,
-    pub owners: Vec<String>,
-    pub members: Vec<String>,
+    pub owners: Vec<Uid>,
+    pub members: Vec<Uid>,
 }
 
 impl NamespaceRecord {
-    pub fn is_owner(&self, uid: &str) -> bool {
-        self.owners.iter().any(|owner| owner == uid)
+    pub fn is_owner(&self, uid: &Uid) -> bool {
+        self.owners.contains(uid)
     }
 
     /// Owners are members too.
-    pub fn is_member(&self, uid: &str) -> bool {
-        self.is_owner(uid) || self.members.iter().any(|member| member == uid)
+    pub fn is_member(&self, uid: &Uid) -> bool {
+        self.is_owner(uid) || self.members.contains(uid)
     }
 
     /// Reads and writes the namespace's catalogue.
     pub fn can_use(&self, user: &Identity) -> bool {
-        user.is_admin() || self.is_member(&user.uid)
+        user.is_admin() || self.is_member(&Uid::from_trusted(user.uid.as_str()))
     }
 
     /// Changes or deletes the namespace itself.
     pub fn can_manage(&self, user: &Identity) -> bool {
-        user.is_admin() || self.is_owner(&user.uid)
+        user.is_admin() || self.is_owner(&Uid::from_trusted(user.uid.as_str()))
     }
 
     pub fn into_view(self) -> crate::model::Namespace {
         crate::model::Namespace {
-            id: self.id,
+            id: self.id.into_string(),
             name: self.name,
-            owners: self.owners,
-            members: self.members,
+            owners: self.owners.into_iter().map(Uid::into_string).collect(),
+            members: self.members.into_iter().map(Uid::into_string).collect(),
             freeze: self.freeze,
         }
     }
@@ -56,7 +56,7 @@ impl NamespaceRecord {
 pub enum NamespaceFilter<'a> {
     Every,
     /// Those where the user is an owner or a member.
-    MemberIs(&'a str),
+    MemberIs(&'a Uid),
 }
 
 /// What a namespace still holds, so it cannot be deleted yet.
@@ -91,17 +91,17 @@ impl<'a> NamespaceRepo<'a> {
         Ok(row.is_some())
     }
 
-    pub async fn find(&self, id: &str) -> StorageResult<Option<NamespaceRecord>> {
-        Ok(self.find_many(&[id.to_string()]).await?.pop())
+    pub async fn find(&self, id: &NamespaceId) -> StorageResult<Option<NamespaceRecord>> {
+        Ok(self.find_many(std::slice::from_ref(id)).await?.pop())
     }
 
-    pub async fn load(&self, id: &str) -> StorageResult<NamespaceRecord> {
+    pub async fn load(&self, id: &NamespaceId) -> StorageResult<NamespaceRecord> {
         self.find(id).await?.ok_or(StorageError::Missing("namespace"))
     }
 
     /// A namespace by id or, failing that, by name (ids win: a name cannot shadow another id).
     pub async fn load_by_id_or_name(&self, key: &str) -> StorageResult<NamespaceRecord> {
-        if let Some(namespace) = self.find(key).await? {
+        if let Some(namespace) = self.find(&NamespaceId::from_trusted(key)).await? {
             return Ok(namespace);
         }
         let row = sqlx::query("SELECT id FROM deploy_namespaces WHERE name = $1")
@@ -109,12 +109,12 @@ impl<'a> NamespaceRepo<'a> {
             .fetch_optional(self.db.pool())
             .await?
             .ok_or(StorageError::Missing("namespace"))?;
-        self.load(&column::<String>(&row, "id")?).await
+        self.load(&id_column(&row, "id")?).await
     }
 
     /// Several namespaces in two queries, in the order of `ids` (at most one page); unknown ids
     /// are left out.
-    pub async fn find_many(&self, ids: &[String]) -> StorageResult<Vec<NamespaceRecord>> {
+    pub async fn find_many(&self, ids: &[NamespaceId]) -> StorageResult<Vec<NamespaceRecord>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -123,7 +123,7 @@ impl<'a> NamespaceRepo<'a> {
         let namespaces_sql = format!(r#"SELECT id, name, "freeze" FROM deploy_namespaces WHERE id IN ({list})"#);
         let mut query = sqlx::query_as::<_, (String, String, i64)>(&namespaces_sql);
         for id in ids {
-            query = query.bind(id.clone());
+            query = query.bind(id.to_string());
         }
         let rows = query.fetch_all(pool).await?;
         let users_sql = format!(
@@ -132,26 +132,30 @@ impl<'a> NamespaceRepo<'a> {
         );
         let mut users_query = sqlx::query_as::<_, (String, String, String)>(&users_sql);
         for id in ids {
-            users_query = users_query.bind(id.clone());
+            users_query = users_query.bind(id.to_string());
         }
         let users = users_query.fetch_all(pool).await?;
         let mut records = Vec::with_capacity(ids.len());
         for id in ids {
-            let Some((id, name, freeze)) = rows.iter().find(|(row_id, _, _)| row_id == id).cloned() else {
+            let Some((_, name, freeze)) = rows.iter().find(|(row_id, _, _)| id == row_id.as_str()).cloned() else {
                 continue;
             };
             let mut record = NamespaceRecord {
-                id,
+                id: id.clone(),
                 name,
                 freeze: freeze != 0,
                 owners: Vec::new(),
                 members: Vec::new(),
             };
-            for (_, uid, role) in users.iter().filter(|(namespace_id, _, _)| *namespace_id == record.id) {
+            for (_, uid, role) in users
+                .iter()
+                .filter(|(namespace_id, _, _)| record.id.as_str() == namespace_id)
+            {
+                let uid = Uid::from_trusted(uid.clone());
                 if role == ROLE_OWNER {
-                    record.owners.push(uid.clone());
+                    record.owners.push(uid);
                 } else {
-                    record.members.push(uid.clone());
+                    record.members.push(uid);
                 }
             }
             records.push(record);
@@ -181,24 +185,24 @@ impl<'a> NamespaceRepo<'a> {
                 .await?
             }
         };
-        let ids: Vec<String> = ids.into_iter().map(|(id,)| id).collect();
+        let ids: Vec<NamespaceId> = ids.into_iter().map(|(id,)| NamespaceId::from_trusted(id)).collect();
         self.find_many(&ids).await
     }
 
     /// Ids of the namespaces where `uid` is an owner or a member.
-    pub async fn ids_of_member(&self, uid: &str) -> StorageResult<Vec<String>> {
+    pub async fn ids_of_member(&self, uid: &Uid) -> StorageResult<Vec<NamespaceId>> {
         let rows: Vec<(String,)> = sqlx::query_as("SELECT namespace_id FROM deploy_namespace_users WHERE uid = $1")
             .bind(uid.to_string())
             .fetch_all(self.db.pool())
             .await?;
-        Ok(rows.into_iter().map(|(id,)| id).collect())
+        Ok(rows.into_iter().map(|(id,)| NamespaceId::from_trusted(id)).collect())
     }
 
     /// Stores a new namespace with its users. [`StorageError::Duplicate`]: the name is taken.
     pub async fn create(&self, namespace: &NamespaceRecord) -> StorageResult<()> {
         let mut tx = self.db.pool().begin().await?;
         sqlx::query(r#"INSERT INTO deploy_namespaces (id, name, "freeze", created_at) VALUES ($1, $2, $3, $4)"#)
-            .bind(namespace.id.clone())
+            .bind(namespace.id.to_string())
             .bind(namespace.name.clone())
             .bind(goterra_db::flag(namespace.freeze))
             .bind(now())
@@ -213,7 +217,7 @@ impl<'a> NamespaceRepo<'a> {
     pub async fn update(&self, namespace: &NamespaceRecord) -> StorageResult<()> {
         let mut tx = self.db.pool().begin().await?;
         sqlx::query(r#"UPDATE deploy_namespaces SET name = $2, "freeze" = $3 WHERE id = $1"#)
-            .bind(namespace.id.clone())
+            .bind(namespace.id.to_string())
             .bind(namespace.name.clone())
             .bind(goterra_db::flag(namespace.freeze))
             .execute(&mut *tx)
@@ -223,7 +227,7 @@ impl<'a> NamespaceRepo<'a> {
         Ok(())
     }
 
-    pub async fn contents(&self, id: &str) -> StorageResult<NamespaceContents> {
+    pub async fn contents(&self, id: &NamespaceId) -> StorageResult<NamespaceContents> {
         let count = |table: &'static str| async move {
             let (count,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table} WHERE namespace_id = $1"))
                 .bind(id.to_string())
@@ -242,7 +246,7 @@ impl<'a> NamespaceRepo<'a> {
 
     /// Deletes the namespace with its users' endpoint defaults and its (destroyed) runs.
     /// [`StorageError::Referenced`]: catalogue objects were added meanwhile.
-    pub async fn delete(&self, id: &str) -> StorageResult<()> {
+    pub async fn delete(&self, id: &NamespaceId) -> StorageResult<()> {
         let mut tx = self.db.pool().begin().await?;
         for sql in [
             "DELETE FROM deploy_endpoint_defaults WHERE namespace_id = $1",
@@ -261,15 +265,15 @@ impl<'a> NamespaceRepo<'a> {
 
 async fn write_users(tx: &mut sqlx::Transaction<'_, sqlx::Any>, namespace: &NamespaceRecord) -> StorageResult<()> {
     sqlx::query("DELETE FROM deploy_namespace_users WHERE namespace_id = $1")
-        .bind(namespace.id.clone())
+        .bind(namespace.id.to_string())
         .execute(&mut **tx)
         .await?;
     let owners = namespace.owners.iter().map(|uid| (uid, ROLE_OWNER));
     let members = namespace.members.iter().map(|uid| (uid, ROLE_MEMBER));
     for (position, (uid, role)) in owners.chain(members).enumerate() {
         sqlx::query("INSERT INTO deploy_namespace_users (namespace_id, uid, role, position) VALUES ($1, $2, $3, $4)")
-            .bind(namespace.id.clone())
-            .bind(uid.clone())
+            .bind(namespace.id.to_string())
+            .bind(uid.to_string())
             .bind(role)
             .bind(i64::try_from(position).unwrap_or(i64::MAX))
             .execute(&mut **tx)

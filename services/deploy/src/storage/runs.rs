@@ -5,9 +5,9 @@
 //! The live-run rule is here, once: a run is live until its destroy succeeded ([`LIVE`]); a live
 //! run keeps its application, its endpoint and its namespace from deletion.
 
-use super::support::{Page, StorageError, StorageResult, column, now, placeholders};
-use crate::runs::model::RunEvent;
-use goterra_client::ids::{NamespaceId, Uid};
+use super::support::{Page, StorageError, StorageResult, column, id_column, now, placeholders};
+use goterra_client::ids::{ApplicationId, DeploymentId, EndpointId, NamespaceId, RunId, Uid};
+use goterra_client::runs::RunEvent;
 use goterra_core::runs::{RunAction, RunStatus};
 use goterra_db::Db;
 use sqlx::any::AnyRow;
@@ -23,18 +23,19 @@ const COLUMNS: &str = "id, namespace_id, app_id, endpoint_id, uid, name, descrip
 /// A run row, without its sealed columns.
 #[derive(Clone, Debug)]
 pub struct RunRecord {
-    pub id: String,
-    pub namespace: String,
-    pub app_id: String,
-    pub endpoint: String,
-    pub uid: String,
+    pub id: RunId,
+    pub namespace: NamespaceId,
+    pub app_id: ApplicationId,
+    pub endpoint: EndpointId,
+    pub uid: Uid,
     pub name: String,
     pub description: String,
     pub status: RunStatus,
     /// The action pending or in progress, if any.
     pub action: Option<RunAction>,
     pub inputs: BTreeMap<String, String>,
-    pub deployment: String,
+    /// The run's store deployment (empty when the store never answered one).
+    pub deployment: DeploymentId,
     pub outputs: String,
     pub error: String,
     pub events: Vec<RunEvent>,
@@ -68,11 +69,11 @@ fn decode(row: &AnyRow) -> StorageResult<RunRecord> {
     let status: String = column(row, "status")?;
     let action: Option<String> = column(row, "action")?;
     Ok(RunRecord {
-        id: column(row, "id")?,
-        namespace: column(row, "namespace_id")?,
-        app_id: column(row, "app_id")?,
-        endpoint: column(row, "endpoint_id")?,
-        uid: column(row, "uid")?,
+        id: id_column(row, "id")?,
+        namespace: id_column(row, "namespace_id")?,
+        app_id: id_column(row, "app_id")?,
+        endpoint: id_column(row, "endpoint_id")?,
+        uid: id_column(row, "uid")?,
         name: column(row, "name")?,
         description: column(row, "description")?,
         status: status.parse().map_err(StorageError::Corrupt)?,
@@ -81,7 +82,7 @@ fn decode(row: &AnyRow) -> StorageResult<RunRecord> {
             .transpose()
             .map_err(StorageError::Corrupt)?,
         inputs: serde_json::from_str(&column::<String>(row, "inputs")?)?,
-        deployment: column(row, "deployment")?,
+        deployment: id_column(row, "deployment")?,
         outputs: column(row, "outputs")?,
         error: column(row, "error")?,
         events: serde_json::from_str(&column::<String>(row, "events")?)?,
@@ -108,11 +109,11 @@ pub struct SealedRun {
 
 /// Everything a new run is stored with; it starts `deploy_pending`.
 pub struct NewRun {
-    pub id: String,
-    pub namespace: String,
-    pub app_id: String,
-    pub endpoint: String,
-    pub uid: String,
+    pub id: RunId,
+    pub namespace: NamespaceId,
+    pub app_id: ApplicationId,
+    pub endpoint: EndpointId,
+    pub uid: Uid,
     pub name: String,
     pub description: String,
     pub inputs: BTreeMap<String, String>,
@@ -120,7 +121,7 @@ pub struct NewRun {
     pub variables: BTreeMap<String, serde_json::Value>,
     pub sensitive_sealed: String,
     pub boot_sealed: String,
-    pub deployment: String,
+    pub deployment: DeploymentId,
 }
 
 /// Which runs a list shows.
@@ -140,8 +141,8 @@ pub enum RunFilter<'a> {
 /// What uses a catalogue object.
 #[derive(Clone, Copy, Debug)]
 pub enum RunUse<'a> {
-    Application(&'a str),
-    Endpoint(&'a str),
+    Application(&'a ApplicationId),
+    Endpoint(&'a EndpointId),
 }
 
 /// How an action ends.
@@ -171,7 +172,7 @@ impl<'a> RunRepo<'a> {
         Self { db }
     }
 
-    pub async fn find(&self, id: &str) -> StorageResult<Option<RunRecord>> {
+    pub async fn find(&self, id: &RunId) -> StorageResult<Option<RunRecord>> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM deploy_runs WHERE id = $1"))
             .bind(id.to_string())
             .fetch_optional(self.db.pool())
@@ -179,11 +180,11 @@ impl<'a> RunRepo<'a> {
         row.as_ref().map(decode).transpose()
     }
 
-    pub async fn load(&self, id: &str) -> StorageResult<RunRecord> {
+    pub async fn load(&self, id: &RunId) -> StorageResult<RunRecord> {
         self.find(id).await?.ok_or(StorageError::Missing("run"))
     }
 
-    pub async fn sealed(&self, id: &str) -> StorageResult<SealedRun> {
+    pub async fn sealed(&self, id: &RunId) -> StorageResult<SealedRun> {
         let row =
             sqlx::query("SELECT sensitive_sealed, boot_sealed, template, variables FROM deploy_runs WHERE id = $1")
                 .bind(id.to_string())
@@ -252,11 +253,11 @@ impl<'a> RunRepo<'a> {
              inputs, template, variables, sensitive_sealed, boot_sealed, deployment, outputs, error, events, created_at, status_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, '', '', '[]', $16, $16)",
         )
-        .bind(run.id.clone())
-        .bind(run.namespace.clone())
-        .bind(run.app_id.clone())
-        .bind(run.endpoint.clone())
-        .bind(run.uid.clone())
+        .bind(run.id.to_string())
+        .bind(run.namespace.to_string())
+        .bind(run.app_id.to_string())
+        .bind(run.endpoint.to_string())
+        .bind(run.uid.to_string())
         .bind(run.name.clone())
         .bind(run.description.clone())
         .bind(RunStatus::DeployPending.as_str())
@@ -266,7 +267,7 @@ impl<'a> RunRepo<'a> {
         .bind(serde_json::to_string(&run.variables)?)
         .bind(run.sensitive_sealed.clone())
         .bind(run.boot_sealed.clone())
-        .bind(run.deployment.clone())
+        .bind(run.deployment.to_string())
         .bind(created)
         .execute(self.db.pool())
         .await?;
@@ -274,7 +275,7 @@ impl<'a> RunRepo<'a> {
     }
 
     /// An agent claims the pending `action`: it is now in progress under `claim`.
-    pub async fn claim_pending(&self, id: &str, action: RunAction, claim: &str) -> StorageResult<bool> {
+    pub async fn claim_pending(&self, id: &RunId, action: RunAction, claim: &str) -> StorageResult<bool> {
         let done = sqlx::query(
             "UPDATE deploy_runs SET status = $2, status_at = $3, heartbeat_at = $3, claim_id = $4 \
              WHERE id = $1 AND status = $5",
@@ -291,7 +292,13 @@ impl<'a> RunRepo<'a> {
 
     /// An agent takes over `action` in progress from an agent last heard at `heartbeat_at`:
     /// only one of several agents seeing the same silence wins.
-    pub async fn take_over(&self, id: &str, action: RunAction, heartbeat_at: i64, claim: &str) -> StorageResult<bool> {
+    pub async fn take_over(
+        &self,
+        id: &RunId,
+        action: RunAction,
+        heartbeat_at: i64,
+        claim: &str,
+    ) -> StorageResult<bool> {
         let done = sqlx::query(
             "UPDATE deploy_runs SET heartbeat_at = $2, status_at = $2, claim_id = $5 \
              WHERE id = $1 AND status = $3 AND heartbeat_at = $4",
@@ -307,7 +314,7 @@ impl<'a> RunRepo<'a> {
     }
 
     /// Queues a destroy of a run that is deployed, failed or canceled.
-    pub async fn queue_destroy(&self, id: &str) -> StorageResult<bool> {
+    pub async fn queue_destroy(&self, id: &RunId) -> StorageResult<bool> {
         let from = [
             RunStatus::DeploySuccess,
             RunStatus::DeployFailure,
@@ -331,7 +338,7 @@ impl<'a> RunRepo<'a> {
     }
 
     /// Asks the agent running `action` to stop (it reads this from its next heartbeat's answer).
-    pub async fn request_cancel(&self, id: &str, action: RunAction) -> StorageResult<bool> {
+    pub async fn request_cancel(&self, id: &RunId, action: RunAction) -> StorageResult<bool> {
         let done = sqlx::query("UPDATE deploy_runs SET cancel_requested = 1 WHERE id = $1 AND status = $2")
             .bind(id.to_string())
             .bind(RunStatus::in_progress(action).as_str())
@@ -341,7 +348,7 @@ impl<'a> RunRepo<'a> {
     }
 
     /// Puts an action in progress whose agent went silent back in the queue (once: `requeues`).
-    pub async fn requeue(&self, id: &str, action: RunAction) -> StorageResult<bool> {
+    pub async fn requeue(&self, id: &RunId, action: RunAction) -> StorageResult<bool> {
         let done = sqlx::query(
             "UPDATE deploy_runs SET status = $2, status_at = $3, requeues = requeues + 1, heartbeat_at = 0, \
              cancel_requested = 0 WHERE id = $1 AND status = $4",
@@ -358,7 +365,7 @@ impl<'a> RunRepo<'a> {
     /// The agent holding `claim` hands `action` in progress back (it is stopping): pending
     /// again, for another agent. Not counted as a re-queue: nothing went wrong. A cancel asked
     /// meanwhile stays asked (the next agent reports it).
-    pub async fn release(&self, id: &str, action: RunAction, claim: Option<&str>) -> StorageResult<bool> {
+    pub async fn release(&self, id: &RunId, action: RunAction, claim: Option<&str>) -> StorageResult<bool> {
         let done = sqlx::query(
             "UPDATE deploy_runs SET status = $2, status_at = $3, heartbeat_at = 0, claim_id = NULL \
              WHERE id = $1 AND status = $4 AND (claim_id = $5 OR $5 IS NULL)",
@@ -374,7 +381,7 @@ impl<'a> RunRepo<'a> {
     }
 
     /// The agent is alive (only counts while an action is in progress).
-    pub async fn heartbeat(&self, id: &str) -> StorageResult<()> {
+    pub async fn heartbeat(&self, id: &RunId) -> StorageResult<()> {
         sqlx::query("UPDATE deploy_runs SET heartbeat_at = $2 WHERE id = $1 AND status IN ($3, $4)")
             .bind(id.to_string())
             .bind(now())
@@ -390,7 +397,7 @@ impl<'a> RunRepo<'a> {
     /// (accounting reads both). False when the run was not in one of `from`.
     pub async fn end_action(
         &self,
-        id: &str,
+        id: &RunId,
         action: RunAction,
         from: &[RunStatus],
         end: &ActionEnd,
@@ -445,7 +452,7 @@ impl<'a> RunRepo<'a> {
     }
 
     /// Fails `action` pending or in progress, with a readable reason.
-    pub async fn fail_action(&self, id: &str, action: RunAction, reason: &str) -> StorageResult<bool> {
+    pub async fn fail_action(&self, id: &RunId, action: RunAction, reason: &str) -> StorageResult<bool> {
         let from = [RunStatus::pending(action), RunStatus::in_progress(action)];
         self.fail_action_from(id, action, &from, reason).await
     }
@@ -453,7 +460,7 @@ impl<'a> RunRepo<'a> {
     /// Fails `action` when the run is in one of `from`.
     pub async fn fail_action_from(
         &self,
-        id: &str,
+        id: &RunId,
         action: RunAction,
         from: &[RunStatus],
         reason: &str,
@@ -467,7 +474,7 @@ impl<'a> RunRepo<'a> {
     }
 
     /// Appends log lines after the existing ones.
-    pub async fn append_log(&self, id: &str, lines: Vec<String>) -> StorageResult<()> {
+    pub async fn append_log(&self, id: &RunId, lines: Vec<String>) -> StorageResult<()> {
         if lines.is_empty() {
             return Ok(());
         }
@@ -494,7 +501,7 @@ impl<'a> RunRepo<'a> {
     }
 
     /// At most `limit` log lines from line `from` on.
-    pub async fn log_page(&self, id: &str, from: i64, limit: i64) -> StorageResult<Vec<String>> {
+    pub async fn log_page(&self, id: &RunId, from: i64, limit: i64) -> StorageResult<Vec<String>> {
         let rows: Vec<(String,)> =
             sqlx::query_as("SELECT line FROM deploy_run_logs WHERE run_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3")
                 .bind(id.to_string())
@@ -507,7 +514,7 @@ impl<'a> RunRepo<'a> {
 
     /// Drops what a destroyed run no longer needs: its sensitive inputs, boot scripts and
     /// Terraform state.
-    pub async fn forget_secrets(&self, id: &str) -> StorageResult<()> {
+    pub async fn forget_secrets(&self, id: &RunId) -> StorageResult<()> {
         let mut tx = self.db.pool().begin().await?;
         sqlx::query("UPDATE deploy_runs SET sensitive_sealed = NULL, boot_sealed = NULL WHERE id = $1")
             .bind(id.to_string())
@@ -522,29 +529,29 @@ impl<'a> RunRepo<'a> {
     }
 
     /// Runs with `action` in progress whose agent was last heard before `before` (unix seconds).
-    pub async fn silent_since(&self, action: RunAction, before: i64) -> StorageResult<Vec<String>> {
+    pub async fn silent_since(&self, action: RunAction, before: i64) -> StorageResult<Vec<RunId>> {
         let rows: Vec<(String,)> =
             sqlx::query_as("SELECT id FROM deploy_runs WHERE status = $1 AND heartbeat_at < $2 AND status_at < $2")
                 .bind(RunStatus::in_progress(action).as_str())
                 .bind(before)
                 .fetch_all(self.db.pool())
                 .await?;
-        Ok(rows.into_iter().map(|(id,)| id).collect())
+        Ok(rows.into_iter().map(|(id,)| RunId::from_trusted(id)).collect())
     }
 
     /// Runs with `action` pending since before `before` (unix seconds).
-    pub async fn pending_since(&self, action: RunAction, before: i64) -> StorageResult<Vec<String>> {
+    pub async fn pending_since(&self, action: RunAction, before: i64) -> StorageResult<Vec<RunId>> {
         let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM deploy_runs WHERE status = $1 AND status_at < $2")
             .bind(RunStatus::pending(action).as_str())
             .bind(before)
             .fetch_all(self.db.pool())
             .await?;
-        Ok(rows.into_iter().map(|(id,)| id).collect())
+        Ok(rows.into_iter().map(|(id,)| RunId::from_trusted(id)).collect())
     }
 
     /// Ids and status times of (at most `limit`) runs whose status changed at or after `since`
     /// (unix seconds), oldest change first: what another service catches up from.
-    pub async fn changed_since(&self, since: i64, limit: i64) -> StorageResult<Vec<(String, i64)>> {
+    pub async fn changed_since(&self, since: i64, limit: i64) -> StorageResult<Vec<(RunId, i64)>> {
         let rows: Vec<(String, i64)> = sqlx::query_as(
             "SELECT id, status_at FROM deploy_runs WHERE status_at >= $1 ORDER BY status_at, id LIMIT $2",
         )
@@ -552,14 +559,17 @@ impl<'a> RunRepo<'a> {
         .bind(limit)
         .fetch_all(self.db.pool())
         .await?;
-        Ok(rows)
+        Ok(rows
+            .into_iter()
+            .map(|(id, status_at)| (RunId::from_trusted(id), status_at))
+            .collect())
     }
 
     /// Names and namespaces of (at most 20) live runs using an application or an endpoint.
-    pub async fn live_runs_using(&self, object: RunUse<'_>) -> StorageResult<Vec<(String, String)>> {
+    pub async fn live_runs_using(&self, object: RunUse<'_>) -> StorageResult<Vec<(String, NamespaceId)>> {
         let (column, id) = match object {
-            RunUse::Application(id) => ("app_id", id),
-            RunUse::Endpoint(id) => ("endpoint_id", id),
+            RunUse::Application(id) => ("app_id", id.as_str()),
+            RunUse::Endpoint(id) => ("endpoint_id", id.as_str()),
         };
         let rows: Vec<(String, String)> = sqlx::query_as(&format!(
             "SELECT name, namespace_id FROM deploy_runs WHERE {column} = $1 AND {LIVE} ORDER BY created_at LIMIT 20"
@@ -567,7 +577,10 @@ impl<'a> RunRepo<'a> {
         .bind(id.to_string())
         .fetch_all(self.db.pool())
         .await?;
-        Ok(rows)
+        Ok(rows
+            .into_iter()
+            .map(|(name, namespace)| (name, NamespaceId::from_trusted(namespace)))
+            .collect())
     }
 
     /// How many runs are in each status (statuses without runs are absent).
@@ -586,7 +599,7 @@ impl<'a> RunRepo<'a> {
     }
 
     /// How many live runs a namespace has.
-    pub async fn live_count_in(&self, namespace: &str) -> StorageResult<i64> {
+    pub async fn live_count_in(&self, namespace: &NamespaceId) -> StorageResult<i64> {
         let (count,): (i64,) = sqlx::query_as(&format!(
             "SELECT COUNT(*) FROM deploy_runs WHERE namespace_id = $1 AND {LIVE}"
         ))

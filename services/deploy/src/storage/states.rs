@@ -2,6 +2,7 @@
 //! sealed (encrypted by the caller); writes respect the lock.
 
 use super::support::{StorageResult, now};
+use goterra_client::ids::RunId;
 use goterra_db::Db;
 
 /// A run's stored state row.
@@ -21,7 +22,7 @@ impl<'a> StateRepo<'a> {
         Self { db }
     }
 
-    pub async fn find(&self, run_id: &str) -> StorageResult<Option<StoredState>> {
+    pub async fn find(&self, run_id: &RunId) -> StorageResult<Option<StoredState>> {
         let row: Option<(Option<String>, Option<String>, Option<String>)> =
             sqlx::query_as("SELECT state_sealed, lock_id, lock_info FROM deploy_run_states WHERE run_id = $1")
                 .bind(run_id.to_string())
@@ -34,7 +35,7 @@ impl<'a> StateRepo<'a> {
         }))
     }
 
-    async fn ensure_row(&self, run_id: &str) -> StorageResult<()> {
+    async fn ensure_row(&self, run_id: &RunId) -> StorageResult<()> {
         sqlx::query(
             "INSERT INTO deploy_run_states (run_id, updated_at) VALUES ($1, $2) ON CONFLICT (run_id) DO NOTHING",
         )
@@ -46,7 +47,7 @@ impl<'a> StateRepo<'a> {
     }
 
     /// Writes the state when unlocked or when `lock_id` holds the lock; false when locked.
-    pub async fn write(&self, run_id: &str, sealed: String, lock_id: &str) -> StorageResult<bool> {
+    pub async fn write(&self, run_id: &RunId, sealed: String, lock_id: &str) -> StorageResult<bool> {
         self.ensure_row(run_id).await?;
         let done = sqlx::query(
             "UPDATE deploy_run_states SET state_sealed = $2, updated_at = $3 \
@@ -62,7 +63,7 @@ impl<'a> StateRepo<'a> {
     }
 
     /// Takes the lock; false when someone holds it.
-    pub async fn lock(&self, run_id: &str, lock_id: &str, info: &str) -> StorageResult<bool> {
+    pub async fn lock(&self, run_id: &RunId, lock_id: &str, info: &str) -> StorageResult<bool> {
         self.ensure_row(run_id).await?;
         let done = sqlx::query(
             "UPDATE deploy_run_states SET lock_id = $2, lock_info = $3, updated_at = $4 \
@@ -78,7 +79,7 @@ impl<'a> StateRepo<'a> {
     }
 
     /// Releases the lock held by `lock_id`.
-    pub async fn unlock(&self, run_id: &str, lock_id: &str) -> StorageResult<()> {
+    pub async fn unlock(&self, run_id: &RunId, lock_id: &str) -> StorageResult<()> {
         sqlx::query(
             "UPDATE deploy_run_states SET lock_id = NULL, lock_info = NULL, updated_at = $3 \
              WHERE run_id = $1 AND lock_id = $2",
@@ -92,7 +93,7 @@ impl<'a> StateRepo<'a> {
     }
 
     /// Empties the state (Terraform's `DELETE`).
-    pub async fn clear(&self, run_id: &str) -> StorageResult<()> {
+    pub async fn clear(&self, run_id: &RunId) -> StorageResult<()> {
         sqlx::query("UPDATE deploy_run_states SET state_sealed = NULL, updated_at = $2 WHERE run_id = $1")
             .bind(run_id.to_string())
             .bind(now())
@@ -104,7 +105,7 @@ impl<'a> StateRepo<'a> {
     /// Drops the lock of a run whose agent is known to be gone (the sweep re-queues the run, or
     /// another agent takes it over): the dead agent's Terraform can no longer unlock, and the
     /// next agent must be able to apply.
-    pub async fn release_abandoned_lock(&self, run_id: &str) -> StorageResult<()> {
+    pub async fn release_abandoned_lock(&self, run_id: &RunId) -> StorageResult<()> {
         let released = sqlx::query(
             "UPDATE deploy_run_states SET lock_id = NULL, lock_info = NULL, updated_at = $2 \
              WHERE run_id = $1 AND lock_id IS NOT NULL",

@@ -69,6 +69,11 @@ where
     Ok(row.try_get(name)?)
 }
 
+/// A text column holding an id, typed.
+pub(super) fn id_column<I: goterra_client::ids::TypedId>(row: &AnyRow, name: &str) -> StorageResult<I> {
+    Ok(I::from_trusted(column::<String>(row, name)?))
+}
+
 /// `$from, $from+1, ...` for `count` values bound in a list.
 pub(super) fn placeholders(from: usize, count: usize) -> String {
     (from..from + count)

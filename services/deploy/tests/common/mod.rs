@@ -1,10 +1,10 @@
 //! A real deploy server on a random port, and a small client for it.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-use goterra_core::testing::TestServer;
-pub use goterra_core::testing::identity;
 use goterra_core::{Claims, Config};
 use goterra_db::Engine;
+use goterra_testing::TestServer;
+pub use goterra_testing::identity;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::Row;

@@ -1,9 +1,9 @@
 //! Helpers shared by the store's integration tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use goterra_core::testing::TestServer;
 use goterra_core::{Sensitive, ServiceSpec};
 use goterra_db::Engine;
+use goterra_testing::TestServer;
 
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 

@@ -2,9 +2,9 @@
 //! and a small cookie-keeping HTTP client that submits forms as a browser does.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use goterra_core::testing::TestServer;
 use goterra_core::{Sensitive, ServiceSpec};
 use goterra_db::Engine;
+use goterra_testing::TestServer;
 use reqwest::StatusCode;
 use std::collections::BTreeMap;
 

@@ -1,8 +1,8 @@
 //! Isolated databases for tests: a SQLite file in a temporary directory, or a PostgreSQL
 //! database created for one test and dropped after it.
 
-use crate::{Db, Engine};
 use anyhow::Context;
+use goterra_db::{Db, Engine};
 use sqlx::Connection;
 
 /// Where tests find PostgreSQL: `GOT_TEST_POSTGRES_URL`, else the local test server.
@@ -107,23 +107,6 @@ impl Drop for TestDb {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Migration;
-
-    const MIGRATIONS: &[Migration] = &[Migration {
-        id: "test-0001",
-        postgres: "CREATE TABLE things (name TEXT PRIMARY KEY, n BIGINT NOT NULL)",
-        sqlite: "CREATE TABLE things (name TEXT PRIMARY KEY, n BIGINT NOT NULL)",
-    }];
-
-    #[tokio::test]
-    async fn sqlite_runs_in_wal_mode() {
-        let test = TestDb::sqlite().await.unwrap();
-        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-            .fetch_one(test.db.pool())
-            .await
-            .unwrap();
-        assert_eq!(mode, "wal");
-    }
 
     #[test]
     fn database_name_replaced() {
@@ -135,22 +118,5 @@ mod tests {
             replace_database("postgres://u@h/test?sslmode=disable", "x"),
             "postgres://u@h/x?sslmode=disable"
         );
-    }
-
-    #[tokio::test]
-    async fn migrations_apply_once_and_constraints_map_on_every_engine() {
-        for engine in ENGINES {
-            let test = TestDb::new(engine).await.unwrap();
-            assert_eq!(test.db.migrate(MIGRATIONS).await.unwrap(), 1);
-            assert_eq!(test.db.migrate(MIGRATIONS).await.unwrap(), 0, "{engine:?}");
-            let insert = || {
-                sqlx::query("INSERT INTO things (name, n) VALUES ($1, $2)")
-                    .bind("a")
-                    .bind(1_i64)
-            };
-            insert().execute(test.db.pool()).await.unwrap();
-            let err = insert().execute(test.db.pool()).await.unwrap_err();
-            assert!(crate::is_unique_violation(&err), "{engine:?}: {err}");
-        }
     }
 }

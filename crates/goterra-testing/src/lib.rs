@@ -1,15 +1,23 @@
-//! A real server for tests: the given services on a random local port, over an isolated
-//! database (SQLite or PostgreSQL) and a private data dir.
+//! What the tests of every Goterra crate share, compiled only into tests and benches (a
+//! dev-dependency; production builds never see it):
+//! - [`TestServer`]: the given services on a random local port, over an isolated database
+//!   ([`db::TestDb`]: SQLite or PostgreSQL) and a private data dir;
+//! - [`SpawnedServer`]: a real executable as a child process;
+//! - [`fixtures::RunCatalogue`]: the catalogue a run needs, made through the typed client;
+//! - [`identity`], [`TEST_SECRET`], [`assert_openapi_current`].
 
-use crate::config::Config;
-use crate::events::{EventBus, InProcessEventBus};
-use crate::identity::Identity;
-use crate::platform::Platform;
-use crate::sensitive::Sensitive;
-use crate::service::{ServiceSpec, Topology};
-use crate::token::Claims;
+pub mod db;
+pub mod fixtures;
+
+use db::TestDb;
+use goterra_core::config::Config;
+use goterra_core::events::{EventBus, InProcessEventBus};
+use goterra_core::identity::Identity;
+use goterra_core::platform::Platform;
+use goterra_core::sensitive::Sensitive;
+use goterra_core::service::{ServiceSpec, Topology};
+use goterra_core::token::Claims;
 use goterra_db::Engine;
-use goterra_db::testing::TestDb;
 use std::sync::Arc;
 
 /// Users of the tests: `admin` holds the admin claim, `super` the super-user claim, anyone else
@@ -64,11 +72,11 @@ impl TestServer {
         configure(&mut config);
         let events = Arc::new(InProcessEventBus::new());
         let bus: Arc<dyn EventBus> = events.clone();
-        let (platform, router) = crate::service::build(config, Topology::AllInOne, services, bus).await?;
+        let (platform, router) = goterra_core::service::build(config, Topology::AllInOne, services, bus).await?;
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-        let limits = crate::http::ServeLimits::from(&platform.config.http);
+        let limits = goterra_core::http::ServeLimits::from(&platform.config.http);
         let task = tokio::spawn(async move {
-            let _ = crate::http::serve_with(listener, router, limits, async {
+            let _ = goterra_core::http::serve_with(listener, router, limits, async {
                 let _ = stopped.await;
             })
             .await;
@@ -94,6 +102,17 @@ impl TestServer {
             email: format!("{uid}@example.org"),
             kind: String::new(),
         }))
+    }
+
+    /// A token of one of the test users ([`identity`]: `admin` is an admin).
+    pub fn user_token(&self, uid: &str) -> String {
+        self.platform.tokens.issue(&Claims::for_user(&identity(uid)))
+    }
+
+    /// A run agent's credential named `agent`, valid for five minutes.
+    pub fn agent_token(&self, agent: &str) -> String {
+        let expires = goterra_core::token::unix_now() + 300;
+        self.platform.tokens.issue(&Claims::for_agent(agent, expires))
     }
 
     /// Stops serving and waits for in-flight requests.
