@@ -26,7 +26,8 @@
 #
 # Settings: GOT_BENCH_SECONDS=3 GOT_BENCH_QUICK=1 for a quick run; GOT_BENCH_ONLY="store auth"
 # runs only those sections; GOT_BENCH_CARGO=1 also runs the cargo benches (criterion and load
-# benches of each service, see the end of this script). CARGO_TARGET_DIR is honoured.
+# benches of each service, see the end of this script). CARGO_TARGET_DIR is honoured; a preset
+# GOT_BENCH_BIN_DIR skips the build and uses the binaries there.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
@@ -39,7 +40,12 @@ export GOT_BENCH_QUICK="${GOT_BENCH_QUICK:-0}"
 export GOT_BENCH_REDIS_URL="${GOT_BENCH_REDIS_URL:-redis://127.0.0.1:6379}"
 export GOT_BENCH_POSTGRES_URL="${GOT_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}"
 target_dir="${CARGO_TARGET_DIR:-$repo/target}"
-export GOT_BENCH_BIN_DIR="$target_dir/release"
+build=1
+if [[ -n "${GOT_BENCH_BIN_DIR:-}" ]]; then
+    build=0 # binaries built already (e.g. copied aside from a shared target directory)
+else
+    export GOT_BENCH_BIN_DIR="$target_dir/release"
+fi
 
 for tool in wrk curl jq; do
     command -v "$tool" >/dev/null || { echo "bench.sh needs $tool (apt-get install $tool)" >&2; exit 1; }
@@ -54,9 +60,11 @@ echo "- git: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff
 echo "- wrk -t$GOT_BENCH_THREADS -c$GOT_BENCH_CONNECTIONS -d${GOT_BENCH_SECONDS}s, client on the same cores"
 echo
 
-echo "Building release binaries in $target_dir ..."
-cargo build --release --workspace --bins --quiet
-echo
+if ((build)); then
+    echo "Building release binaries in $target_dir ..."
+    cargo build --release --workspace --bins --quiet
+    echo
+fi
 
 export GOT_BENCH_RESULTS
 GOT_BENCH_RESULTS="$(mktemp)"

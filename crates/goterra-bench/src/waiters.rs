@@ -71,7 +71,13 @@ pub async fn run(scenario: &Scenario) -> anyhow::Result<Report> {
     let host = server.to_string();
     let created = http::once(
         server,
-        &request_text("POST", "/store", &host, &["X-API-Key: bench".into(), "Connection: close".into()], ""),
+        &request_text(
+            "POST",
+            "/store",
+            &host,
+            &["X-API-Key: bench".into(), "Connection: close".into()],
+            "",
+        ),
     )
     .await?
     .json()?;
@@ -135,11 +141,17 @@ pub async fn run(scenario: &Scenario) -> anyhow::Result<Report> {
     let rss_waiting_kib = rss_kib(scenario.pid);
     let cpu_before = cpu_time(scenario.pid);
     tokio::time::sleep(IDLE_WINDOW).await;
-    let idle_cpu_percent = (cpu_time(scenario.pid).saturating_sub(cpu_before)).as_secs_f64() * 100.0
-        / IDLE_WINDOW.as_secs_f64();
+    let idle_cpu_percent =
+        (cpu_time(scenario.pid).saturating_sub(cpu_before)).as_secs_f64() * 100.0 / IDLE_WINDOW.as_secs_f64();
 
     let body = r#"{"key":"cluster_token","value":"K10bench::server:token"}"#;
-    let put = request_text("PUT", &format!("/store/{id}"), &host, &[authorization, "Connection: close".into()], body);
+    let put = request_text(
+        "PUT",
+        &format!("/store/{id}"),
+        &host,
+        &[authorization, "Connection: close".into()],
+        body,
+    );
     let put_at = Instant::now();
     let _ = put_sent.set(put_at);
     let put_answer = http::once(server, &put).await?;
@@ -190,7 +202,13 @@ async fn connect_from(source: IpAddr, server: SocketAddr) -> Option<TcpStream> {
 /// Polls the store's `goterra_store_waiters` gauge until `waiters` requests wait (or two
 /// minutes pass); returns the last count.
 async fn wait_for_waiters(server: SocketAddr, waiters: usize) -> u64 {
-    let metrics = request_text("GET", "/store/metrics", &server.to_string(), &["Connection: close".into()], "");
+    let metrics = request_text(
+        "GET",
+        "/store/metrics",
+        &server.to_string(),
+        &["Connection: close".into()],
+        "",
+    );
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut count = 0;
     while Instant::now() < deadline {
