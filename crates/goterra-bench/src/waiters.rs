@@ -88,7 +88,13 @@ pub async fn run(scenario: &Scenario) -> anyhow::Result<Report> {
 
     // Warm the server up (allocator, pools) so the baseline is fair.
     let mut warm = TcpStream::connect(server).await?;
-    let warm_request = request_text("GET", &format!("/store/{id}/warm"), &host, &[authorization.clone()], "");
+    let warm_request = request_text(
+        "GET",
+        &format!("/store/{id}/warm"),
+        &host,
+        std::slice::from_ref(&authorization),
+        "",
+    );
     for _ in 0..500 {
         http::exchange(&mut warm, warm_request.as_bytes()).await?;
     }
@@ -100,7 +106,7 @@ pub async fn run(scenario: &Scenario) -> anyhow::Result<Report> {
         "GET",
         &format!("/store/{id}/cluster_token?wait=120"),
         &host,
-        &[authorization.clone()],
+        std::slice::from_ref(&authorization),
         "",
     ));
     let answered_early = Arc::new(AtomicUsize::new(0));
