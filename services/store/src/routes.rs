@@ -292,7 +292,7 @@ pub async fn get_key(
     ApiQuery(query): ApiQuery<WaitQuery>,
     headers: HeaderMap,
 ) -> Result<Json<KeyValue>, ApiError> {
-    read_key(&store, id, key, query, &headers).await
+    read_key(&store, id, key, query, headers).await
 }
 
 /// The key named `token` (`POST` on this path renews the deployment's token instead).
@@ -314,7 +314,7 @@ pub async fn get_key_named_token(
     ApiQuery(query): ApiQuery<WaitQuery>,
     headers: HeaderMap,
 ) -> Result<Json<KeyValue>, ApiError> {
-    read_key(&store, id, "token".to_string(), query, &headers).await
+    read_key(&store, id, "token".to_string(), query, headers).await
 }
 
 async fn read_key(
@@ -322,11 +322,15 @@ async fn read_key(
     id: String,
     key: String,
     query: WaitQuery,
-    headers: &HeaderMap,
+    headers: HeaderMap,
 ) -> Result<Json<KeyValue>, ApiError> {
     validate_key(&key)?;
-    let caller = store.caller(headers).await?;
-    store.authorize(&caller, &id, headers).await?;
+    // A waiting request may be held for minutes, by the hundred thousand: the state of the
+    // authentication (boxed, so its size is not reserved in this future for the whole wait)
+    // and the headers are gone before it waits.
+    let caller = Box::pin(store.caller(&headers)).await?;
+    Box::pin(store.authorize(&caller, &id, &headers)).await?;
+    drop((caller, headers));
     let wait = Duration::from_secs(query.wait.unwrap_or(0).min(MAX_WAIT_SECS));
     let value = if wait.is_zero() {
         store.backend.get(&id, &key).await?

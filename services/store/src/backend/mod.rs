@@ -3,6 +3,7 @@
 //! in the platform database for `goterra up`.
 
 pub mod embedded;
+mod mirror;
 pub mod redis;
 
 use crate::waiting::WaitHub;
