@@ -8,6 +8,7 @@ pub mod edge;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod fernet_codec;
 pub mod http;
 pub mod identity;
 pub mod lifecycle;
@@ -16,6 +17,7 @@ pub mod ops;
 pub mod sensitive;
 pub mod sso;
 pub mod token;
+pub mod user_cache;
 
 pub use auth::{
     AgentCaller, ApiKeyResolver, AuthUser, Authenticator, Caller, ConfirmedUser, MaybeUser, ServiceCaller, StoreCaller,
