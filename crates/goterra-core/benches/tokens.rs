@@ -18,6 +18,17 @@ fn tokens(c: &mut Criterion) {
     c.bench_function("token encode", |b| b.iter(|| codec.issue(black_box(&claims))));
     let token = codec.issue(&claims);
     c.bench_function("token verify", |b| b.iter(|| codec.verify_issued(black_box(&token)).unwrap()));
+
+    // The same work through the `fernet` crate (what the codec replaced), for the same run's
+    // reference: claims to JSON and sealed; opened and JSON back to claims.
+    let key = goterra_core::token::fernet_key_for_secret("bench-secret-0123456789");
+    let fernet = fernet::Fernet::new(key.expose()).unwrap();
+    c.bench_function("token encode, fernet crate", |b| {
+        b.iter(|| fernet.encrypt(&serde_json::to_vec(black_box(&claims)).unwrap()))
+    });
+    c.bench_function("token verify, fernet crate", |b| {
+        b.iter(|| serde_json::from_slice::<Claims>(&fernet.decrypt(black_box(&token)).unwrap()).unwrap())
+    });
 }
 
 criterion_group!(benches, tokens);
