@@ -207,10 +207,10 @@ impl<'a> RunRepo<'a> {
     ///
     /// Each source of runs (an owner, a namespace, or every run) in each asked status is one
     /// index range already in page order, cut at `skip + limit`; the page is taken from their
-    /// union. So a first page reads a few hundred index entries whatever the table holds,
-    /// where one `uid = $1 OR namespace_id IN (...)` condition or a status filter read every
-    /// run of the user or the namespace and sorted them (120 ms with 100 000 runs on SQLite,
-    /// `scripts/bench/lists.sh`).
+    /// union, and only the page's rows are read in full. So a first page reads a few hundred
+    /// index entries whatever the table holds, where one `uid = $1 OR namespace_id IN (...)`
+    /// condition or a status filter read every run of the user or the namespace and sorted
+    /// them (120 ms with 100 000 runs on SQLite, `scripts/bench/lists.sh`).
     pub async fn list_in_status(
         &self,
         filter: RunFilter<'_>,
@@ -264,16 +264,18 @@ impl<'a> RunRepo<'a> {
                     conditions.join(" AND ")
                 };
                 branches.push(format!(
-                    "SELECT id FROM (SELECT id FROM deploy_runs WHERE {condition} \
+                    "SELECT id, created_at FROM (SELECT id, created_at FROM deploy_runs WHERE {condition} \
                      ORDER BY created_at DESC, id DESC LIMIT {reach}) AS b{}",
                     branches.len()
                 ));
             }
         }
+        // The page is cut from the branches' (id, time) pairs (UNION: a run found by two
+        // branches counts once); only its rows are read in full.
         let sql = format!(
-            "SELECT {COLUMNS} FROM deploy_runs WHERE id IN ({}) \
-             ORDER BY created_at DESC, id DESC LIMIT {} OFFSET {}",
-            branches.join(" UNION ALL "),
+            "SELECT {COLUMNS} FROM deploy_runs WHERE id IN (SELECT id FROM ({}) AS found \
+             ORDER BY created_at DESC, id DESC LIMIT {} OFFSET {}) ORDER BY created_at DESC, id DESC",
+            branches.join(" UNION "),
             page.limit,
             page.skip
         );
