@@ -536,14 +536,26 @@ async fn auth_replicas_drop_cached_rows_and_api_keys_on_every_user_change() {
         let (_, answer) = client.call("GET", &me(&a), Cred::Token(&bob), None).await;
         assert_eq!(answer["admin"], json!(false), "{engine:?}: A serves its own stale row");
         let (_, answer) = client.call("GET", &api(&a), Cred::Key(&bob_key), None).await;
-        assert_eq!(answer["user"]["admin"], json!(false), "{engine:?}: A serves a stale key owner");
+        assert_eq!(
+            answer["user"]["admin"],
+            json!(false),
+            "{engine:?}: A serves a stale key owner"
+        );
         let demoted_on_b = |url: String, cred_key: bool| {
             let client = client.clone();
             let (bob, bob_key) = (bob.clone(), bob_key.clone());
             async move {
-                let cred = if cred_key { Cred::Key(&bob_key) } else { Cred::Token(&bob) };
+                let cred = if cred_key {
+                    Cred::Key(&bob_key)
+                } else {
+                    Cred::Token(&bob)
+                };
                 let (status, answer) = client.call("GET", &url, cred, None).await;
-                let admin = if cred_key { &answer["user"]["admin"] } else { &answer["admin"] };
+                let admin = if cred_key {
+                    &answer["user"]["admin"]
+                } else {
+                    &answer["admin"]
+                };
                 let status = if status == StatusCode::OK && *admin == json!(false) {
                     StatusCode::NO_CONTENT
                 } else {
@@ -567,7 +579,11 @@ async fn auth_replicas_drop_cached_rows_and_api_keys_on_every_user_change() {
         assert_eq!(status, StatusCode::OK, "{answer}");
         let new_key = answer["apikey"].as_str().unwrap().to_string();
         let (status, _) = client.call("GET", &api(&a), Cred::Key(&bob_key), None).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{engine:?}: A honours the replaced key");
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{engine:?}: A honours the replaced key"
+        );
         let api_b = api(&b);
         eventually(EVENT_ONLY, StatusCode::UNAUTHORIZED, || {
             client.call("GET", &api_b, Cred::Key(&bob_key), None)
@@ -584,7 +600,12 @@ async fn auth_replicas_drop_cached_rows_and_api_keys_on_every_user_change() {
 
         // Deletion on A: the token and the new key stop on both.
         let (status, _) = client
-            .call("DELETE", &format!("{}/auth/user/bob", a.url), Cred::Key(ADMIN_KEY), None)
+            .call(
+                "DELETE",
+                &format!("{}/auth/user/bob", a.url),
+                Cred::Key(ADMIN_KEY),
+                None,
+            )
             .await;
         assert_eq!(status, StatusCode::OK);
         for (url, cred) in [(me(&a), Cred::Token(&bob)), (api(&a), Cred::Key(&new_key))] {

@@ -17,7 +17,9 @@ fn tokens(c: &mut Criterion) {
     });
     c.bench_function("token encode", |b| b.iter(|| codec.issue(black_box(&claims))));
     let token = codec.issue(&claims);
-    c.bench_function("token verify", |b| b.iter(|| codec.verify_issued(black_box(&token)).unwrap()));
+    c.bench_function("token verify", |b| {
+        b.iter(|| codec.verify_issued(black_box(&token)).unwrap())
+    });
 
     // The same work through the `fernet` crate (what the codec replaced), for the same run's
     // reference: claims to JSON and sealed; opened and JSON back to claims.

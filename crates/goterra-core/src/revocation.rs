@@ -496,6 +496,30 @@ mod tests {
         ));
     }
 
+    #[tokio::test]
+    async fn a_user_update_event_demotes_before_auth_is_asked_and_never_promotes() {
+        // No directory: only what the event says can change anything.
+        let revocations = Revocations::new(None);
+        revocations.apply([status("bob", true, true, 0), status("carol", true, false, 0)]);
+        let view = |admin: bool| {
+            format!(r#"{{"uid":"x","email":"","admin":{admin},"super":{admin},"kind":"","pub_key":"","logged":true}}"#)
+        };
+        revocations
+            .on_event(&Event::new("user_update", "bob", view(false)))
+            .await;
+        assert_eq!(revocations.admit(user("bob", true), 10), Ok(user("bob", false)));
+        revocations
+            .on_event(&Event::new("user_update", "carol", view(true)))
+            .await;
+        assert_eq!(revocations.admit(user("carol", true), 10), Ok(user("carol", false)));
+        // Data that is not a user view (an original service's event) changes nothing.
+        revocations.apply([status("dave", true, true, 0)]);
+        revocations
+            .on_event(&Event::new("user_update", "dave", "not json"))
+            .await;
+        assert_eq!(revocations.admit(user("dave", true), 10), Ok(user("dave", true)));
+    }
+
     #[test]
     fn the_map_is_bounded() {
         let revocations = Revocations::new(None);

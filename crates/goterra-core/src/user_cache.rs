@@ -98,7 +98,13 @@ mod tests {
 
     #[tokio::test]
     async fn any_user_event_drops_every_entry_at_receipt() {
-        for action in ["user_update", "user_delete", "user_apikey", "user_password", "user_create"] {
+        for action in [
+            "user_update",
+            "user_delete",
+            "user_apikey",
+            "user_password",
+            "user_create",
+        ] {
             let (revocations, cache) = cache();
             cache.store("alice".into(), 1, cache.ticket());
             assert_eq!(cache.get("alice"), Some(1));

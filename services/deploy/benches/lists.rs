@@ -77,15 +77,18 @@ async fn seed_namespaces(api: &Api) -> Vec<String> {
         namespaces.push(id);
     }
     bulk_insert(api, "deploy_namespaces (id, name, \"freeze\", created_at)", rows).await;
-    bulk_insert(api, "deploy_namespace_users (namespace_id, uid, role, position)", owners).await;
+    bulk_insert(
+        api,
+        "deploy_namespace_users (namespace_id, uid, role, position)",
+        owners,
+    )
+    .await;
     namespaces
 }
 
 /// `WITH RECURSIVE` rows numbered 0..count, then `insert` selecting from them (both engines).
 async fn insert_numbered(api: &Api, count: usize, insert: &str, binds: &[String]) {
-    let sql = format!(
-        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {count}) {insert}"
-    );
+    let sql = format!("WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {count}) {insert}");
     let mut query = sqlx::query(&sql);
     for value in binds {
         query = query.bind(value.clone());
@@ -101,22 +104,36 @@ const NAMESPACE_OF_ROW: &str = "CASE WHEN i % 10 = 0 THEN $1 ELSE '5eedn' || (i 
 async fn seed_catalogue(api: &Api, namespaces: &[String], count: usize) {
     let lab = &namespaces[0];
     let recipe = api.create(lab, "recipe", "u0", recipe_body("proto-recipe", true)).await;
-    let template = api.create(lab, "template", "u0", template_body("proto-template", true)).await;
-    api.create(lab, "app", "u0", app_body("proto-app", true, &template, &recipe)).await;
-    api.create(lab, "endpoint", "u0", endpoint_body("proto-endpoint", true)).await;
+    let template = api
+        .create(lab, "template", "u0", template_body("proto-template", true))
+        .await;
+    api.create(lab, "app", "u0", app_body("proto-app", true, &template, &recipe))
+        .await;
+    api.create(lab, "endpoint", "u0", endpoint_body("proto-endpoint", true))
+        .await;
     for (table, prototype, extra) in [
         ("deploy_recipes", "proto-recipe", ""),
         ("deploy_templates", "proto-template", ""),
         ("deploy_apps", "proto-app", "template_id"),
         ("deploy_endpoints", "proto-endpoint", "kind"),
     ] {
-        let extra_select = if extra.is_empty() { String::new() } else { format!(", {extra}") };
-        let row = sqlx::query(&format!("SELECT body{extra_select} FROM {table} WHERE namespace_id = $1"))
-            .bind(lab.clone())
-            .fetch_one(api.server.platform.db.pool())
-            .await
-            .unwrap();
-        let mut binds = vec![lab.clone(), row.try_get::<String, _>("body").unwrap(), format!("\"{prototype}\"")];
+        let extra_select = if extra.is_empty() {
+            String::new()
+        } else {
+            format!(", {extra}")
+        };
+        let row = sqlx::query(&format!(
+            "SELECT body{extra_select} FROM {table} WHERE namespace_id = $1"
+        ))
+        .bind(lab.clone())
+        .fetch_one(api.server.platform.db.pool())
+        .await
+        .unwrap();
+        let mut binds = vec![
+            lab.clone(),
+            row.try_get::<String, _>("body").unwrap(),
+            format!("\"{prototype}\""),
+        ];
         let prefix = table.trim_start_matches("deploy_");
         let name = format!("'{prefix}-' || i");
         let mut values = format!(
@@ -188,7 +205,10 @@ async fn main() {
         seed_catalogue(&api, &namespaces, catalogue).await;
         seed_runs(&api, &namespaces, runs).await;
         if engine == Engine::Postgres {
-            sqlx::query("ANALYZE").execute(api.server.platform.db.pool()).await.unwrap();
+            sqlx::query("ANALYZE")
+                .execute(api.server.platform.db.pool())
+                .await
+                .unwrap();
         }
         eprintln!("{engine:?}: seeded in {:.1} s", seeding.elapsed().as_secs_f64());
         let lab = &namespaces[0];
@@ -199,12 +219,20 @@ async fn main() {
             ("u3", "/deploy/run".to_string()),
             ("u3", "/deploy/run?all=1".to_string()),
             ("u3", "/deploy/run?status=deploy_failure".to_string()),
-            ("u3", "/deploy/run?all=1&status=deploy_success,deploy_failure".to_string()),
+            (
+                "u3",
+                "/deploy/run?all=1&status=deploy_success,deploy_failure".to_string(),
+            ),
             ("admin", "/deploy/run?all=1&status=deploy_failure".to_string()),
             ("admin", format!("/deploy/ns/{lab}/run")),
             ("u0", format!("/deploy/ns/{lab}/run")),
         ];
-        for (segment, many) in [("recipe", "recipes"), ("template", "templates"), ("app", "apps"), ("endpoint", "endpoints")] {
+        for (segment, many) in [
+            ("recipe", "recipes"),
+            ("template", "templates"),
+            ("app", "apps"),
+            ("endpoint", "endpoints"),
+        ] {
             routes.push(("u0", format!("/deploy/ns/{lab}/{segment}")));
             routes.push(("u3", format!("/deploy/{many}")));
         }

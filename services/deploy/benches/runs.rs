@@ -26,6 +26,7 @@
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use futures_util::StreamExt;
 use goterra_core::config::DatabaseConfig;
 use goterra_core::service::Topology;
 use goterra_core::testing::TEST_SECRET;
@@ -36,7 +37,6 @@ use goterra_db::testing::TestDb;
 use goterra_deploy::demo::HttpApi;
 use goterra_run_agent::agent::AgentOptions;
 use goterra_run_agent::executor::ExecutorConfig;
-use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::HashMap;

@@ -226,12 +226,11 @@ impl<'a> RunRepo<'a> {
                 vec![vec![("namespace_id", namespace.to_string()), ("uid", uid.to_string())]]
             }
             RunFilter::OwnedByOrInNamespacesOwnedBy(uid) => {
-                let owned: Vec<(String,)> = sqlx::query_as(
-                    "SELECT namespace_id FROM deploy_namespace_users WHERE uid = $1 AND role = 'owner'",
-                )
-                .bind(uid.to_string())
-                .fetch_all(self.db.pool())
-                .await?;
+                let owned: Vec<(String,)> =
+                    sqlx::query_as("SELECT namespace_id FROM deploy_namespace_users WHERE uid = $1 AND role = 'owner'")
+                        .bind(uid.to_string())
+                        .fetch_all(self.db.pool())
+                        .await?;
                 std::iter::once(vec![("uid", uid.to_string())])
                     .chain(owned.into_iter().map(|(namespace,)| vec![("namespace_id", namespace)]))
                     .collect()
