@@ -103,7 +103,7 @@ impl FernetKey {
     pub fn open_decoded(&self, bytes: &mut [u8]) -> Option<Opened> {
         if bytes.len() < HEADER_LEN + BLOCK + MAC_LEN
             || bytes[0] != VERSION
-            || (bytes.len() - HEADER_LEN - MAC_LEN) % BLOCK != 0
+            || !(bytes.len() - HEADER_LEN - MAC_LEN).is_multiple_of(BLOCK)
         {
             return None;
         }

@@ -800,7 +800,8 @@ async fn latency(backend: Backend, settings: &Settings) -> Latency {
 /// `runs` runs of an empty template posted at once (32 requests in flight) to `agents` agents:
 /// runs/s from the first POST to the last `finished`, and the 201 → claim latency.
 async fn throughput(backend: Backend, settings: &Settings, agents: usize, runs: usize) {
-    let bench = Arc::new(Bench::start_with_agents(backend, settings, agents).await);
+    // Shared by the posting futures of this one task (`buffer_unordered`), never across threads.
+    let bench = std::rc::Rc::new(Bench::start_with_agents(backend, settings, agents).await);
     let app = bench.app("empty", EMPTY_TF).await;
     // Warm-up: connections, the first pages, the agents' first claims.
     for _ in 0..4 {
@@ -843,7 +844,7 @@ async fn throughput(backend: Backend, settings: &Settings, agents: usize, runs: 
         percentile(&claims, 90.0),
         percentile(&claims, 99.0),
     );
-    match Arc::try_unwrap(bench) {
+    match std::rc::Rc::try_unwrap(bench) {
         Ok(bench) => bench.stop().await,
         Err(_) => unreachable!("every request finished"),
     }
