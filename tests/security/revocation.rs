@@ -490,3 +490,136 @@ async fn a_deleted_owners_store_tokens_are_revoked() {
         server.stop().await;
     }
 }
+
+/// What auth's replica B caches (bob's row for `/auth/me`, bob's API key for `/auth/api`) stops
+/// being served once replica A demotes bob, replaces his key or deletes him. Far within the
+/// caches' 10 s lifetime: only the event can have done it (it travels in milliseconds). A itself
+/// answers from fresh data at once, before the change's own answer.
+#[tokio::test]
+async fn auth_replicas_drop_cached_rows_and_api_keys_on_every_user_change() {
+    /// Far below the caches' lifetime (`goterra_core::revocation::RECHECK_INTERVAL`).
+    const EVENT_ONLY: Duration = Duration::from_secs(3);
+    for engine in ENGINES {
+        let db = TestDb::new(engine).await.unwrap();
+        let exchange = format!("test-auth-cache-{}", goterra_core::new_id());
+        let (a_bus, b_bus) = (rabbit(&exchange), rabbit(&exchange));
+        let a = Process::start(&db.url, &[goterra_auth::spec()], a_bus.clone(), |_| {}).await;
+        let b = Process::start(&db.url, &[goterra_auth::spec()], b_bus.clone(), |_| {}).await;
+        wait_until_listening(&a_bus, &[&b_bus]).await;
+        wait_until_listening(&b_bus, &[&a_bus]).await;
+
+        let client = Client::default();
+        let bob_key = client.register(&a.url, "bob", true).await;
+        let bob = client.token(&a.url, "bob").await;
+        let me = |replica: &Process| format!("{}/auth/me", replica.url);
+        let api = |replica: &Process| format!("{}/auth/api", replica.url);
+        // Both replicas have bob's row and key cached, as an admin.
+        for replica in [&a, &b] {
+            for _ in 0..2 {
+                let (status, answer) = client.call("GET", &me(replica), Cred::Token(&bob), None).await;
+                assert_eq!((status, answer["admin"].clone()), (StatusCode::OK, json!(true)));
+                let (status, answer) = client.call("GET", &api(replica), Cred::Key(&bob_key), None).await;
+                assert_eq!((status, answer["user"]["admin"].clone()), (StatusCode::OK, json!(true)));
+            }
+        }
+
+        // Demotion on A.
+        let (status, _) = client
+            .call(
+                "PUT",
+                &format!("{}/auth/user/bob", a.url),
+                Cred::Key(ADMIN_KEY),
+                Some(json!({"admin": false})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let (_, answer) = client.call("GET", &me(&a), Cred::Token(&bob), None).await;
+        assert_eq!(answer["admin"], json!(false), "{engine:?}: A serves its own stale row");
+        let (_, answer) = client.call("GET", &api(&a), Cred::Key(&bob_key), None).await;
+        assert_eq!(
+            answer["user"]["admin"],
+            json!(false),
+            "{engine:?}: A serves a stale key owner"
+        );
+        let demoted_on_b = |url: String, cred_key: bool| {
+            let client = client.clone();
+            let (bob, bob_key) = (bob.clone(), bob_key.clone());
+            async move {
+                let cred = if cred_key {
+                    Cred::Key(&bob_key)
+                } else {
+                    Cred::Token(&bob)
+                };
+                let (status, answer) = client.call("GET", &url, cred, None).await;
+                let admin = if cred_key {
+                    &answer["user"]["admin"]
+                } else {
+                    &answer["admin"]
+                };
+                let status = if status == StatusCode::OK && *admin == json!(false) {
+                    StatusCode::NO_CONTENT
+                } else {
+                    status
+                };
+                (status, answer)
+            }
+        };
+        eventually(EVENT_ONLY, StatusCode::NO_CONTENT, || demoted_on_b(me(&b), false)).await;
+        eventually(EVENT_ONLY, StatusCode::NO_CONTENT, || demoted_on_b(api(&b), true)).await;
+
+        // Key replacement on A: the old key stops on both, the new one works on both.
+        let (status, answer) = client
+            .call(
+                "POST",
+                &format!("{}/auth/user/bob/apikey", a.url),
+                Cred::Key(ADMIN_KEY),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let new_key = answer["apikey"].as_str().unwrap().to_string();
+        let (status, _) = client.call("GET", &api(&a), Cred::Key(&bob_key), None).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{engine:?}: A honours the replaced key"
+        );
+        let api_b = api(&b);
+        eventually(EVENT_ONLY, StatusCode::UNAUTHORIZED, || {
+            client.call("GET", &api_b, Cred::Key(&bob_key), None)
+        })
+        .await;
+        // The replacement revoked bob's older tokens: a fresh one, cached on both with the key.
+        let bob = client.token(&a.url, "bob").await;
+        for replica in [&a, &b] {
+            let (status, answer) = client.call("GET", &api(replica), Cred::Key(&new_key), None).await;
+            assert_eq!(status, StatusCode::OK, "{answer}");
+            let (status, answer) = client.call("GET", &me(replica), Cred::Token(&bob), None).await;
+            assert_eq!(status, StatusCode::OK, "{answer}");
+        }
+
+        // Deletion on A: the token and the new key stop on both.
+        let (status, _) = client
+            .call(
+                "DELETE",
+                &format!("{}/auth/user/bob", a.url),
+                Cred::Key(ADMIN_KEY),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        for (url, cred) in [(me(&a), Cred::Token(&bob)), (api(&a), Cred::Key(&new_key))] {
+            let (status, answer) = client.call("GET", &url, cred, None).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{engine:?} {url}: {answer}");
+        }
+        let me_b = me(&b);
+        eventually(EVENT_ONLY, StatusCode::UNAUTHORIZED, || {
+            client.call("GET", &me_b, Cred::Token(&bob), None)
+        })
+        .await;
+        eventually(EVENT_ONLY, StatusCode::UNAUTHORIZED, || {
+            client.call("GET", &api_b, Cred::Key(&new_key), None)
+        })
+        .await;
+    }
+}

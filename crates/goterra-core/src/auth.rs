@@ -7,13 +7,17 @@ use crate::identity::Identity;
 use crate::revocation::{Revocations, UserStatus};
 use crate::sensitive::Sensitive;
 use crate::token::{Claims, TokenCodec, TokenError, TokenScope};
+use crate::user_cache::UserCache;
 use async_trait::async_trait;
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 pub const API_KEY_HEADER: &str = "x-api-key";
+/// API keys whose owner a process remembers (see [`UserCache`]).
+const CACHED_API_KEYS: usize = 10_000;
 
 /// What every service asks auth about users: the auth database in the all-in-one server (or
 /// in auth itself), auth's HTTP API for a service running alone.
@@ -36,6 +40,9 @@ pub struct Authenticator {
     tokens: Arc<TokenCodec>,
     api_keys: Option<Arc<dyn ApiKeyResolver>>,
     revocations: Arc<Revocations>,
+    /// Owners of recently presented API keys, by the SHA-256 of the key (the key itself is
+    /// not kept). Unknown keys are never cached.
+    api_key_owners: UserCache<[u8; 32], Identity>,
 }
 
 /// What a request presented, before it is checked.
@@ -63,10 +70,12 @@ pub enum Caller {
 impl Authenticator {
     pub fn new(tokens: Arc<TokenCodec>, api_keys: Option<Arc<dyn ApiKeyResolver>>) -> Self {
         let revocations = Arc::new(Revocations::new(api_keys.clone()));
+        let api_key_owners = UserCache::new(revocations.clone(), CACHED_API_KEYS);
         Self {
             tokens,
             api_keys,
             revocations,
+            api_key_owners,
         }
     }
 
@@ -117,10 +126,17 @@ impl Authenticator {
             .api_keys
             .as_ref()
             .ok_or_else(|| ApiError::unauthorized("API keys are not accepted here, use a token"))?;
-        resolver
+        let digest: [u8; 32] = Sha256::digest(key.expose().as_bytes()).into();
+        if let Some(owner) = self.api_key_owners.get(&digest) {
+            return Ok(owner);
+        }
+        let ticket = self.api_key_owners.ticket();
+        let owner = resolver
             .resolve_api_key(key)
             .await?
-            .ok_or_else(|| ApiError::unauthorized("invalid API key"))
+            .ok_or_else(|| ApiError::unauthorized("invalid API key"))?;
+        self.api_key_owners.store(digest, owner.clone(), ticket);
+        Ok(owner)
     }
 
     /// A user (never a store token), or `None` without credentials.

@@ -9,6 +9,7 @@ pub mod edge;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod fernet_codec;
 pub mod forwarded;
 pub mod http;
 pub mod identity;
@@ -18,6 +19,7 @@ pub mod ops;
 pub mod sensitive;
 pub mod sso;
 pub mod token;
+pub mod user_cache;
 
 pub use auth::{
     AgentCaller, ApiKeyResolver, AuthUser, Authenticator, Caller, ConfirmedUser, MaybeUser, ServiceCaller, StoreCaller,

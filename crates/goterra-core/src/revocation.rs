@@ -16,8 +16,12 @@
 //! - **re-checks**: every [`RECHECK_INTERVAL`] the process asks auth, in batches, for the status
 //!   of every user it has seen, so a lost event is made good within that bound.
 //!
-//! The map is also where a later cache of verified tokens or user rows belongs: it is the one
-//! per-process view of users that auth's events keep fresh.
+//! The map is also what keeps every per-process cache of user data honest (API-key lookups,
+//! auth's user rows: [`crate::user_cache::UserCache`]): it holds a **generation** number that
+//! moves on every user event the process hears (at receipt, before auth is asked anything),
+//! on every change a re-check finds, and synchronously when auth itself changes a user
+//! ([`Revocations::changed_here`]). A cached entry is honoured only while the generation it was
+//! fetched under is current, so one mechanism revokes tokens and empties caches alike.
 
 use crate::auth::ApiKeyResolver;
 use crate::error::ApiError;
@@ -25,6 +29,7 @@ use crate::events::{EVENTS_MISSED, Event};
 use crate::identity::Identity;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -105,6 +110,36 @@ struct Tracked {
 pub struct Revocations {
     users: Mutex<HashMap<String, Tracked>>,
     directory: RwLock<Option<Arc<dyn ApiKeyResolver>>>,
+    /// Moves whenever what this process knows about any user may have changed.
+    generation: AtomicU64,
+}
+
+/// What [`Revocations::admit`] needs of a status, copied out of the lock without allocating.
+#[derive(Clone, Copy)]
+struct Standing {
+    exists: bool,
+    admin: bool,
+    super_user: bool,
+    tokens_not_before: u64,
+}
+
+impl From<&UserStatus> for Standing {
+    fn from(status: &UserStatus) -> Self {
+        Self {
+            exists: status.exists,
+            admin: status.admin,
+            super_user: status.super_user,
+            tokens_not_before: status.tokens_not_before,
+        }
+    }
+}
+
+/// The privilege fields of a `user_update` event's data (auth's user view).
+#[derive(Deserialize)]
+struct UpdatedPrivileges {
+    admin: bool,
+    #[serde(rename = "super")]
+    super_user: bool,
 }
 
 impl Revocations {
@@ -112,7 +147,18 @@ impl Revocations {
         Self {
             users: Mutex::new(HashMap::new()),
             directory: RwLock::new(directory),
+            generation: AtomicU64::new(0),
         }
+    }
+
+    /// The current generation: read it *before* fetching user data to cache, and store the
+    /// data under it (see [`crate::user_cache::UserCache`]).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn invalidate_caches(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     fn directory(&self) -> Option<Arc<dyn ApiKeyResolver>> {
@@ -153,12 +199,12 @@ impl Revocations {
 
     /// Marks `uid` as seen now (tracking it from now on, so that re-checks ask about it) and
     /// returns what auth said about it last.
-    fn seen(&self, uid: &str) -> Option<UserStatus> {
+    fn seen(&self, uid: &str) -> Option<Standing> {
         let now = crate::token::unix_now();
         let mut users = self.tracked();
         if let Some(tracked) = users.get_mut(uid) {
             tracked.last_seen = now;
-            return tracked.status.clone();
+            return tracked.status.as_ref().map(Standing::from);
         }
         if users.len() >= MAX_TRACKED_USERS {
             forget_least_recent(&mut users);
@@ -173,17 +219,43 @@ impl Revocations {
         None
     }
 
-    /// Records what auth said about users.
+    /// Records what auth said about users; caches are emptied when anything changed.
     pub fn apply(&self, statuses: impl IntoIterator<Item = UserStatus>) {
         let now = crate::token::unix_now();
-        let mut users = self.tracked();
-        for status in statuses {
-            let entry = users.entry(status.uid.clone()).or_insert(Tracked {
-                status: None,
-                last_seen: now,
-            });
-            entry.status = Some(status);
+        let mut changed = false;
+        {
+            let mut users = self.tracked();
+            for status in statuses {
+                let entry = users.entry(status.uid.clone()).or_insert(Tracked {
+                    status: None,
+                    last_seen: now,
+                });
+                changed |= entry.status.as_ref() != Some(&status);
+                entry.status = Some(status);
+            }
         }
+        if changed {
+            self.invalidate_caches();
+        }
+    }
+
+    /// A demotion announced by a `user_update` event, applied before auth is asked: the
+    /// event's data is auth's view of the user. Only ever lowers privileges.
+    fn apply_demotion(&self, uid: &str, data: &str) {
+        let Ok(privileges) = serde_json::from_str::<UpdatedPrivileges>(data) else {
+            return;
+        };
+        let mut users = self.tracked();
+        if let Some(status) = users.get_mut(uid).and_then(|tracked| tracked.status.as_mut()) {
+            status.admin &= privileges.admin;
+            status.super_user &= privileges.super_user;
+        }
+    }
+
+    /// Auth changed `uid` in this very process: the change holds here before auth answers
+    /// the request that made it (other processes hear the event `event`).
+    pub async fn changed_here(&self, event: &Event) {
+        self.on_event(event).await;
     }
 
     /// Asks auth about `uids` now and records the answer.
@@ -220,18 +292,28 @@ impl Revocations {
     /// user; a deletion takes effect before the answer.
     pub async fn on_event(&self, event: &Event) {
         if event.action == EVENTS_MISSED {
-            self.recheck_all().await;
+            self.missed_events().await;
             return;
         }
         if !event.action.starts_with("user_") || event.uid.is_empty() {
             return;
         }
-        if event.action == "user_delete" {
-            self.apply([UserStatus::deleted(&event.uid)]);
+        match event.action.as_str() {
+            "user_delete" => self.apply([UserStatus::deleted(&event.uid)]),
+            "user_update" => self.apply_demotion(&event.uid, &event.data),
+            _ => {}
         }
+        // Cached user data (API keys, rows) is dropped at receipt, before auth answers.
+        self.invalidate_caches();
         if let Err(err) = self.refresh(std::slice::from_ref(&event.uid)).await {
             tracing::warn!(uid = %event.uid, error = %err, "cannot refresh a user after an event; the periodic re-check will");
         }
+    }
+
+    /// Events may have been lost: nothing cached can be trusted, and every user is re-checked.
+    async fn missed_events(&self) {
+        self.invalidate_caches();
+        self.recheck_all().await;
     }
 
     /// Asks auth about every tracked user, in batches, and forgets users not seen for long.
@@ -271,7 +353,7 @@ impl Revocations {
                         Ok(event) => revocations.on_event(&event).await,
                         Err(broadcast::error::RecvError::Lagged(missed)) => {
                             tracing::warn!(missed, "events were missed; re-checking every user");
-                            revocations.recheck_all().await;
+                            revocations.missed_events().await;
                         }
                         Err(broadcast::error::RecvError::Closed) => break,
                     }
@@ -412,6 +494,30 @@ mod tests {
             revocations.confirm(user("bob", true)).await,
             Err(ApiError::Unauthorized(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_user_update_event_demotes_before_auth_is_asked_and_never_promotes() {
+        // No directory: only what the event says can change anything.
+        let revocations = Revocations::new(None);
+        revocations.apply([status("bob", true, true, 0), status("carol", true, false, 0)]);
+        let view = |admin: bool| {
+            format!(r#"{{"uid":"x","email":"","admin":{admin},"super":{admin},"kind":"","pub_key":"","logged":true}}"#)
+        };
+        revocations
+            .on_event(&Event::new("user_update", "bob", view(false)))
+            .await;
+        assert_eq!(revocations.admit(user("bob", true), 10), Ok(user("bob", false)));
+        revocations
+            .on_event(&Event::new("user_update", "carol", view(true)))
+            .await;
+        assert_eq!(revocations.admit(user("carol", true), 10), Ok(user("carol", false)));
+        // Data that is not a user view (an original service's event) changes nothing.
+        revocations.apply([status("dave", true, true, 0)]);
+        revocations
+            .on_event(&Event::new("user_update", "dave", "not json"))
+            .await;
+        assert_eq!(revocations.admit(user("dave", true), 10), Ok(user("dave", true)));
     }
 
     #[test]

@@ -6,10 +6,11 @@
 //! A `scope` claim separates user tokens from store tokens scoped to one deployment; tokens of
 //! the original services carry no scope and are user tokens.
 
+use crate::fernet_codec::{self, FernetKey};
 use crate::identity::Identity;
 use crate::sensitive::Sensitive;
 use base64::Engine;
-use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -141,8 +142,8 @@ pub enum TokenError {
 
 /// Encodes and verifies tokens with the configured secrets.
 pub struct TokenCodec {
-    signer: fernet::Fernet,
-    verifiers: Vec<fernet::Fernet>,
+    signer: FernetKey,
+    verifiers: Vec<FernetKey>,
     /// `None` means tokens never expire (the original's `GOT_TOKEN_TTL <= 0`).
     ttl_secs: Option<u64>,
 }
@@ -177,7 +178,7 @@ impl TokenCodec {
         let mut verifiers = Vec::with_capacity(secrets.len());
         for secret in secrets {
             let key = fernet_key_for_secret(secret.expose());
-            let fernet = fernet::Fernet::new(key.expose())
+            let fernet = FernetKey::new(key.expose())
                 .ok_or_else(|| anyhow::anyhow!("cannot derive a fernet key from a secret"))?;
             verifiers.push(fernet);
         }
@@ -206,7 +207,7 @@ impl TokenCodec {
 
     pub fn issue_at(&self, claims: &Claims, now: u64) -> String {
         let payload = serde_json::to_vec(claims).unwrap_or_else(|_| unreachable!("claims always serialize"));
-        self.signer.encrypt_at_time(&payload, now)
+        self.signer.seal(&payload, now)
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
@@ -215,28 +216,30 @@ impl TokenCodec {
 
     /// The claims and the issue time (unix seconds) of a valid token.
     pub fn verify_issued(&self, token: &str) -> Result<(Claims, u64), TokenError> {
-        let now = unix_now();
-        let claims = self.verify_at(token, now)?;
-        let issued_at = token_timestamp(token.trim()).ok_or(TokenError::Invalid)?;
-        Ok((claims, issued_at))
+        self.verify_issued_at(token, unix_now())
     }
 
     pub fn verify_at(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
+        self.verify_issued_at(token, now).map(|(claims, _)| claims)
+    }
+
+    fn verify_issued_at(&self, token: &str, now: u64) -> Result<(Claims, u64), TokenError> {
         let token = token.trim();
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Invalid);
         }
-        // Read the timestamp ourselves so that absurd values are refused before any arithmetic.
-        let issued_at = token_timestamp(token).ok_or(TokenError::Invalid)?;
+        // Read the timestamp first so that absurd values are refused before any other work.
+        let issued_at = FernetKey::issued_at(token).ok_or(TokenError::Invalid)?;
         if issued_at > now.saturating_add(MAX_CLOCK_SKEW_SECS) {
             return Err(TokenError::Invalid);
         }
-        let plaintext = self
+        let mut decoded = fernet_codec::decode(token).ok_or(TokenError::Invalid)?;
+        let opened = self
             .verifiers
             .iter()
-            .find_map(|fernet| fernet.decrypt_at_time(token, None, now).ok())
+            .find_map(|key| key.open_decoded(&mut decoded))
             .ok_or(TokenError::Invalid)?;
-        let claims: Claims = serde_json::from_slice(&plaintext).map_err(|_| TokenError::Invalid)?;
+        let claims: Claims = serde_json::from_slice(&opened.plaintext).map_err(|_| TokenError::Invalid)?;
         match claims.scope() {
             TokenScope::User => {
                 if let Some(ttl) = self.ttl_secs
@@ -255,20 +258,8 @@ impl TokenCodec {
                 }
             }
         }
-        Ok(claims)
+        Ok((claims, issued_at))
     }
-}
-
-/// The issue time inside a fernet token (version byte 0x80, then a big-endian u64).
-fn token_timestamp(token: &str) -> Option<u64> {
-    let trimmed = token.trim_end_matches('=');
-    let bytes = URL_SAFE_NO_PAD.decode(trimmed).ok()?;
-    if bytes.len() < 9 || bytes[0] != 0x80 {
-        return None;
-    }
-    let mut stamp = [0u8; 8];
-    stamp.copy_from_slice(&bytes[1..9]);
-    Some(u64::from_be_bytes(stamp))
 }
 
 #[cfg(test)]

@@ -64,9 +64,14 @@ pub async fn router(platform: Platform) -> anyhow::Result<Router> {
     bootstrap::ensure_admin(&users, &platform.config).await?;
     // Providers are only contacted when someone signs in: an unreachable one never stops auth.
     let sso = Arc::new(oidc::Sso::from_config(&platform.config)?);
+    let rows = Arc::new(goterra_core::user_cache::UserCache::new(
+        platform.authenticator.revocations().clone(),
+        routes::CACHED_USER_ROWS,
+    ));
     let state = AuthState {
         users,
         identities: identities::Identities::new(platform.db.clone()),
+        rows,
         platform,
         throttle: Arc::new(throttle::LoginThrottle::default()),
         sso,

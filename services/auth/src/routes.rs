@@ -9,6 +9,7 @@ use axum::extract::{FromRef, Path, State};
 use goterra_core::extract::ClientAddress;
 use goterra_core::revocation::{RECHECK_BATCH, StatusAnswer, StatusRequest};
 use goterra_core::token::unix_now;
+use goterra_core::user_cache::UserCache;
 use goterra_core::{
     ApiError, ApiJson, ApiQuery, ApiResult, AuthUser, Authenticator, Claims, ErrorBody, Event, Identity, MaybeUser,
     Pagination, Platform, ServiceCaller,
@@ -22,7 +23,13 @@ pub struct AuthState {
     pub platform: Platform,
     pub throttle: Arc<LoginThrottle>,
     pub sso: Arc<crate::oidc::Sso>,
+    /// Rows of users who call the read routes (`/auth/me`, `/auth/api`, `/auth/token`),
+    /// dropped on any user change this process hears of (see `goterra_core::user_cache`).
+    pub rows: Arc<UserCache<String, Arc<UserRecord>>>,
 }
+
+/// Users whose rows one auth process keeps for its read routes.
+pub const CACHED_USER_ROWS: usize = 10_000;
 
 impl FromRef<AuthState> for Arc<Authenticator> {
     fn from_ref(state: &AuthState) -> Self {
@@ -44,6 +51,18 @@ impl AuthState {
             .await
             .map_err(db_error)?
             .ok_or_else(|| ApiError::unauthorized("user no longer exists"))
+    }
+
+    /// [`Self::current`] through the row cache, for routes that only read the caller's row.
+    /// Routes that change users or decide on privileges read the database.
+    pub(crate) async fn current_cached(&self, caller: &Identity) -> ApiResult<Arc<UserRecord>> {
+        if let Some(row) = self.rows.get(caller.uid.as_str()) {
+            return Ok(row);
+        }
+        let ticket = self.rows.ticket();
+        let row = Arc::new(self.current(caller).await?);
+        self.rows.store(row.uid.clone(), row.clone(), ticket);
+        Ok(row)
     }
 
     /// The target of a `/auth/user/{id}` route, for its owner or an admin.
@@ -70,8 +89,13 @@ impl AuthState {
             .issue_at(&Claims::for_user(&user.identity()), issued_at)
     }
 
+    /// Announces a user change. This process's revocation map and caches take it first, so
+    /// that the change holds here before the request that made it is answered; other
+    /// processes (and replicas) hear the event.
     pub(crate) async fn publish(&self, action: &str, uid: &str, data: String) {
-        self.platform.events.publish(Event::new(action, uid, data)).await;
+        let event = Event::new(action, uid, data);
+        self.platform.authenticator.revocations().changed_here(&event).await;
+        self.platform.events.publish(event).await;
     }
 }
 
@@ -80,10 +104,10 @@ impl AuthState {
     security(("apikey" = []), ("token" = [])),
     responses((status = 200, body = ApiKeyLoginAnswer), (status = 401, body = ErrorBody)))]
 pub async fn api(State(state): State<AuthState>, AuthUser(caller): AuthUser) -> ApiResult<Json<ApiKeyLoginAnswer>> {
-    let user = state.current(&caller).await?;
+    let user = state.current_cached(&caller).await?;
     Ok(Json(ApiKeyLoginAnswer {
         token: state.token_for(&user),
-        user: UserView::from(&user),
+        user: UserView::from(&*user),
     }))
 }
 
@@ -92,7 +116,7 @@ pub async fn api(State(state): State<AuthState>, AuthUser(caller): AuthUser) -> 
     security(("token" = []), ("apikey" = [])),
     responses((status = 200, body = TokenAnswer), (status = 401, body = ErrorBody)))]
 pub async fn renew(State(state): State<AuthState>, AuthUser(caller): AuthUser) -> ApiResult<Json<TokenAnswer>> {
-    let user = state.current(&caller).await?;
+    let user = state.current_cached(&caller).await?;
     Ok(Json(TokenAnswer {
         token: state.token_for(&user),
     }))
@@ -213,8 +237,8 @@ pub async fn register(
 #[utoipa::path(get, path = "/auth/me", tag = "users", security(("token" = []), ("apikey" = [])),
     responses((status = 200, body = UserView), (status = 401, body = ErrorBody)))]
 pub async fn me(State(state): State<AuthState>, AuthUser(caller): AuthUser) -> ApiResult<Json<UserView>> {
-    let user = state.current(&caller).await?;
-    Ok(Json(UserView::from(&user)))
+    let user = state.current_cached(&caller).await?;
+    Ok(Json(UserView::from(&*user)))
 }
 
 /// Every user (admins only), by uid, paginated.

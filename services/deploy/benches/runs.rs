@@ -26,6 +26,7 @@
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use futures_util::StreamExt;
 use goterra_core::config::DatabaseConfig;
 use goterra_core::service::Topology;
 use goterra_core::{Claims, Config, InProcessEventBus, Platform, Sensitive};
@@ -87,6 +88,22 @@ output "run" {
 /// Longest wait for one agent call (a run stuck in a queue ends the bench with a message).
 const WAIT: Duration = Duration::from_secs(180);
 
+/// `GOT_BENCH_RUNS_SCENARIO`: `overhead` (default: real Terraform, the agent's overhead and
+/// the one-at-a-time latency) or `throughput` (`GOT_BENCH_THROUGHPUT_RUNS`, default 1 000, runs
+/// queued at once; meant for a no-op script as `GOT_TERRAFORM_BIN`, see `scripts/bench/runs.sh`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    Overhead,
+    Throughput,
+}
+
+fn scenario() -> Scenario {
+    match std::env::var("GOT_BENCH_RUNS_SCENARIO").as_deref() {
+        Ok("throughput") => Scenario::Throughput,
+        _ => Scenario::Overhead,
+    }
+}
+
 struct Settings {
     rounds: usize,
     latency_runs: usize,
@@ -122,7 +139,7 @@ fn settings() -> Settings {
         );
         std::process::exit(2);
     }
-    if !plugins.join("registry.terraform.io/hashicorp/null").is_dir() {
+    if scenario() == Scenario::Overhead && !plugins.join("registry.terraform.io/hashicorp/null").is_dir() {
         eprintln!(
             "runs bench: no null provider under {} (set GOT_TERRAFORM_PLUGIN_DIR, or run .ci/run once): \
              terraform init runs offline",
@@ -259,6 +276,11 @@ struct Bench {
 
 impl Bench {
     async fn start(backend: Backend, settings: &Settings) -> Self {
+        Self::start_with_agents(backend, settings, 1).await
+    }
+
+    /// With `agents` run agents in this process (each with the default concurrency).
+    async fn start_with_agents(backend: Backend, settings: &Settings, agents: usize) -> Self {
         let engine = match backend {
             Backend::SqliteEmbedded => Engine::Sqlite,
             Backend::PostgresEmbedded | Backend::PostgresRabbit => Engine::Postgres,
@@ -307,8 +329,12 @@ impl Bench {
             },
             ..AgentOptions::default()
         };
-        let agent_queue = goterra_bus::platform_run_queue(&platform);
-        let (_agent, stop) = goterra_run_agent::start_agent(&platform, agent_queue, options).unwrap();
+        let mut stops = Vec::new();
+        for _ in 0..agents {
+            let agent_queue = goterra_bus::platform_run_queue(&platform);
+            let (_agent, stop) = goterra_run_agent::start_agent(&platform, agent_queue, options.clone()).unwrap();
+            stops.push(stop);
+        }
 
         let admin = goterra_client::Client::new(&url)
             .unwrap()
@@ -326,7 +352,7 @@ impl Bench {
             queue,
             shutdown: Some(shutdown),
             server,
-            agent_stop: Box::new(move || stop.cancel()),
+            agent_stop: Box::new(move || stops.iter().for_each(|stop| stop.cancel())),
             _db: db,
             _data_dir: data_dir,
             _work_dir: work_dir,
@@ -768,6 +794,80 @@ async fn latency(backend: Backend, settings: &Settings) -> Latency {
     result
 }
 
+/// `runs` runs of an empty template posted at once (32 requests in flight) to `agents` agents:
+/// runs/s from the first POST to the last `finished`, and the 201 → claim latency.
+async fn throughput(backend: Backend, settings: &Settings, agents: usize, runs: usize) {
+    // Shared by the posting futures of this one task (`buffer_unordered`), never across threads.
+    let bench = std::rc::Rc::new(Bench::start_with_agents(backend, settings, agents).await);
+    let app = bench.app("empty", EMPTY_TF).await;
+    // Warm-up: connections, the first pages, the agents' first claims.
+    for _ in 0..4 {
+        let sent = Instant::now();
+        let (id, _) = bench.post_run(&app).await;
+        bench.marks.wait(&id, Mark::Finished, sent).await;
+    }
+    let started = Instant::now();
+    let posted: Vec<(String, Instant)> = futures_util::stream::iter(0..runs)
+        .map(|_| {
+            let (bench, app) = (bench.clone(), app.clone());
+            async move { bench.post_run(&app).await }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let all_posted = started.elapsed();
+    let mut claims = Vec::with_capacity(runs);
+    let mut last_finished = started;
+    for (id, answered) in &posted {
+        let claimed = bench.marks.wait(id, Mark::Started, started).await;
+        let finished = bench.marks.wait(id, Mark::Finished, started).await;
+        last_finished = last_finished.max(finished);
+        claims.push(if claimed >= *answered {
+            ms(claimed - *answered)
+        } else {
+            -ms(*answered - claimed)
+        });
+    }
+    for (id, _) in posted.iter().step_by(100) {
+        bench.ended(id, "deploy_success").await;
+    }
+    let elapsed = last_finished - started;
+    println!(
+        "| {} | {agents} | {runs} | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} |",
+        backend.label(),
+        ms(all_posted) / 1000.0,
+        runs as f64 / elapsed.as_secs_f64(),
+        median(&claims),
+        percentile(&claims, 90.0),
+        percentile(&claims, 99.0),
+    );
+    match std::rc::Rc::try_unwrap(bench) {
+        Ok(bench) => bench.stop().await,
+        Err(_) => unreachable!("every request finished"),
+    }
+}
+
+fn throughput_main(settings: &Settings) {
+    let runs = count("GOT_BENCH_THROUGHPUT_RUNS", 1000);
+    let agents = count("GOT_BENCH_AGENTS", 4);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        println!(
+            "### Runs queued at once: {runs} runs of an empty template, `{}` as Terraform\n",
+            settings.terraform.display()
+        );
+        println!("| backend | agents | runs | all POSTs answered (s) | runs/s (first POST → last `finished`) | 201 → claimed p50 ms | p90 | p99 |");
+        println!("|---|---|---|---|---|---|---|---|");
+        for backend in [Backend::SqliteEmbedded, Backend::PostgresRabbit] {
+            throughput(backend, settings, agents, runs).await;
+            eprintln!("throughput: {} done, load average {}", backend.label(), load_average());
+        }
+    });
+}
+
 /// `/proc/loadavg`'s first three fields, to note the machine's load beside the figures.
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -777,6 +877,10 @@ fn load_average() -> String {
 
 fn main() {
     let settings = settings();
+    if scenario() == Scenario::Throughput {
+        throughput_main(&settings);
+        return;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -168,6 +168,17 @@ const RUN_CLAIMS_V1: &str = "ALTER TABLE deploy_runs ADD COLUMN claim_id TEXT;";
 /// whole table: 100 000 runs took 176 ms per page on SQLite without it (`runs_page` bench).
 const RUNS_BY_CREATION_V1: &str = "CREATE INDEX deploy_runs_by_creation ON deploy_runs (created_at, id);";
 
+/// A run list filtered by status reads one index range per owner or namespace and status, in
+/// page order (`RunRepo::list_in_status`): 23 ms (SQLite) and 52 ms (PostgreSQL) per first page
+/// with 100 000 runs before, when the status was checked on every run of the user. The status
+/// index gains the creation time for the same reason on the list of every run.
+const RUN_LIST_INDEXES_V1: &str = "
+CREATE INDEX deploy_runs_by_uid_status ON deploy_runs (uid, status, created_at, id);
+CREATE INDEX deploy_runs_by_namespace_status ON deploy_runs (namespace_id, status, created_at, id);
+DROP INDEX deploy_runs_by_status;
+CREATE INDEX deploy_runs_by_status ON deploy_runs (status, created_at, id);
+";
+
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
         id: "deploy-0001-catalogue",
@@ -191,6 +202,11 @@ pub const MIGRATIONS: &[Migration] = &[
         id: "deploy-0004-runs-by-creation",
         postgres: RUNS_BY_CREATION_V1,
         sqlite: RUNS_BY_CREATION_V1,
+    },
+    Migration {
+        id: "deploy-0005-run-list-indexes",
+        postgres: RUN_LIST_INDEXES_V1,
+        sqlite: RUN_LIST_INDEXES_V1,
     },
     // The queues deploys feed (goterra-bus's id again), marked when deploy starts.
     goterra_bus::MIGRATIONS[1],

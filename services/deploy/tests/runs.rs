@@ -985,6 +985,12 @@ async fn run_lists_filter_by_status_before_paging(engine: Engine) {
         ids("alice", "/deploy/run?all=1&status=deploy_success".into()).await,
         [c.as_str()]
     );
+    // The owner's own runs and the namespace's are one sequence, each run once, paged as one.
+    assert_eq!(
+        ids("alice", "/deploy/run?all=1&skip=1&limit=2".into()).await,
+        [c.as_str(), b.as_str()]
+    );
+    assert_eq!(ids("alice", "/deploy/run?all=1&skip=3".into()).await, [a.as_str()]);
     assert_eq!(
         ids("alice", format!("/deploy/ns/{ns}/run?all=1&status=canceled")).await,
         [d.as_str(), b.as_str()]

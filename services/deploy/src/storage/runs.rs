@@ -205,43 +205,85 @@ impl<'a> RunRepo<'a> {
     }
 
     /// A page of the runs in one of `statuses` (empty: any status), newest first.
+    ///
+    /// Each source of runs (an owner, a namespace, or every run) in each asked status is one
+    /// index range already in page order, cut at `skip + limit`; the page is taken from their
+    /// union, and only the page's rows are read in full. So a first page reads a few hundred
+    /// index entries whatever the table holds, where one `uid = $1 OR namespace_id IN (...)`
+    /// condition or a status filter read every run of the user or the namespace and sorted
+    /// them (120 ms with 100 000 runs on SQLite, `scripts/bench/lists.sh`).
     pub async fn list_in_status(
         &self,
         filter: RunFilter<'_>,
         statuses: &[RunStatus],
         page: Page,
     ) -> StorageResult<Vec<RunRecord>> {
-        let (condition, mut binds): (&str, Vec<&str>) = match filter {
-            RunFilter::Every => ("1 = 1", vec![]),
-            RunFilter::OwnedBy(uid) => ("uid = $1", vec![uid.as_str()]),
-            RunFilter::InNamespace(namespace) => ("namespace_id = $1", vec![namespace.as_str()]),
+        // Equalities on indexed columns, one list per source.
+        let sources: Vec<Vec<(&str, String)>> = match filter {
+            RunFilter::Every => vec![vec![]],
+            RunFilter::OwnedBy(uid) => vec![vec![("uid", uid.to_string())]],
+            RunFilter::InNamespace(namespace) => vec![vec![("namespace_id", namespace.to_string())]],
             RunFilter::OwnedByInNamespace { uid, namespace } => {
-                ("namespace_id = $1 AND uid = $2", vec![namespace.as_str(), uid.as_str()])
+                vec![vec![("namespace_id", namespace.to_string()), ("uid", uid.to_string())]]
             }
-            RunFilter::OwnedByOrInNamespacesOwnedBy(uid) => (
-                "uid = $1 OR namespace_id IN \
-                 (SELECT namespace_id FROM deploy_namespace_users WHERE uid = $2 AND role = 'owner')",
-                vec![uid.as_str(), uid.as_str()],
-            ),
+            RunFilter::OwnedByOrInNamespacesOwnedBy(uid) => {
+                let owned: Vec<(String,)> =
+                    sqlx::query_as("SELECT namespace_id FROM deploy_namespace_users WHERE uid = $1 AND role = 'owner'")
+                        .bind(uid.to_string())
+                        .fetch_all(self.db.pool())
+                        .await?;
+                std::iter::once(vec![("uid", uid.to_string())])
+                    .chain(owned.into_iter().map(|(namespace,)| vec![("namespace_id", namespace)]))
+                    .collect()
+            }
         };
-        let status_condition = if statuses.is_empty() {
-            String::new()
+        let status_choices: Vec<Option<&str>> = if statuses.is_empty() {
+            vec![None]
         } else {
-            let condition = format!(" AND status IN ({})", placeholders(binds.len() + 1, statuses.len()));
-            binds.extend(statuses.iter().map(|status| status.as_str()));
-            condition
+            statuses.iter().map(|status| Some(status.as_str())).collect()
         };
+        let reach = page.skip.saturating_add(page.limit);
+        let mut binds: Vec<String> = Vec::new();
+        let mut bind = |value: String| {
+            binds.push(value);
+            format!("${}", binds.len())
+        };
+        let mut branches = Vec::new();
+        for source in &sources {
+            for status in &status_choices {
+                let mut conditions: Vec<String> = source
+                    .iter()
+                    .map(|(column, value)| format!("{column} = {}", bind(value.clone())))
+                    .collect();
+                if let Some(status) = status {
+                    conditions.push(format!("status = {}", bind(status.to_string())));
+                }
+                let condition = if conditions.is_empty() {
+                    "1 = 1".to_string()
+                } else {
+                    conditions.join(" AND ")
+                };
+                branches.push(format!(
+                    "SELECT id, created_at FROM (SELECT id, created_at FROM deploy_runs WHERE {condition} \
+                     ORDER BY created_at DESC, id DESC LIMIT {reach}) AS b{}",
+                    branches.len()
+                ));
+            }
+        }
+        // The page is cut from the branches' (id, time) pairs (UNION: a run found by two
+        // branches counts once); only its rows are read in full.
         let sql = format!(
-            "SELECT {COLUMNS} FROM deploy_runs WHERE ({condition}){status_condition} \
-             ORDER BY created_at DESC, id DESC LIMIT ${} OFFSET ${}",
-            binds.len() + 1,
-            binds.len() + 2
+            "SELECT {COLUMNS} FROM deploy_runs WHERE id IN (SELECT id FROM ({}) AS found \
+             ORDER BY created_at DESC, id DESC LIMIT {} OFFSET {}) ORDER BY created_at DESC, id DESC",
+            branches.join(" UNION "),
+            page.limit,
+            page.skip
         );
         let mut query = sqlx::query(&sql);
         for value in binds {
-            query = query.bind(value.to_string());
+            query = query.bind(value);
         }
-        let rows = query.bind(page.limit).bind(page.skip).fetch_all(self.db.pool()).await?;
+        let rows = query.fetch_all(self.db.pool()).await?;
         rows.iter().map(decode).collect()
     }
 
