@@ -9,8 +9,8 @@
 //! a run queue and an acct queue on RabbitMQ, user names, ports and directories.
 
 use crate::proxy::FaultProxy;
-use goterra_testing::{SpawnedServer, TEST_SECRET, free_port};
 use goterra_testing::db::TestDb;
+use goterra_testing::{SpawnedServer, TEST_SECRET, free_port};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::net::{SocketAddr, ToSocketAddrs};
