@@ -29,6 +29,11 @@ pub struct Announcement {
 const RETRY_MIDDLEWARE: &str = "got-retry-idempotent";
 /// Traefik's redirect of `/` to the web UI.
 const ROOT_REDIRECT: &str = "got-root-to-app";
+/// Tries of an idempotent request: the load balancer may pick a dead replica again on a retry
+/// until the health check drops it, so several.
+const RETRY_ATTEMPTS: &str = "10";
+/// How often Traefik asks each replica's readiness: a dead replica leaves the routing within it.
+const HEALTH_CHECK_INTERVAL: &str = "3s";
 const IDEMPOTENT_METHODS: &str = "(Method(`GET`) || Method(`HEAD`) || Method(`PUT`) || Method(`DELETE`))";
 
 impl Announcement {
@@ -53,7 +58,7 @@ impl Announcement {
     pub fn traefik_keys(&self, root: &str) -> Vec<(String, String)> {
         let retry = format!("{root}/http/middlewares/{RETRY_MIDDLEWARE}/retry");
         let mut keys = vec![
-            (format!("{retry}/attempts"), "3".to_string()),
+            (format!("{retry}/attempts"), RETRY_ATTEMPTS.to_string()),
             (format!("{retry}/initialInterval"), "100ms".to_string()),
             // Traefik's own 502 for a replica that died with the request in flight.
             (format!("{retry}/status/0"), "502".to_string()),
@@ -84,11 +89,7 @@ impl Announcement {
             }
             let balancer = format!("{root}/http/services/{id}/loadBalancer");
             keys.push((format!("{balancer}/healthCheck/path"), format!("{prefix}/ready")));
-            keys.push((format!("{balancer}/healthCheck/interval"), "10s".into()));
-            // A replica that fails a request (killed, say) is left out for 10 s at once,
-            // without waiting for the next health check, so that retries go elsewhere.
-            keys.push((format!("{balancer}/passiveHealthCheck/failureWindow"), "10s".into()));
-            keys.push((format!("{balancer}/passiveHealthCheck/maxFailedAttempts"), "1".into()));
+            keys.push((format!("{balancer}/healthCheck/interval"), HEALTH_CHECK_INTERVAL.into()));
             keys.push((format!("{balancer}/responseForwarding/flushInterval"), "-1ms".into()));
             keys.push((
                 format!("{balancer}/servers/{}/url", self.replica),

@@ -727,7 +727,15 @@ async fn namespace_membership_is_asked_of_deploy_when_running_alone() {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default();
                 if (ns == "genomics" || ns == "ns1") && (key == "key-alice" || key == "key-bob") {
-                    axum::Json(json!({"ns": {"id": "ns1", "name": "genomics"}})).into_response()
+                    // Deploy's own answer shape (the id is `_id`, as in the original).
+                    axum::Json(goterra_client::deploy::NamespaceOne {
+                        ns: goterra_client::deploy::Namespace {
+                            id: "ns1".into(),
+                            name: "genomics".into(),
+                            ..Default::default()
+                        },
+                    })
+                    .into_response()
                 } else {
                     axum::http::StatusCode::FORBIDDEN.into_response()
                 }
