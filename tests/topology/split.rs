@@ -181,8 +181,9 @@ async fn a_dead_agents_run_is_taken_over_by_the_other_and_its_log_streams_live()
 }
 
 /// RabbitMQ unreachable for a few seconds while runs wait in the queue: none is lost, every
-/// run reaches a terminal status; a run asked for during the outage is refused with 503 and
-/// marked failed (the client knows), and runs work again once the broker is back.
+/// run reaches a terminal status; a run asked for during the outage is refused with 503 (the
+/// client knows; deploy marks it failed when the request reached it), and runs work again once
+/// the broker is back.
 #[tokio::test]
 async fn runs_queued_across_a_rabbitmq_outage_all_end() {
     let Some(tools) = tools() else { return };
@@ -208,12 +209,19 @@ async fn runs_queued_across_a_rabbitmq_outage_all_end() {
     }
 
     topology.amqp.cut();
+    // Refused either by deploy (the run is then marked failed, with the reason) or, once
+    // Traefik's readiness check saw the broker gone, by Traefik itself (nothing is created).
     let (status, refused) = start("during").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{refused}");
-    let message = refused["message"].as_str().unwrap_or_default();
-    assert!(message.contains("run queue is unavailable"), "{refused}");
+    let refused_by_deploy = refused["message"].as_str().is_some();
+    if refused_by_deploy {
+        let message = refused["message"].as_str().unwrap_or_default();
+        assert!(message.contains("run queue is unavailable"), "{refused}");
+    }
     tokio::time::sleep(Duration::from_secs(4)).await;
     topology.amqp.restore();
+    // The replicas are ready again, and routed, without a restart.
+    topology.wait_routed().await;
 
     let (status, created) = start("after").await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
@@ -235,7 +243,7 @@ async fn runs_queued_across_a_rabbitmq_outage_all_end() {
     assert!(statuses.iter().all(|status| is_terminal(status)), "{statuses:?}");
     assert_eq!(
         statuses.iter().filter(|status| **status == "deploy_failure").count(),
-        1,
+        usize::from(refused_by_deploy),
         "only the run refused during the outage failed: {statuses:?}"
     );
     topology.stop().await;
