@@ -363,7 +363,7 @@ mod tests {
         );
         assert_eq!(
             keys["traefik/http/middlewares/got-retry-idempotent/retry/attempts"],
-            "3"
+            RETRY_ATTEMPTS
         );
         assert_eq!(keys["traefik/http/routers/got-root/rule"], "Path(`/`)");
         assert_eq!(
