@@ -26,6 +26,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+#[path = "support/processes.rs"]
+mod processes;
+use processes::descendants;
+
 const GOTERRA: &str = env!("CARGO_BIN_EXE_goterra");
 const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 const SECRET_INPUT: &str = "e2e-secret-value-xyz";
@@ -614,41 +618,6 @@ async fn cancel_stops_an_apply_in_progress() {
     // Terraform and its `sleep` are gone: nothing holds the marker's run any more.
     platform.destroy(&id).await;
     platform.stop().await;
-}
-
-/// Every process below `pid`, deepest first.
-fn descendants(pid: u32) -> Vec<u32> {
-    let mut parents = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // `pid (comm) state ppid ...`: comm may hold spaces, so read after the last ')'.
-        let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest.to_string()) else {
-            continue;
-        };
-        if let Some(ppid) = rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok()) {
-            parents.push((child, ppid));
-        }
-    }
-    let mut found = vec![pid];
-    let mut index = 0;
-    while index < found.len() {
-        let parent = found[index];
-        found.extend(
-            parents
-                .iter()
-                .filter(|(_, ppid)| *ppid == parent)
-                .map(|(child, _)| *child),
-        );
-        index += 1;
-    }
-    found.remove(0);
-    found.reverse();
-    found
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@
 //! Everything is the test's own: a PostgreSQL database, a Redis key prefix and discovery root,
 //! a run queue and an acct queue on RabbitMQ, user names, ports and directories.
 
+use crate::processes::descendants;
 use crate::proxy::FaultProxy;
 use goterra_testing::db::TestDb;
 use goterra_testing::{SpawnedServer, TEST_SECRET, free_port};
@@ -506,40 +507,6 @@ fn is_running(pid: u32) -> bool {
                 .map(|(_, rest)| rest.trim_start().starts_with('Z'))
         })
         .is_some_and(|zombie| !zombie)
-}
-
-/// The processes under `pid`, from /proc (children before their parents' parents).
-pub fn descendants(pid: u32) -> Vec<u32> {
-    let mut parents = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // `pid (comm) state ppid ...`: comm may hold spaces, so split after its `)`.
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        if let Some(ppid) = rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok()) {
-            parents.push((child, ppid));
-        }
-    }
-    let mut found = vec![pid];
-    let mut index = 0;
-    while index < found.len() {
-        let parent = found[index];
-        found.extend(
-            parents
-                .iter()
-                .filter(|(_, ppid)| *ppid == parent)
-                .map(|(child, _)| *child),
-        );
-        index += 1;
-    }
-    found.remove(0);
-    found
 }
 
 /// Reads `file` of each VM of `run_dir` until all hold the same non-empty text.

@@ -6,6 +6,8 @@
 
 mod database;
 mod harness;
+#[path = "../support/processes.rs"]
+mod processes;
 mod proxy;
 mod split;
 #[path = "../support/traefik.rs"]
