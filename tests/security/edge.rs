@@ -166,56 +166,63 @@ async fn framework_errors_are_json_with_their_status() {
     server.stop().await;
 }
 
-/// An answer given before the request body arrived closes its connection and says so, so that
-/// a proxy does not send the next request (maybe another client's POST) on a closing
-/// connection and answer it 502. A body read to its end keeps the connection alive.
+/// A refused request keeps its connection alive: its body is read before the answer, so that
+/// hyper does not close the connection with the body half read, which resets it — a proxy in
+/// front (Traefik) would lose the answer, or send the next request on the closing connection,
+/// and answer 502. A body declared over the limit is refused at once, with `Connection: close`.
 #[tokio::test]
-async fn answers_before_the_body_arrived_say_connection_close() {
+async fn refused_requests_keep_their_connection_unless_their_body_is_too_large() {
     let server = platform(goterra_db::Engine::Sqlite, |_| {}).await;
     let addr = server.url.trim_start_matches("http://").to_string();
-    let head_only = |method: &str, path: &str| {
-        format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n")
+    let request = |method: &str, path: &str, length: usize| {
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+        )
     };
-    // Refused by the edge (control character in the path), by the token check of a route
-    // whose body the edge leaves to its handler (an agent's call) and of a GET, before the
-    // two body bytes that the client has not sent yet.
+    // Refused by the edge (a control character in the path), by the token check of a route
+    // whose body the edge does not check (an agent's call), and of a GET with a body; each
+    // followed on the same connection by a health check.
     for (method, path) in [
         ("POST", "/deploy/ns/a%01b"),
         ("PUT", "/deploy/agent/run/0123456789abcdef01234567/state"),
         ("GET", "/auth/me"),
     ] {
         let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        stream.write_all(head_only(method, path).as_bytes()).await.unwrap();
-        let mut answer = String::new();
-        let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut answer)).await;
-        assert!(read.is_ok(), "{path}: the connection must close after the answer");
-        let head = answer.to_ascii_lowercase();
-        assert!(head.starts_with("http/1.1 4"), "{path}: {answer}");
-        assert!(head.contains("\r\nconnection: close\r\n"), "{path}: {answer}");
-    }
-    // The whole body sent: the refusal keeps the connection for the next request.
-    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let request = format!("{}{{}}", head_only("POST", "/auth/user/alice/identities"));
-    stream.write_all(request.repeat(2).as_bytes()).await.unwrap();
-    let mut answers = Vec::new();
-    let mut buffer = [0u8; 4096];
-    while answers.windows(9).filter(|w| w == b"HTTP/1.1 ").count() < 2 {
-        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buffer))
+        let body = format!("{{\"filler\": \"{}\"}}", "x".repeat(100_000));
+        let first = format!("{}{body}", request(method, path, body.len()));
+        stream.write_all(first.as_bytes()).await.unwrap();
+        stream
+            .write_all(b"GET /auth HTTP/1.1\r\nHost: x\r\n\r\n")
             .await
-            .expect("two answers on one connection")
             .unwrap();
-        assert!(
-            read > 0,
-            "closed after one answer: {}",
-            String::from_utf8_lossy(&answers)
-        );
-        answers.extend_from_slice(&buffer[..read]);
+        let mut answers = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while answers.windows(9).filter(|w| w == b"HTTP/1.1 ").count() < 2 {
+            let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buffer))
+                .await
+                .unwrap_or_else(|_| panic!("{method} {path}: no second answer"))
+                .unwrap();
+            assert!(
+                read > 0,
+                "{method} {path}: closed after: {}",
+                String::from_utf8_lossy(&answers)
+            );
+            answers.extend_from_slice(&buffer[..read]);
+        }
+        let answers = String::from_utf8_lossy(&answers).to_ascii_lowercase();
+        assert!(answers.starts_with("http/1.1 4"), "{method} {path}: {answers}");
+        assert!(!answers.contains("connection: close"), "{method} {path}: {answers}");
     }
-    assert!(
-        !String::from_utf8_lossy(&answers)
-            .to_ascii_lowercase()
-            .contains("connection: close")
-    );
+    // Declared over the limit: refused before the body is sent, and the connection closes.
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = request("POST", "/deploy/ns", 64 * 1024 * 1024);
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut answer)).await;
+    assert!(read.is_ok(), "the connection must close after the answer");
+    let answer = answer.to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 413"), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
     server.stop().await;
 }
 

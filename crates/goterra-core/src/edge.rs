@@ -19,7 +19,7 @@
 
 use crate::error::{ApiError, ErrorBody};
 use crate::http::HealthOnly;
-use axum::body::{Body, Bytes};
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -137,6 +137,25 @@ fn is_health_path(path: &str) -> bool {
 }
 
 async fn check_request(request: Request, body_limit: usize) -> Result<Request, Response> {
+    // The whole body first, also for a request refused below: an answer given while the client
+    // is still sending would be followed by hyper closing the connection with the rest of the
+    // body unread, which resets it — a proxy in front then loses the answer and says 502.
+    let (parts, body) = request.into_parts();
+    let bytes = if body.is_end_stream() {
+        Bytes::new()
+    } else if body.size_hint().lower() > body_limit as u64 {
+        // Declared too large: refused before reading (the connection closes after the answer).
+        return Err(ApiError::too_large("request body too large").into_response());
+    } else {
+        axum::body::to_bytes(body, body_limit).await.map_err(|err| {
+            if is_length_limit(&err) {
+                ApiError::too_large("request body too large").into_response()
+            } else {
+                ApiError::bad_request("cannot read the request body").into_response()
+            }
+        })?
+    };
+    let request = Request::from_parts(parts, Body::from(bytes.clone()));
     let uri_len = request.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
     if uri_len > MAX_URI_BYTES {
         return Err(error_response(
@@ -173,19 +192,10 @@ async fn check_request(request: Request, body_limit: usize) -> Result<Request, R
             return Err(refused(name.as_str()).into_response());
         }
     }
-    if !may_carry_json(&request) {
-        return Ok(request);
+    if may_carry_json(&request) {
+        check_json_text(&bytes).map_err(IntoResponse::into_response)?;
     }
-    let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, body_limit).await.map_err(|err| {
-        if is_length_limit(&err) {
-            ApiError::too_large("request body too large").into_response()
-        } else {
-            ApiError::bad_request("cannot read the request body").into_response()
-        }
-    })?;
-    check_json_text(&bytes).map_err(IntoResponse::into_response)?;
-    Ok(Request::from_parts(parts, Body::from(bytes)))
+    Ok(request)
 }
 
 fn may_carry_json(request: &Request) -> bool {

@@ -1,13 +1,13 @@
 //! Answers to a request whose body was not read to its end say `Connection: close`.
 //!
-//! A service may answer before reading the request body: the edge refuses a bad path or header
-//! (400, 414, 431) or a body over the limit (413), an extractor refuses a missing token (401)
-//! before the body extractor runs. hyper then tries to drain the body; when the rest of it has
-//! not arrived yet, it closes the connection after the answer — but it wrote the answer's head
-//! before deciding, without `Connection: close`. A proxy in front (Traefik) keeps that
-//! connection in its pool, shared by every client, sends the next request on it, meets the
-//! closed socket, and answers that request 502; it cannot retry a POST. Saying
-//! `Connection: close` on such answers lets the proxy drop the connection instead.
+//! When a service answers before reading the whole request body, hyper tries to drain it; if
+//! the rest has not arrived yet, it closes the connection after the answer — but it wrote the
+//! answer's head before deciding, without `Connection: close`. A proxy in front (Traefik) keeps
+//! that connection in its pool, shared by every client, sends the next request on it, meets the
+//! closed socket and answers that request 502 (it cannot retry a POST). The edge reads every
+//! body before it answers (see [`crate::edge`]), so this is left for a body declared over the
+//! limit (413) and for handlers served without the edge; saying `Connection: close` there lets
+//! the proxy drop the connection instead.
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::Request;
