@@ -16,12 +16,14 @@
 //! cleanly and releases the state lock), then SIGKILL after a grace period.
 
 mod files;
+mod init_cache;
 pub(crate) mod process;
 mod redact;
 
 pub use redact::Redactor;
 
 use goterra_core::runs::{RunAction, RunReport, RunSpec, RunStatus};
+use init_cache::{Entry, InitCache};
 use process::{CommandOutcome, Stop, TerraformCommand};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -184,7 +186,9 @@ struct Limit {
     timeout: Duration,
 }
 
-/// Runs Terraform's commands for the action in the run directory `dir`.
+/// Runs Terraform's commands for the action in the run directory `dir`: `init` — or the
+/// initialised directory of an earlier run of the same template (see [`init_cache`]) — then
+/// the action.
 async fn run_action(
     dir: &std::path::Path,
     config: &ExecutorConfig,
@@ -194,63 +198,143 @@ async fn run_action(
     limit: Limit,
     cancel: &CancellationToken,
 ) -> Result<(serde_json::Value, Option<String>), Stopped> {
-    let Limit { deadline, timeout } = limit;
-    let env = files::environment(config, spec, dir);
-    let run = |name: &'static str, args: Vec<String>, stream_stdout: bool| TerraformCommand {
-        name,
-        bin: config.terraform_bin.clone(),
-        args,
-        dir: dir.to_path_buf(),
-        env: env.clone(),
+    let terraform = Terraform {
+        dir,
+        config,
+        env: files::environment(config, spec, dir),
         sink: sink.clone(),
         redactor: redactor.clone(),
-        stream_stdout,
-        deadline,
-        cancel: cancel.clone(),
-        kill_grace: config.kill_grace,
+        limit,
+        cancel,
     };
-    let mut init = vec!["init".to_string(), "-input=false".into(), "-no-color".into()];
-    if let Some(plugins) = &config.plugin_dir {
-        init.push(format!("-plugin-dir={}", plugins.display()));
+    let cached = open_init_cache(config, spec, dir).await;
+    if let Some((cache, entry)) = &cached
+        && blocking(cache, entry, dir, InitCache::restore).await == Some(true)
+    {
+        sink.line("goterra: reusing the initialised directory of an earlier run of this template".into());
+        match terraform.action(spec.action, &redactor).await {
+            Err(Stopped::Failed(error)) if error.contains("run \"terraform init\"") => {
+                // Out of date (see the cache's documentation); nothing was changed yet.
+                sink.line("goterra: the reused directory is out of date: running terraform init".into());
+                blocking(cache, entry, dir, |cache, entry, _| cache.forget(entry)).await;
+                remove_initialised(dir).await;
+            }
+            done => return done,
+        }
     }
-    check(run("init", init, true).run().await, timeout)?;
-    let outcome = match spec.action {
-        RunAction::Deploy => {
-            check(
-                run(
+    terraform.init().await?;
+    if let Some((cache, entry)) = &cached {
+        blocking(cache, entry, dir, InitCache::store).await;
+    }
+    terraform.action(spec.action, &redactor).await
+}
+
+/// The cache of initialised directories and this template's entry, when the cache is usable.
+async fn open_init_cache(config: &ExecutorConfig, spec: &RunSpec, dir: &std::path::Path) -> Option<(InitCache, Entry)> {
+    let base = config.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let (config, template, dir) = (config.clone(), spec.template.clone(), dir.to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        let cache = InitCache::open(&base, &dir)?;
+        let entry = cache.entry(&config, &template);
+        Some((cache, entry))
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// Runs a cache operation off the async runtime (it walks and copies directories).
+async fn blocking<T: Send + 'static>(
+    cache: &InitCache,
+    entry: &Entry,
+    dir: &std::path::Path,
+    operation: fn(&InitCache, &Entry, &std::path::Path) -> T,
+) -> Option<T> {
+    let (cache, entry, dir) = (cache.clone(), entry.clone(), dir.to_path_buf());
+    tokio::task::spawn_blocking(move || operation(&cache, &entry, &dir))
+        .await
+        .ok()
+}
+
+/// Removes what a reused directory left, before a real `init`.
+async fn remove_initialised(dir: &std::path::Path) {
+    let dir = dir.to_path_buf();
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = std::fs::remove_dir_all(dir.join(".terraform"));
+        let _ = std::fs::remove_file(dir.join(".terraform.lock.hcl"));
+    })
+    .await;
+}
+
+/// Terraform's commands in one run directory, with the run's environment and limits.
+struct Terraform<'a> {
+    dir: &'a std::path::Path,
+    config: &'a ExecutorConfig,
+    env: std::collections::BTreeMap<String, String>,
+    sink: Arc<dyn LogSink>,
+    redactor: Arc<Redactor>,
+    limit: Limit,
+    cancel: &'a CancellationToken,
+}
+
+impl Terraform<'_> {
+    async fn run(&self, name: &'static str, args: Vec<String>, stream_stdout: bool) -> Result<CommandOutcome, Stopped> {
+        let command = TerraformCommand {
+            name,
+            bin: self.config.terraform_bin.clone(),
+            args,
+            dir: self.dir.to_path_buf(),
+            env: self.env.clone(),
+            sink: self.sink.clone(),
+            redactor: self.redactor.clone(),
+            stream_stdout,
+            deadline: self.limit.deadline,
+            cancel: self.cancel.clone(),
+            kill_grace: self.config.kill_grace,
+        };
+        check(command.run().await, self.limit.timeout)
+    }
+
+    async fn init(&self) -> Result<(), Stopped> {
+        let mut init = strings(&["init", "-input=false", "-no-color"]);
+        if let Some(plugins) = &self.config.plugin_dir {
+            init.push(format!("-plugin-dir={}", plugins.display()));
+        }
+        self.run("init", init, true).await.map(drop)
+    }
+
+    /// The action in an initialised directory: its outputs and deployment id.
+    async fn action(
+        &self,
+        action: RunAction,
+        redactor: &Redactor,
+    ) -> Result<(serde_json::Value, Option<String>), Stopped> {
+        match action {
+            RunAction::Deploy => {
+                self.run(
                     "apply",
                     strings(&["apply", "-auto-approve", "-input=false", "-no-color"]),
                     true,
                 )
-                .run()
-                .await,
-                timeout,
-            )?;
-            let output = check(
-                run("output", strings(&["output", "-json", "-no-color"]), false)
-                    .run()
-                    .await,
-                timeout,
-            )?;
-            let outputs = parse_outputs(&output.stdout).map_err(Stopped::Failed)?;
-            let deployment_id = deployment_id(&outputs);
-            (redact_sensitive_outputs(outputs, &redactor), deployment_id)
-        }
-        RunAction::Destroy => {
-            check(
-                run(
+                .await?;
+                let output = self
+                    .run("output", strings(&["output", "-json", "-no-color"]), false)
+                    .await?;
+                let outputs = parse_outputs(&output.stdout).map_err(Stopped::Failed)?;
+                let deployment_id = deployment_id(&outputs);
+                Ok((redact_sensitive_outputs(outputs, redactor), deployment_id))
+            }
+            RunAction::Destroy => {
+                self.run(
                     "destroy",
                     strings(&["destroy", "-auto-approve", "-input=false", "-no-color"]),
                     true,
                 )
-                .run()
-                .await,
-                timeout,
-            )?;
-            (serde_json::json!({}), None)
+                .await?;
+                Ok((serde_json::json!({}), None))
+            }
         }
-    };
-    Ok(outcome)
+    }
 }
 
 fn strings(args: &[&str]) -> Vec<String> {

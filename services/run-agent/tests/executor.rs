@@ -26,8 +26,11 @@ output "secret_out" {
 }
 "#;
 
-fn empty_dir(path: &std::path::Path) -> bool {
-    std::fs::read_dir(path).unwrap().next().is_none()
+/// No run directory is left in the work dir (the cache of initialised directories stays).
+fn no_run_dir(path: &std::path::Path) -> bool {
+    std::fs::read_dir(path)
+        .unwrap()
+        .all(|entry| !entry.unwrap().file_name().to_string_lossy().starts_with("goterra-run-"))
 }
 
 #[tokio::test]
@@ -69,7 +72,7 @@ async fn apply_reports_outputs_keeps_state_in_the_backend_and_destroy_removes_it
         "the state lock is released"
     );
     assert_eq!(*server.store.bad_auth.lock().unwrap(), 0);
-    assert!(empty_dir(work.path()), "the run directory is removed");
+    assert!(no_run_dir(work.path()), "the run directory is removed");
 
     // Any agent can destroy: a fresh directory, the state comes from the backend.
     deploy.action = RunAction::Destroy;
@@ -85,7 +88,66 @@ async fn apply_reports_outputs_keeps_state_in_the_backend_and_destroy_removes_it
     assert_eq!(report.outputs, json!({}));
     assert!(log.text().contains("Destroy complete"));
     assert!(server.store.resources(&deploy.run).is_empty());
-    assert!(empty_dir(work.path()));
+    assert!(no_run_dir(work.path()));
+}
+
+/// The destroy after a deploy of the same template skips `terraform init`: it reuses the
+/// directory the deploy initialised. One that Terraform finds out of date (here a lock file
+/// that no longer matches the provider) is initialised again, and the action still succeeds.
+#[tokio::test]
+async fn an_initialised_directory_is_reused_and_initialised_again_when_out_of_date() {
+    let server = state_server().await;
+    let work = tempfile::tempdir().unwrap();
+    let config = executor_config(work.path());
+    let mut run = spec(
+        &server,
+        RunAction::Deploy,
+        NULL_TEMPLATE,
+        json!({"name": "cached", "vm_count": 1}),
+        &[("password", SECRET)],
+    );
+    let execute_logged = |run: goterra_core::runs::RunSpec| {
+        let config = config.clone();
+        async move {
+            let log = Arc::new(Lines::default());
+            let report = execute(&config, &run, log.clone(), CancellationToken::new()).await;
+            (report, log.text())
+        }
+    };
+    const REUSED: &str = "reusing the initialised directory";
+    let (report, text) = execute_logged(run.clone()).await;
+    assert_eq!(report.status, RunStatus::DeploySuccess, "{}\n{text}", report.error);
+    assert!(text.contains("Terraform has been successfully initialized"), "{text}");
+    assert!(!text.contains(REUSED), "{text}");
+
+    run.action = RunAction::Destroy;
+    let (report, text) = execute_logged(run.clone()).await;
+    assert_eq!(report.status, RunStatus::DestroySuccess, "{}\n{text}", report.error);
+    assert!(text.contains(REUSED), "{text}");
+    assert!(!text.contains("Terraform has been successfully initialized"), "{text}");
+    assert!(server.store.resources(&run.run).is_empty());
+
+    // Every kept lock file now pins another provider package.
+    let cache = work.path().join("goterra-init-cache");
+    for entry in std::fs::read_dir(&cache).unwrap() {
+        let lock = entry.unwrap().path().join(".terraform.lock.hcl");
+        let text = std::fs::read_to_string(&lock).unwrap();
+        let start = text.find("\"h1:").unwrap() + 1;
+        let end = start + text[start..].find('"').unwrap();
+        let forged = format!("h1:{}=", "A".repeat(43));
+        std::fs::write(&lock, format!("{}{forged}{}", &text[..start], &text[end..])).unwrap();
+    }
+    run.action = RunAction::Deploy;
+    let (report, text) = execute_logged(run.clone()).await;
+    assert_eq!(report.status, RunStatus::DeploySuccess, "{}\n{text}", report.error);
+    assert!(text.contains("out of date: running terraform init"), "{text}");
+    assert!(text.contains("Terraform has been successfully initialized"), "{text}");
+    assert_eq!(server.store.resources(&run.run).len(), 1);
+    assert!(
+        server.store.locks.lock().unwrap().is_empty(),
+        "the state lock is released"
+    );
+    assert!(no_run_dir(work.path()));
 }
 
 #[tokio::test]
@@ -212,7 +274,7 @@ async fn a_timeout_stops_terraform_and_its_children() {
     let child: u32 = wait_for_file(&pid_file).await.parse().unwrap();
     assert!(!alive(child), "the local-exec child must be stopped too");
     assert!(log.text().contains("goterra: timeout: stopping terraform"));
-    assert!(empty_dir(work.path()));
+    assert!(no_run_dir(work.path()));
 }
 
 #[tokio::test]
@@ -264,7 +326,7 @@ async fn a_missing_binary_is_a_clear_failure() {
         "{}",
         report.error
     );
-    assert!(empty_dir(work.path()));
+    assert!(no_run_dir(work.path()));
 }
 
 #[tokio::test]
