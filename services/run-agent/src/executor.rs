@@ -216,8 +216,7 @@ async fn run_action(
             Err(Stopped::Failed(error)) if error.contains("run \"terraform init\"") => {
                 // Out of date (see the cache's documentation); nothing was changed yet.
                 sink.line("goterra: the reused directory is out of date: running terraform init".into());
-                blocking(cache, entry, dir, |cache, entry, _| cache.forget(entry)).await;
-                remove_initialised(dir).await;
+                blocking(cache, entry, dir, InitCache::forget).await;
             }
             done => return done,
         }
@@ -254,16 +253,6 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(move || operation(&cache, &entry, &dir))
         .await
         .ok()
-}
-
-/// Removes what a reused directory left, before a real `init`.
-async fn remove_initialised(dir: &std::path::Path) {
-    let dir = dir.to_path_buf();
-    let _ = tokio::task::spawn_blocking(move || {
-        let _ = std::fs::remove_dir_all(dir.join(".terraform"));
-        let _ = std::fs::remove_file(dir.join(".terraform.lock.hcl"));
-    })
-    .await;
 }
 
 /// Terraform's commands in one run directory, with the run's environment and limits.

@@ -106,8 +106,7 @@ impl InitCache {
             Err(err) => {
                 // Removed meanwhile by another agent's eviction, or a disk error: init instead.
                 tracing::debug!(%err, "cannot reuse an initialised Terraform directory");
-                let _ = std::fs::remove_dir_all(run_dir.join(DOT_TERRAFORM));
-                let _ = std::fs::remove_file(run_dir.join(LOCK_FILE));
+                remove_copy(run_dir);
                 false
             }
         }
@@ -140,13 +139,14 @@ impl InitCache {
         Ok(())
     }
 
-    /// Forgets an entry Terraform found out of date.
-    pub fn forget(&self, entry: &Entry) {
+    /// Forgets an entry Terraform found out of date, and removes its copy from `run_dir`.
+    pub fn forget(&self, entry: &Entry, run_dir: &Path) {
         if let Err(err) = std::fs::remove_dir_all(&entry.path)
             && err.kind() != std::io::ErrorKind::NotFound
         {
             tracing::warn!(%err, path = %entry.path.display(), "cannot remove an out-of-date initialised Terraform directory");
         }
+        remove_copy(run_dir);
     }
 
     /// Removes the oldest entries beyond [`MAX_ENTRIES`].
@@ -167,6 +167,12 @@ impl InitCache {
             let _ = std::fs::remove_dir_all(path);
         }
     }
+}
+
+/// Removes what init (or a restore) left in `run_dir`.
+fn remove_copy(run_dir: &Path) {
+    let _ = std::fs::remove_dir_all(run_dir.join(DOT_TERRAFORM));
+    let _ = std::fs::remove_file(run_dir.join(LOCK_FILE));
 }
 
 /// Creates `dir` 0700 if needed and checks that it is a real directory, owned by the owner of
@@ -262,7 +268,9 @@ mod tests {
         assert!(!cache.restore(&other, third.path()));
         assert!(!third.path().join(".terraform").exists());
 
-        cache.forget(&entry);
+        cache.forget(&entry, second.path());
+        assert!(!second.path().join(".terraform").exists());
+        assert!(!second.path().join(LOCK_FILE).exists());
         assert!(!cache.restore(&entry, third.path()));
     }
 
