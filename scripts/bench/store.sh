@@ -132,6 +132,7 @@ for backend in embedded redis; do
     bench_limit "$title: waiters" "$waiters" "" ">=" "$wanted"
     bench_limit "$title: answered 200" "$(get answered)" "" ">=" "$waiters"
     bench_limit "$title: answered before the PUT" "$(get early)" "" "<=" 0
+    if [[ "$(get early)" != 0 ]]; then echo "  statuses answered before the PUT: $(get early_statuses)"; fi
     bench_limit "$title: memory per waiter" "$(get kib_per_waiter)" KiB "<" 12
     bench_limit "$title: PUT → last answer" "$(get put_to_last_ms)" ms "<" 2000
     bench_limit "$title: CPU while idle" "$(get idle_cpu_percent)" "% core" "<" 1

@@ -1,4 +1,4 @@
-//! Many VMs waiting for one key: `waiters` requests `GET /store/{id}/cluster_token?wait=120`, each
+//! Many VMs waiting for one key: `waiters` requests `GET /store/{id}/cluster_token?wait=600` (the longest wait the store grants), each
 //! on its own keep-alive connection, then one `PUT` of the key must answer them all.
 //!
 //! Loopback has one server address and about 28 000 ephemeral ports per client address, so the
@@ -8,7 +8,6 @@ use crate::http::{self, request_text};
 use crate::process::{cpu_time, rss_kib};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -34,6 +33,8 @@ pub struct Report {
     pub registered: u64,
     /// Answers that came before the PUT (should be 0).
     pub early: usize,
+    /// Their statuses, `status:count` separated by commas (what went wrong, when some did).
+    pub early_statuses: String,
     /// 200 answers after the PUT.
     pub answered: usize,
     pub rss_before_kib: u64,
@@ -52,10 +53,11 @@ impl Report {
     /// `name=value` lines, what `scripts/bench/store.sh` reads.
     pub fn lines(&self) -> String {
         format!(
-            "waiters={}\nregistered={}\nearly={}\nanswered={}\nrss_before_kib={}\nrss_waiting_kib={}\nkib_per_waiter={:.2}\nidle_cpu_percent={:.2}\nput_to_last_ms={}\n",
+            "waiters={}\nregistered={}\nearly={}\nearly_statuses={}\nanswered={}\nrss_before_kib={}\nrss_waiting_kib={}\nkib_per_waiter={:.2}\nidle_cpu_percent={:.2}\nput_to_last_ms={}\n",
             self.waiters,
             self.registered,
             self.early,
+            self.early_statuses,
             self.answered,
             self.rss_before_kib,
             self.rss_waiting_kib,
@@ -104,12 +106,12 @@ pub async fn run(scenario: &Scenario) -> anyhow::Result<Report> {
 
     let request = Arc::new(request_text(
         "GET",
-        &format!("/store/{id}/cluster_token?wait=120"),
+        &format!("/store/{id}/cluster_token?wait=600"),
         &host,
         std::slice::from_ref(&authorization),
         "",
     ));
-    let answered_early = Arc::new(AtomicUsize::new(0));
+    let answered_early = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<u16, usize>::new()));
     let put_sent = Arc::new(tokio::sync::OnceCell::<Instant>::new());
     let connecting = Arc::new(tokio::sync::Semaphore::new(CONNECTING_AT_ONCE));
     let tasks: Vec<_> = (0..scenario.waiters)
@@ -133,8 +135,10 @@ pub async fn run(scenario: &Scenario) -> anyhow::Result<Report> {
                     .ok()?
                     .ok()?;
                 let at = Instant::now();
-                if put_sent.get().is_none() {
-                    answered_early.fetch_add(1, Ordering::Relaxed);
+                if put_sent.get().is_none()
+                    && let Ok(mut early) = answered_early.lock()
+                {
+                    *early.entry(answer.status).or_default() += 1;
                 }
                 // The connection is closed only after every answer is in.
                 Some((answer.status == 200, at, stream))
@@ -174,10 +178,16 @@ pub async fn run(scenario: &Scenario) -> anyhow::Result<Report> {
         }
     }
     drop(connections);
+    let early = answered_early.lock().map(|early| early.clone()).unwrap_or_default();
     Ok(Report {
         waiters: scenario.waiters,
         registered,
-        early: answered_early.load(Ordering::Relaxed),
+        early: early.values().sum(),
+        early_statuses: early
+            .iter()
+            .map(|(status, count)| format!("{status}:{count}"))
+            .collect::<Vec<_>>()
+            .join(","),
         answered,
         rss_before_kib,
         rss_waiting_kib,
@@ -194,11 +204,23 @@ fn client_address(index: usize) -> IpAddr {
 
 async fn connect_from(source: IpAddr, server: SocketAddr) -> Option<TcpStream> {
     for _ in 0..20 {
-        let socket = TcpSocket::new_v4().ok()?;
-        if socket.bind(SocketAddr::new(source, 0)).is_ok()
-            && let Ok(stream) = socket.connect(server).await
-        {
-            return Some(stream);
+        // The first address connects without binding: the kernel then picks the port at
+        // connect time and may reuse ports whose connections of an earlier run linger in
+        // TIME_WAIT (to another server port). `bind` to port 0 must find a port free of those
+        // too; with tens of thousands of them it crawls and fails, and the first waiters'
+        // wait could run out before the last one connected.
+        let connected = if source == client_address(0) {
+            TcpStream::connect(server).await.ok()
+        } else {
+            let socket = TcpSocket::new_v4().ok()?;
+            let _ = socket.set_reuseaddr(true);
+            match socket.bind(SocketAddr::new(source, 0)) {
+                Ok(()) => socket.connect(server).await.ok(),
+                Err(_) => None,
+            }
+        };
+        if connected.is_some() {
+            return connected;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
