@@ -9,6 +9,10 @@
 //! - **request size limits** answered in the JSON error shape: a URI longer than
 //!   [`MAX_URI_BYTES`] is 414, more than [`MAX_HEADERS`] headers or [`MAX_HEADER_BYTES`] of
 //!   them is 431;
+//! - **whole bodies before any answer**: a request's body is read (up to the body limit) before
+//!   it is checked or handed on, so no answer — a refusal included — leaves a body half read,
+//!   which would make hyper reset the connection and a proxy in front answer 502 (see
+//!   [`crate::unread_body`]); a body declared over the limit is refused at once;
 //! - **every error is JSON** ([`json_error_bodies`], around the whole router): an error answer
 //!   produced by the framework (405, 413, 404 of an unknown route, a path that is not
 //!   UTF-8...) gets the `{"message"}` body its status deserves; headers such as `Allow` are
