@@ -11,8 +11,8 @@
 //!   them is 431;
 //! - **whole bodies before any answer**: a request's body is read (up to the body limit) before
 //!   it is checked or handed on, so no answer — a refusal included — leaves a body half read,
-//!   which would make hyper reset the connection and a proxy in front answer 502 (see
-//!   [`crate::unread_body`]); a body declared over the limit is refused at once;
+//!   which would make hyper reset the connection and a proxy in front answer 502; a body
+//!   over the limit is refused (at once when declared so) with `Connection: close`;
 //! - **every error is JSON** ([`json_error_bodies`], around the whole router): an error answer
 //!   produced by the framework (405, 413, 404 of an unknown route, a path that is not
 //!   UTF-8...) gets the `{"message"}` body its status deserves; headers such as `Allow` are
@@ -148,15 +148,15 @@ async fn check_request(request: Request, body_limit: usize) -> Result<Request, R
     let bytes = if body.is_end_stream() {
         Bytes::new()
     } else if body.size_hint().lower() > body_limit as u64 {
-        // Declared too large: refused before reading (the connection closes after the answer).
-        return Err(ApiError::too_large("request body too large").into_response());
+        // Declared too large: refused before reading.
+        return Err(closing(ApiError::too_large("request body too large").into_response()));
     } else {
         axum::body::to_bytes(body, body_limit).await.map_err(|err| {
-            if is_length_limit(&err) {
+            closing(if is_length_limit(&err) {
                 ApiError::too_large("request body too large").into_response()
             } else {
                 ApiError::bad_request("cannot read the request body").into_response()
-            }
+            })
         })?
     };
     let request = Request::from_parts(parts, Body::from(bytes.clone()));
@@ -200,6 +200,18 @@ async fn check_request(request: Request, body_limit: usize) -> Result<Request, R
         check_json_text(&bytes).map_err(IntoResponse::into_response)?;
     }
     Ok(request)
+}
+
+/// An answer given with the request body unread says `Connection: close`. hyper closes such a
+/// connection after the answer anyway, but decides so after writing the answer's head; without
+/// the header, a proxy in front (Traefik) keeps the connection in its pool — shared by every
+/// client — sends the next request on it, meets the closed socket and answers that request 502
+/// (it cannot retry a POST).
+fn closing(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 fn may_carry_json(request: &Request) -> bool {

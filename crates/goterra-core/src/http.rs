@@ -176,10 +176,8 @@ pub async fn serve_with(
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use std::sync::Arc;
     use tower::{Layer, ServiceExt};
-    let app = axum::middleware::from_fn(crate::unread_body::close_if_body_unread).layer(
-        axum::middleware::from_fn(crate::edge::json_error_bodies)
-            .layer(tower::util::MapRequestLayer::new(normalize_path).layer(router)),
-    );
+    let app = axum::middleware::from_fn(crate::edge::json_error_bodies)
+        .layer(tower::util::MapRequestLayer::new(normalize_path).layer(router));
     let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder

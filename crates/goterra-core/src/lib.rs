@@ -19,7 +19,6 @@ pub mod ops;
 pub mod sensitive;
 pub mod sso;
 pub mod token;
-pub mod unread_body;
 pub mod user_cache;
 
 pub use auth::{

@@ -203,7 +203,7 @@ async fn run_action(
         config,
         env: files::environment(config, spec, dir),
         sink: sink.clone(),
-        redactor: redactor.clone(),
+        redactor,
         limit,
         cancel,
     };
@@ -212,7 +212,7 @@ async fn run_action(
         && blocking(cache, entry, dir, InitCache::restore).await == Some(true)
     {
         sink.line("goterra: reusing the initialised directory of an earlier run of this template".into());
-        match terraform.action(spec.action, &redactor).await {
+        match terraform.action(spec.action).await {
             Err(Stopped::Failed(error)) if error.contains("run \"terraform init\"") => {
                 // Out of date (see the cache's documentation); nothing was changed yet.
                 sink.line("goterra: the reused directory is out of date: running terraform init".into());
@@ -225,7 +225,7 @@ async fn run_action(
     if let Some((cache, entry)) = &cached {
         blocking(cache, entry, dir, InitCache::store).await;
     }
-    terraform.action(spec.action, &redactor).await
+    terraform.action(spec.action).await
 }
 
 /// The cache of initialised directories and this template's entry, when the cache is usable.
@@ -293,11 +293,7 @@ impl Terraform<'_> {
     }
 
     /// The action in an initialised directory: its outputs and deployment id.
-    async fn action(
-        &self,
-        action: RunAction,
-        redactor: &Redactor,
-    ) -> Result<(serde_json::Value, Option<String>), Stopped> {
+    async fn action(&self, action: RunAction) -> Result<(serde_json::Value, Option<String>), Stopped> {
         match action {
             RunAction::Deploy => {
                 self.run(
@@ -311,7 +307,7 @@ impl Terraform<'_> {
                     .await?;
                 let outputs = parse_outputs(&output.stdout).map_err(Stopped::Failed)?;
                 let deployment_id = deployment_id(&outputs);
-                Ok((redact_sensitive_outputs(outputs, redactor), deployment_id))
+                Ok((redact_sensitive_outputs(outputs, &self.redactor), deployment_id))
             }
             RunAction::Destroy => {
                 self.run(
